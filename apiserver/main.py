@@ -1,0 +1,87 @@
+"""`skiff-apiserver`: the gRPC API over etcd that every other component talks to."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import grpc
+
+from apiserver import storage
+from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
+from apiserver.registry import Registry
+from apiserver.server import ApiService, TokenAuth, handler
+from apiserver.watchcache import WatchCache
+
+log = logging.getLogger("apiserver")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-apiserver", description=__doc__)
+    p.add_argument("--etcd-servers", default="127.0.0.1:2379",
+                   help="comma-separated etcd client endpoints")
+    p.add_argument("--bind-address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=6443)
+    p.add_argument("--token-file", help="require this bearer token (file content) on every call")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) -> None:
+    store = storage.EtcdStore(args.etcd_servers.split(","))
+    cache = WatchCache(store)
+    await cache.start()
+    registry = Registry(store, cache, args.service_cluster_ip_range)
+    while True:  # etcd may come up after us: wait for it rather than fail
+        try:
+            await cache.wait_ready(timeout=2.0)
+            await ensure_built_in(registry)
+            break
+        except (TimeoutError, storage.StorageError) as err:
+            log.warning("waiting for etcd at %s: %s", args.etcd_servers, err or "no answer")
+    finalizer = asyncio.create_task(NamespaceFinalizer(registry).run(), name="namespaces")
+    interceptors = []
+    if args.token_file:
+        interceptors.append(TokenAuth(Path(args.token_file).read_text().strip()))
+    server = grpc.aio.server(interceptors=interceptors, options=[
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ])
+    server.add_generic_rpc_handlers([handler(ApiService(registry))])
+    address = f"{args.bind_address}:{args.port}"
+    server.add_insecure_port(address)
+    await server.start()
+    log.info("serving on %s (etcd %s)", address, args.etcd_servers)
+    if started:
+        started.set()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await server.stop(grace=2)
+        finalizer.cancel()
+        await cache.stop()
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()

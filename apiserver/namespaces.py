@@ -1,0 +1,91 @@
+"""Namespace lifecycle: the built-in namespaces exist, and deleting a namespace
+removes everything in it before the namespace itself goes.
+
+Kubernetes does the second part in a controller; Skiff's apiserver does it itself,
+so a cluster without a controller manager still honours namespace deletion. It
+looks at the watch cache (memory), never polls etcd, and is idempotent: any
+apiserver may run it and a restart picks up a half-finished namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from apiserver import codec, errors, storage
+from apiserver.registry import Registry
+from apiserver.strategies import NAMESPACE_FINALIZER
+from skiff.api import kinds
+from skiff.api.v1 import core_pb2
+
+log = logging.getLogger(__name__)
+
+BUILT_IN = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+async def ensure_built_in(registry: Registry) -> None:
+    for name in BUILT_IN:
+        ns = core_pb2.Namespace()
+        ns.metadata.name = name
+        try:
+            await registry.create(ns)
+            log.info("created namespace %s", name)
+        except errors.ApiError as err:
+            if err.code != grpc.StatusCode.ALREADY_EXISTS:
+                raise
+
+
+class NamespaceFinalizer:
+    def __init__(self, registry: Registry, interval: float = 0.5) -> None:
+        self.registry = registry
+        self.interval = interval
+        self._namespaced = [k for k in kinds.KINDS if k.namespaced]
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            terminating = [e.obj for e in self.registry.cache.kinds["Namespace"].items.values()
+                           if e.obj.metadata.HasField("deletion_timestamp")]  # type: ignore[attr-defined]
+            for ns in terminating:
+                try:
+                    await self.finalize(ns.metadata.name)  # type: ignore[attr-defined]
+                except (errors.ApiError, storage.StorageError) as err:
+                    log.warning("namespace %s: cannot finish deletion yet: %s",
+                                ns.metadata.name, err)  # type: ignore[attr-defined]
+
+    async def finalize(self, name: str) -> None:
+        remaining = 0
+        for kind in self._namespaced:
+            items = [e.obj for e in self.registry.cache.kinds[kind.kind].items.values()
+                     if e.obj.metadata.namespace == name]  # type: ignore[attr-defined]
+            remaining += len(items)
+            for obj in items:
+                meta = obj.metadata  # type: ignore[attr-defined]
+                if meta.HasField("deletion_timestamp"):
+                    continue  # already going (graceful deletion or finalizers)
+                try:
+                    await self.registry.delete(kind, name, meta.name,
+                                               precondition_uid=meta.uid)
+                except errors.ApiError as err:
+                    if err.code not in (grpc.StatusCode.NOT_FOUND,
+                                        grpc.StatusCode.FAILED_PRECONDITION):
+                        raise
+        if remaining == 0:
+            await self._remove_finalizer(name)
+
+    async def _remove_finalizer(self, name: str) -> None:
+        kind = kinds.by_kind("Namespace")
+        kv = await self.registry.store.get(codec.key(kind, "", name))
+        if kv is None:
+            return
+        ns: core_pb2.Namespace = codec.decode(kind, kv.value, kv.mod_revision)  # type: ignore[assignment]
+        if NAMESPACE_FINALIZER in ns.spec.finalizers:
+            ns.spec.finalizers.remove(NAMESPACE_FINALIZER)
+        key = codec.key(kind, "", name)
+        if not ns.spec.finalizers and not ns.metadata.finalizers:
+            await self.registry.store.delete(key, kv.mod_revision)
+            log.info("namespace %s is empty and deleted", name)
+        else:
+            await self.registry.store.update(key, codec.encode(ns), kv.mod_revision)

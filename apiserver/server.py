@@ -1,0 +1,222 @@
+"""The gRPC face of the apiserver: requests in, registry calls, replies or statuses out."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import platform
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError, Message
+
+from apiserver import errors, storage
+from apiserver.registry import Registry
+from apiserver.watchcache import Expired, TooNew
+from skiff.api import convert, kinds
+from skiff.api.v1 import service_pb2 as api
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+SERVICE = "skiff.api.v1.Api"
+R = TypeVar("R")
+
+
+def _pack(obj: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(obj, type_url_prefix="type.googleapis.com/")
+    return packed
+
+
+def _kind(name: str) -> kinds.Kind:
+    try:
+        return kinds.lookup(name)
+    except kinds.UnknownKindError as err:
+        raise errors.bad_request(str(err)) from None
+
+
+def _object_in(packed: any_pb2.Any, manifest_json: bytes) -> tuple[Message, list[str]]:
+    """The object of a Create or Update, from a typed Any or a Kubernetes manifest."""
+    if manifest_json:
+        try:
+            data = json.loads(manifest_json)
+        except ValueError as err:
+            raise errors.bad_request(f"manifest is not valid JSON: {err}") from None
+        try:
+            return convert.from_dict(data)
+        except kinds.UnknownKindError as err:
+            raise errors.bad_request(f"{convert.describe(data)}: {err}") from None
+        except convert.ConversionError as err:
+            raise errors.bad_request(f"{err.subject} is invalid: " + "; ".join(err.errors)
+                                     ) from None
+    if not packed.type_url:
+        raise errors.bad_request("the request carries no object")
+    try:
+        kind = kinds.by_type_url(packed.type_url)
+        return kind.message.FromString(packed.value), []
+    except kinds.UnknownKindError as err:
+        raise errors.bad_request(str(err)) from None
+    except DecodeError as err:
+        raise errors.bad_request(f"cannot decode {packed.type_url}: {err}") from None
+
+
+def _handles_errors(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    @functools.wraps(method)
+    async def wrapper(self: ApiService, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except errors.ApiError as err:
+            await context.abort(err.code, err.message)
+        except storage.Unavailable as err:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+        except storage.StorageError as err:
+            log.exception("storage error")
+            await context.abort(grpc.StatusCode.INTERNAL, str(err))
+        raise AssertionError("unreachable")  # context.abort raises
+    return wrapper
+
+
+class ApiService:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    @_handles_errors
+    async def Create(self, request: api.CreateRequest, context: Any) -> api.ObjectReply:
+        obj, warnings = _object_in(request.object, request.manifest_json)
+        created = await self.registry.create(obj, dry_run=request.dry_run)
+        return api.ObjectReply(object=_pack(created), warnings=warnings)
+
+    @_handles_errors
+    async def Get(self, request: api.GetRequest, context: Any) -> api.ObjectReply:
+        obj = await self.registry.get(_kind(request.kind), request.namespace, request.name)
+        return api.ObjectReply(object=_pack(obj))
+
+    @_handles_errors
+    async def List(self, request: api.ListRequest, context: Any) -> api.ListReply:
+        kind = _kind(request.kind)
+        f = self.registry.filter(kind, request.namespace, request.label_selector,
+                                 request.field_selector)
+        entries, revision = await self.registry.list(kind, f)
+        reply = api.ListReply(resource_version=str(revision))
+        type_url = kind.type_url
+        for entry in entries:
+            item = reply.items.add()
+            item.type_url = type_url
+            item.value = entry.data
+        return reply
+
+    async def _update(self, request: api.UpdateRequest, status: bool) -> api.ObjectReply:
+        obj, warnings = _object_in(request.object, request.manifest_json)
+        updated = await self.registry.update(obj, status=status, dry_run=request.dry_run)
+        return api.ObjectReply(object=_pack(updated), warnings=warnings)
+
+    @_handles_errors
+    async def Update(self, request: api.UpdateRequest, context: Any) -> api.ObjectReply:
+        return await self._update(request, status=False)
+
+    @_handles_errors
+    async def UpdateStatus(self, request: api.UpdateRequest, context: Any) -> api.ObjectReply:
+        return await self._update(request, status=True)
+
+    @_handles_errors
+    async def Delete(self, request: api.DeleteRequest, context: Any) -> api.ObjectReply:
+        obj = await self.registry.delete(
+            _kind(request.kind), request.namespace, request.name,
+            grace_period=request.grace_period_seconds
+            if request.HasField("grace_period_seconds") else None,
+            propagation=request.propagation_policy,
+            precondition_uid=request.precondition_uid,
+            precondition_rv=request.precondition_resource_version)
+        return api.ObjectReply(object=_pack(obj))
+
+    @_handles_errors
+    async def Bind(self, request: api.BindRequest, context: Any) -> api.ObjectReply:
+        pod = await self.registry.bind(request.namespace, request.name, request.node_name,
+                                       request.uid)
+        return api.ObjectReply(object=_pack(pod))
+
+    @_handles_errors
+    async def Version(self, request: api.VersionRequest, context: Any) -> api.VersionReply:
+        return api.VersionReply(version=VERSION,
+                                etcd_version=await self.registry.store.version(),
+                                python_version=platform.python_version())
+
+    async def Watch(self, request: api.WatchRequest,
+                    context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        """Streams pre-serialized WatchResponse messages (see watchcache)."""
+        cache = self.registry.cache
+        try:
+            kind = _kind(request.kind)
+            f = self.registry.filter(kind, request.namespace, request.label_selector,
+                                     request.field_selector)
+            rv = request.resource_version
+            if rv and not rv.isdigit():
+                raise errors.bad_request(f'resourceVersion: Invalid value: "{rv}"')
+            start = int(rv) if rv and rv != "0" else None
+            if start is not None:
+                await cache.wait_for(start, timeout=3.0)
+            watcher = cache.watch(kind.kind, f, start, request.allow_bookmarks)
+        except errors.ApiError as err:
+            await context.abort(err.code, err.message)
+            return
+        except Expired as err:
+            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(err))
+            return
+        except TooNew as err:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"Too large resource version: {rv} ({err})")
+            return
+        try:
+            while True:
+                batch = await watcher.next_batch()
+                if batch is None:
+                    return
+                yield batch
+        finally:
+            cache.unwatch(kind.kind, watcher)
+
+
+def handler(service: ApiService) -> grpc.GenericRpcHandler:
+    """The method table; Watch's responses are already bytes, so no serializer."""
+    def unary(name: str, request_type: type[Message], reply_type: type[Message]
+              ) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(
+            getattr(service, name), request_deserializer=request_type.FromString,
+            response_serializer=reply_type.SerializeToString)
+
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Create": unary("Create", api.CreateRequest, api.ObjectReply),
+        "Get": unary("Get", api.GetRequest, api.ObjectReply),
+        "List": unary("List", api.ListRequest, api.ListReply),
+        "Update": unary("Update", api.UpdateRequest, api.ObjectReply),
+        "UpdateStatus": unary("UpdateStatus", api.UpdateRequest, api.ObjectReply),
+        "Delete": unary("Delete", api.DeleteRequest, api.ObjectReply),
+        "Bind": unary("Bind", api.BindRequest, api.ObjectReply),
+        "Version": unary("Version", api.VersionRequest, api.VersionReply),
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            service.Watch, request_deserializer=api.WatchRequest.FromString,
+            response_serializer=None),
+    })
+
+
+class TokenAuth(grpc.aio.ServerInterceptor):
+    """Bearer-token authentication: every call must carry `authorization: Bearer <token>`."""
+
+    def __init__(self, token: str) -> None:
+        self._expected = f"Bearer {token}"
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
+                                "missing or wrong token: check the client config's token")
+
+        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
+        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        metadata = dict(details.invocation_metadata or ())
+        if metadata.get("authorization") == self._expected:
+            return await continuation(details)
+        return self._deny_stream if details.method.endswith("/Watch") else self._deny_unary

@@ -1,0 +1,257 @@
+"""A small asyncio client for etcd's v3 gRPC API: the only code that talks to etcd.
+
+It speaks the wire protocol through the stubs that the `aetcd` package generates
+(they work with current protobuf, unlike `etcd3`'s), so every request is exactly
+the one the apiserver needs: compare-and-swap transactions on mod_revision,
+prefix ranges, one watch with progress requests, and leases.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+from aetcd.rpc import kv_pb2, rpc_pb2, rpc_pb2_grpc
+
+from apiserver.storage.errors import (
+    Compacted,
+    Conflict,
+    KeyExists,
+    KeyNotFound,
+    StorageError,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_REQUEST_TIMEOUT = 5.0
+# Reconnect quickly after etcd comes back: gRPC's default backoff grows to 120 s.
+_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyValue:
+    key: bytes
+    value: bytes
+    mod_revision: int
+    create_revision: int
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    deleted: bool
+    kv: KeyValue
+
+
+@dataclass(frozen=True, slots=True)
+class WatchBatch:
+    """Events of one etcd watch response, or a progress note (no events)."""
+
+    revision: int
+    events: list[WatchEvent]
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: bytes
+    value: bytes
+    lease: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: bytes
+
+
+def prefix_end(prefix: bytes) -> bytes:
+    """The range end that makes a range request cover every key with `prefix`."""
+    end = bytearray(prefix)
+    for i in reversed(range(len(end))):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    return b"\0"
+
+
+def _kv(kv: kv_pb2.KeyValue) -> KeyValue:
+    return KeyValue(kv.key, kv.value, kv.mod_revision, kv.create_revision, kv.lease)
+
+
+def _op(op: Put | Delete) -> rpc_pb2.RequestOp:
+    if isinstance(op, Put):
+        return rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=op.key, value=op.value,
+                                                                lease=op.lease))
+    return rpc_pb2.RequestOp(request_delete_range=rpc_pb2.DeleteRangeRequest(key=op.key))
+
+
+def _mod_is(key: bytes, revision: int) -> rpc_pb2.Compare:
+    return rpc_pb2.Compare(key=key, target=rpc_pb2.Compare.MOD,
+                           result=rpc_pb2.Compare.EQUAL, mod_revision=revision)
+
+
+def _absent(key: bytes) -> rpc_pb2.Compare:
+    return rpc_pb2.Compare(key=key, target=rpc_pb2.Compare.CREATE,
+                           result=rpc_pb2.Compare.EQUAL, create_revision=0)
+
+
+class EtcdStore:
+    def __init__(self, endpoints: Sequence[str]) -> None:
+        hosts = [e.removeprefix("http://").removeprefix("https://").rstrip("/")
+                 for e in endpoints]
+        target = hosts[0] if len(hosts) == 1 else "ipv4:" + ",".join(hosts)
+        self.endpoints = hosts
+        self._channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self._kv = rpc_pb2_grpc.KVStub(self._channel)
+        self._watch = rpc_pb2_grpc.WatchStub(self._channel)
+        self._lease = rpc_pb2_grpc.LeaseStub(self._channel)
+        self._maintenance = rpc_pb2_grpc.MaintenanceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await make()
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err) from None
+
+    # ---- reads ----
+
+    async def get(self, key: bytes) -> KeyValue | None:
+        reply = await self._call(lambda: self._kv.Range(rpc_pb2.RangeRequest(key=key),
+                                                        timeout=_REQUEST_TIMEOUT))
+        return _kv(reply.kvs[0]) if reply.kvs else None
+
+    async def list_prefix(self, prefix: bytes) -> tuple[list[KeyValue], int]:
+        """Every key under `prefix` and the store revision they were read at."""
+        request = rpc_pb2.RangeRequest(key=prefix, range_end=prefix_end(prefix))
+        reply = await self._call(lambda: self._kv.Range(request, timeout=_REQUEST_TIMEOUT * 6))
+        return [_kv(kv) for kv in reply.kvs], reply.header.revision
+
+    async def revision(self) -> int:
+        """The store's current revision (a one-key read; etcd puts it in every header)."""
+        request = rpc_pb2.RangeRequest(key=b"\0", count_only=True)
+        reply = await self._call(lambda: self._kv.Range(request, timeout=_REQUEST_TIMEOUT))
+        return int(reply.header.revision)
+
+    async def version(self) -> str:
+        reply = await self._call(lambda: self._maintenance.Status(
+            rpc_pb2.StatusRequest(), timeout=_REQUEST_TIMEOUT))
+        return str(reply.version)
+
+    # ---- writes: each one transaction, so a write and its side keys land together ----
+
+    async def _txn(self, compares: list[rpc_pb2.Compare], ops: list[Put | Delete]
+                   ) -> rpc_pb2.TxnResponse:
+        request = rpc_pb2.TxnRequest(compare=compares, success=[_op(o) for o in ops])
+        return await self._call(lambda: self._kv.Txn(request, timeout=_REQUEST_TIMEOUT))
+
+    async def create(self, key: bytes, value: bytes, *, lease: int = 0,
+                     also: Sequence[Put] = ()) -> int:
+        """Writes `key` only if absent (and every `also` key likewise); returns the revision."""
+        compares = [_absent(key)] + [_absent(p.key) for p in also]
+        reply = await self._txn(compares, [Put(key, value, lease), *also])
+        if not reply.succeeded:
+            if await self.get(key) is not None:
+                raise KeyExists(key.decode())
+            taken = [p.key for p in also if await self.get(p.key) is not None]
+            raise KeyExists((taken[0] if taken else key).decode())
+        return int(reply.header.revision)
+
+    async def update(self, key: bytes, value: bytes, expected_revision: int, *,
+                     lease: int = 0, also: Sequence[Put | Delete] = ()) -> int:
+        """Writes `key` only if it is still at `expected_revision`; returns the new revision."""
+        compares = [_mod_is(key, expected_revision)]
+        compares += [_absent(o.key) for o in also if isinstance(o, Put)]
+        reply = await self._txn(compares, [Put(key, value, lease), *also])
+        if not reply.succeeded:
+            raise Conflict(key.decode())
+        return int(reply.header.revision)
+
+    async def delete(self, key: bytes, expected_revision: int,
+                     also: Sequence[Delete] = ()) -> int:
+        """Deletes `key` only if it is still at `expected_revision`."""
+        reply = await self._txn([_mod_is(key, expected_revision)], [Delete(key), *also])
+        if not reply.succeeded:
+            if await self.get(key) is None:
+                raise KeyNotFound(key.decode())
+            raise Conflict(key.decode())
+        return int(reply.header.revision)
+
+    async def grant_lease(self, ttl: int) -> int:
+        reply = await self._call(lambda: self._lease.LeaseGrant(
+            rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=_REQUEST_TIMEOUT))
+        if reply.error:
+            raise StorageError(reply.error)
+        return int(reply.ID)
+
+    async def compact(self, revision: int) -> None:
+        await self._call(lambda: self._kv.Compact(
+            rpc_pb2.CompactionRequest(revision=revision, physical=True), timeout=30))
+
+    # ---- watch ----
+
+    async def watch(self, prefix: bytes, start_revision: int,
+                    progress: asyncio.Event | None = None) -> AsyncIterator[WatchBatch]:
+        """Changes under `prefix` from `start_revision` on, in revision order.
+
+        Setting `progress` asks etcd for a progress note: a batch with no events
+        whose revision says everything up to it has been delivered. Raises
+        Compacted when the start is too old, Unavailable when the stream breaks.
+        """
+        outbox: asyncio.Queue[rpc_pb2.WatchRequest] = asyncio.Queue()
+        outbox.put_nowait(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
+            key=prefix, range_end=prefix_end(prefix), start_revision=start_revision)))
+
+        async def requests() -> AsyncIterator[rpc_pb2.WatchRequest]:
+            while True:
+                yield await outbox.get()
+
+        async def ask_progress() -> None:
+            assert progress is not None
+            while True:
+                await progress.wait()
+                progress.clear()
+                outbox.put_nowait(rpc_pb2.WatchRequest(
+                    progress_request=rpc_pb2.WatchProgressRequest()))
+
+        asker = asyncio.create_task(ask_progress()) if progress else None
+        call = self._watch.Watch(requests())
+        try:
+            async for reply in call:
+                if reply.compact_revision:
+                    raise Compacted(reply.compact_revision)
+                if reply.canceled:
+                    raise Unavailable(f"etcd canceled the watch: {reply.cancel_reason}")
+                if reply.created and not reply.events:
+                    continue
+                events = [WatchEvent(e.type == kv_pb2.Event.DELETE, _kv(e.kv))
+                          for e in reply.events]
+                yield WatchBatch(int(reply.header.revision), events)
+            raise Unavailable("etcd closed the watch stream")
+        except grpc.aio.AioRpcError as err:
+            raise _translate(err) from None
+        finally:
+            if asker:
+                asker.cancel()
+            call.cancel()
+
+
+def _translate(err: grpc.aio.AioRpcError) -> StorageError:
+    code = err.code()
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.CANCELLED):
+        return Unavailable(f"etcd is unavailable: {err.details()}")
+    return StorageError(f"etcd: {code.name}: {err.details()}")

@@ -1,0 +1,139 @@
+"""The kinds Skiff serves: their API groups, resource names, short names and messages.
+
+One table drives the apiserver's registry, the typed client, `skiff api-resources`
+and the manifest reader, so adding a kind is one line here plus its proto.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
+
+TYPE_URL_PREFIX = "type.googleapis.com/"
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    group: str  # "" is the core group
+    plural: str
+    short_names: tuple[str, ...]
+    namespaced: bool
+    message: type[Message]
+    has_status: bool = True
+    has_spec: bool = True
+    version: str = "v1"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def type_url(self) -> str:
+        return TYPE_URL_PREFIX + self.message.DESCRIPTOR.full_name
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def qualified(self) -> str:
+        """kubectl's name for the resource in messages: `deployment.apps`, `pod`."""
+        return f"{self.singular}.{self.group}" if self.group else self.singular
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("Namespace", "", "namespaces", ("ns",), False, core_pb2.Namespace),
+    Kind("Node", "", "nodes", ("no",), False, core_pb2.Node),
+    Kind("Pod", "", "pods", ("po",), True, core_pb2.Pod),
+    Kind("Service", "", "services", ("svc",), True, core_pb2.Service),
+    Kind("Endpoints", "", "endpoints", ("ep",), True, core_pb2.Endpoints,
+         has_status=False, has_spec=False),
+    Kind("Secret", "", "secrets", ("secret",), True, core_pb2.Secret,
+         has_status=False, has_spec=False),
+    Kind("ConfigMap", "", "configmaps", ("cm",), True, core_pb2.ConfigMap,
+         has_status=False, has_spec=False),
+    Kind("Event", "", "events", ("ev",), True, core_pb2.Event, has_status=False, has_spec=False),
+    Kind("ReplicaSet", "apps", "replicasets", ("rs",), True, apps_pb2.ReplicaSet),
+    Kind("Deployment", "apps", "deployments", ("deploy",), True, apps_pb2.Deployment),
+    Kind("DaemonSet", "apps", "daemonsets", ("ds",), True, apps_pb2.DaemonSet),
+    Kind("Job", "batch", "jobs", ("job",), True, batch_pb2.Job),
+    Kind("CronJob", "batch", "cronjobs", ("cj",), True, batch_pb2.CronJob),
+    Kind("Lease", "coordination.k8s.io", "leases", (), True, coordination_pb2.Lease,
+         has_status=False),
+)
+
+_BY_KIND = {k.kind: k for k in KINDS}
+_BY_TYPE_URL = {k.type_url: k for k in KINDS}
+_BY_NAME: dict[str, Kind] = {}
+for _k in KINDS:
+    for _name in (_k.kind.lower(), _k.plural, _k.singular, *_k.short_names, _k.qualified,
+                  f"{_k.plural}.{_k.group}" if _k.group else _k.plural):
+        _BY_NAME.setdefault(_name, _k)
+
+# apiVersions Kubernetes once served for these kinds and has since removed; a
+# manifest using one is refused, as Kubernetes refuses it, with the version to use.
+REMOVED_API_VERSIONS: dict[tuple[str, str], str] = {
+    ("extensions/v1beta1", "Deployment"): "1.16",
+    ("apps/v1beta1", "Deployment"): "1.16",
+    ("apps/v1beta2", "Deployment"): "1.16",
+    ("extensions/v1beta1", "ReplicaSet"): "1.16",
+    ("apps/v1beta2", "ReplicaSet"): "1.16",
+    ("extensions/v1beta1", "DaemonSet"): "1.16",
+    ("apps/v1beta2", "DaemonSet"): "1.16",
+    ("batch/v1beta1", "CronJob"): "1.25",
+    ("batch/v2alpha1", "CronJob"): "1.21",
+    ("coordination.k8s.io/v1beta1", "Lease"): "1.22",
+    ("events.k8s.io/v1beta1", "Event"): "1.25",
+}
+
+
+class UnknownKindError(LookupError):
+    pass
+
+
+def by_kind(kind: str) -> Kind:
+    try:
+        return _BY_KIND[kind]
+    except KeyError:
+        raise UnknownKindError(f'the server does not serve kind "{kind}"') from None
+
+
+def by_type_url(type_url: str) -> Kind:
+    try:
+        return _BY_TYPE_URL[type_url]
+    except KeyError:
+        raise UnknownKindError(f'the server does not serve type "{type_url}"') from None
+
+
+def by_message(message: Message) -> Kind:
+    return by_type_url(TYPE_URL_PREFIX + message.DESCRIPTOR.full_name)
+
+
+def lookup(name: str) -> Kind:
+    """Resolves what a user types (`po`, `pods`, `Pod`, `deployment.apps`) to a kind."""
+    found = _BY_NAME.get(name.lower())
+    if found is None:
+        raise UnknownKindError(f'the server doesn\'t have a resource type "{name}"')
+    return found
+
+
+def for_manifest(api_version: str, kind: str) -> Kind:
+    """The kind a manifest's apiVersion and kind name, refusing what Kubernetes refuses."""
+    if not kind:
+        raise UnknownKindError("Object 'Kind' is missing")
+    if not api_version:
+        raise UnknownKindError(f"apiVersion not set for kind \"{kind}\": every object needs one "
+                               "(e.g. apiVersion: v1)")
+    removed = REMOVED_API_VERSIONS.get((api_version, kind))
+    found = _BY_KIND.get(kind)
+    if removed and found:
+        raise UnknownKindError(
+            f'no matches for kind "{kind}" in version "{api_version}": it was removed in '
+            f"Kubernetes {removed}; use apiVersion: {found.api_version}")
+    if found is None or found.api_version != api_version:
+        raise UnknownKindError(f'no matches for kind "{kind}" in version "{api_version}"')
+    return found

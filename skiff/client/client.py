@@ -1,0 +1,200 @@
+"""The async typed client of the apiserver: messages in, messages out.
+
+Reads (get, list, watch's first call) are retried with backoff while the apiserver
+is unavailable; writes are not, since a write that reached etcd before the
+connection broke must not happen twice. Errors are `skiff.client.errors` classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+
+from skiff.api import kinds
+from skiff.api.v1 import service_pb2 as api
+from skiff.api.v1 import service_pb2_grpc
+from skiff.client import errors
+from skiff.client.config import ClientConfig
+
+T = TypeVar("T", bound=Message)
+R = TypeVar("R")
+KindLike = kinds.Kind | type[Message] | str
+
+_READ_RETRIES = 6
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def kind_of(kind: KindLike) -> kinds.Kind:
+    if isinstance(kind, kinds.Kind):
+        return kind
+    if isinstance(kind, str):
+        return kinds.lookup(kind)
+    return kinds.by_type_url(kinds.TYPE_URL_PREFIX + kind.DESCRIPTOR.full_name)
+
+
+def unpack(packed: any_pb2.Any) -> Message:
+    return kinds.by_type_url(packed.type_url).message.FromString(packed.value)
+
+
+def pack(obj: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(obj, type_url_prefix=kinds.TYPE_URL_PREFIX)
+    return packed
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
+    object: Message | None
+    resource_version: str
+
+
+class Client:
+    def __init__(self, server: str, token: str | None = None) -> None:
+        self.server = server
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel = grpc.aio.insecure_channel(server, options=_CHANNEL_OPTIONS)
+        self._stub = service_pb2_grpc.ApiStub(self._channel)
+
+    @classmethod
+    def from_config(cls, path: str | None = None, server: str | None = None) -> Client:
+        config = ClientConfig.load(path, server)
+        return cls(config.server, config.token)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- plumbing ----
+
+    async def _call(self, method: Callable[..., Awaitable[R]], request: Message,
+                    retry: bool = False, timeout: float = 30.0) -> R:
+        delay = 0.1
+        for attempt in range(_READ_RETRIES if retry else 1):
+            try:
+                return await method(request, metadata=self._metadata, timeout=timeout)
+            except grpc.aio.AioRpcError as err:
+                if (retry and err.code() == grpc.StatusCode.UNAVAILABLE
+                        and attempt < _READ_RETRIES - 1):
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                raise errors.from_rpc_error(err) from None
+        raise AssertionError("unreachable")
+
+    # ---- verbs ----
+
+    async def create(self, obj: T, *, dry_run: bool = False) -> T:
+        reply = await self._call(self._stub.Create,
+                                 api.CreateRequest(object=pack(obj), dry_run=dry_run))
+        return unpack(reply.object)  # type: ignore[return-value]
+
+    async def create_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
+                              ) -> tuple[Message, list[str]]:
+        """Creates from a Kubernetes manifest; the server converts it and returns
+        warnings for the fields it does not use."""
+        reply = await self._call(self._stub.Create, api.CreateRequest(
+            manifest_json=json.dumps(manifest).encode(), dry_run=dry_run))
+        return unpack(reply.object), list(reply.warnings)
+
+    @overload
+    async def get(self, kind: type[T], name: str, namespace: str = "") -> T: ...
+    @overload
+    async def get(self, kind: kinds.Kind | str, name: str, namespace: str = "") -> Message: ...
+
+    async def get(self, kind: KindLike, name: str, namespace: str = "") -> Message:
+        reply = await self._call(self._stub.Get, api.GetRequest(
+            kind=kind_of(kind).kind, namespace=namespace, name=name), retry=True)
+        return unpack(reply.object)
+
+    @overload
+    async def list(self, kind: type[T], namespace: str = "", *, label_selector: str = "",
+                   field_selector: str = "") -> tuple[list[T], str]: ...
+    @overload
+    async def list(self, kind: kinds.Kind | str, namespace: str = "", *,
+                   label_selector: str = "", field_selector: str = ""
+                   ) -> tuple[list[Message], str]: ...
+
+    async def list(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
+                   field_selector: str = "") -> tuple[list[Message], str]:
+        """Objects of a kind (all namespaces when `namespace` is empty) and the list's
+        resourceVersion, from which a watch continues."""
+        k = kind_of(kind)
+        reply = await self._call(self._stub.List, api.ListRequest(
+            kind=k.kind, namespace=namespace, label_selector=label_selector,
+            field_selector=field_selector), retry=True, timeout=120.0)
+        parse = k.message.FromString
+        return [parse(item.value) for item in reply.items], reply.resource_version
+
+    async def update(self, obj: T, *, dry_run: bool = False) -> T:
+        reply = await self._call(self._stub.Update,
+                                 api.UpdateRequest(object=pack(obj), dry_run=dry_run))
+        return unpack(reply.object)  # type: ignore[return-value]
+
+    async def update_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
+                              ) -> tuple[Message, list[str]]:
+        reply = await self._call(self._stub.Update, api.UpdateRequest(
+            manifest_json=json.dumps(manifest).encode(), dry_run=dry_run))
+        return unpack(reply.object), list(reply.warnings)
+
+    async def update_status(self, obj: T) -> T:
+        reply = await self._call(self._stub.UpdateStatus, api.UpdateRequest(object=pack(obj)))
+        return unpack(reply.object)  # type: ignore[return-value]
+
+    async def delete(self, kind: KindLike, name: str, namespace: str = "", *,
+                     grace_period: int | None = None, propagation: str = "",
+                     uid: str = "", resource_version: str = "") -> Message:
+        request = api.DeleteRequest(kind=kind_of(kind).kind, namespace=namespace, name=name,
+                                    propagation_policy=propagation, precondition_uid=uid,
+                                    precondition_resource_version=resource_version)
+        if grace_period is not None:
+            request.grace_period_seconds = grace_period
+        reply = await self._call(self._stub.Delete, request)
+        return unpack(reply.object)
+
+    async def bind(self, namespace: str, name: str, node_name: str, uid: str = "") -> Message:
+        reply = await self._call(self._stub.Bind, api.BindRequest(
+            namespace=namespace, name=name, node_name=node_name, uid=uid))
+        return unpack(reply.object)
+
+    async def version(self) -> api.VersionReply:
+        return await self._call(self._stub.Version, api.VersionRequest(), retry=True)
+
+    async def watch(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
+                    field_selector: str = "", resource_version: str = "",
+                    bookmarks: bool = False) -> AsyncIterator[WatchEvent]:
+        """Changes after `resource_version` (or the current state as ADDED events, then
+        changes). Ends when the server ends the stream; raises errors.Expired when the
+        version is too old (relist) and errors.Unavailable when the connection drops."""
+        k = kind_of(kind)
+        call = self._stub.Watch(api.WatchRequest(
+            kind=k.kind, namespace=namespace, label_selector=label_selector,
+            field_selector=field_selector, resource_version=resource_version,
+            allow_bookmarks=bookmarks), metadata=self._metadata)
+        parse = k.message.FromString
+        try:
+            async for reply in call:
+                for event in reply.events:
+                    obj = parse(event.object.value) if event.HasField("object") else None
+                    yield WatchEvent(event.type, obj, event.resource_version)
+        except grpc.aio.AioRpcError as err:
+            raise errors.from_rpc_error(err) from None
+        finally:
+            call.cancel()
