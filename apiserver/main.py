@@ -28,13 +28,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--token-file", help="require this bearer token (file content) on every call")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    p.add_argument("--watch-history", type=int, default=10_000,
+                   help="changes kept per kind for watches that resume from a version")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
 
 async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) -> None:
     store = storage.EtcdStore(args.etcd_servers.split(","))
-    cache = WatchCache(store)
+    cache = WatchCache(store, history=args.watch_history)
     await cache.start()
     registry = Registry(store, cache, args.service_cluster_ip_range)
     while True:  # etcd may come up after us: wait for it rather than fail

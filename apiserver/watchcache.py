@@ -29,7 +29,6 @@ from skiff.api.v1 import service_pb2
 
 log = logging.getLogger(__name__)
 
-HISTORY_PER_KIND = 10_000
 MAX_PENDING_FRAMES = 100_000
 ADDED, MODIFIED, DELETED, BOOKMARK = "ADDED", "MODIFIED", "DELETED", "BOOKMARK"
 
@@ -143,8 +142,9 @@ class Watcher:
 
 
 class KindCache:
-    def __init__(self, kind: kinds.Kind) -> None:
+    def __init__(self, kind: kinds.Kind, history: int) -> None:
         self.kind = kind
+        self.history_size = history
         self.type_url = kind.type_url
         self.items: dict[str, Entry] = {}
         self.history: deque[tuple[str, Entry, Entry | None]] = deque()
@@ -170,7 +170,7 @@ class KindCache:
             self.items[key] = entry
             event_type = MODIFIED if old is not None else ADDED
         self.history.append((event_type, entry, old))
-        if len(self.history) > HISTORY_PER_KIND:
+        if len(self.history) > self.history_size:
             _, dropped, _ = self.history.popleft()
             self.oldest = dropped.revision
         for watcher in self.watchers:
@@ -198,10 +198,11 @@ class KindCache:
 
 
 class WatchCache:
-    def __init__(self, store: storage.EtcdStore, bookmark_interval: float = 5.0) -> None:
+    def __init__(self, store: storage.EtcdStore, *, history: int = 10_000,
+                 bookmark_interval: float = 5.0) -> None:
         self.store = store
         self.revision = 0
-        self.kinds = {k.kind: KindCache(k) for k in kinds.KINDS}
+        self.kinds = {k.kind: KindCache(k, history) for k in kinds.KINDS}
         self._by_plural = {k.plural: self.kinds[k.kind] for k in kinds.KINDS}
         self._advanced = asyncio.Condition()
         self._progress = asyncio.Event()

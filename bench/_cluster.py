@@ -1,0 +1,71 @@
+"""Start a private etcd and apiserver for a benchmark, and stop exactly those."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from skiff.cli.etcd_launcher import EtcdProcess, find_etcd, free_ports
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class BenchCluster:
+    etcd: EtcdProcess
+    apiserver: subprocess.Popen[bytes]
+    address: str
+    workdir: Path
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("apiserver died:\n" + log.read_text()[-2000:])
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("apiserver did not start")
+
+
+@contextmanager
+def cluster(*apiserver_args: str) -> Iterator[BenchCluster]:
+    workdir = Path(tempfile.mkdtemp(prefix="skiff-bench-"))
+    binary, description = find_etcd()
+    print(f"# etcd: {description}", file=sys.stderr)
+    etcd = EtcdProcess.start(workdir / "etcd", log_file=workdir / "etcd.log", binary=binary,
+                             die_with_parent=True)
+    port = free_ports(1)[0]
+    log = workdir / "apiserver.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "apiserver.main", "--etcd-servers", etcd.endpoint,
+             "--port", str(port), "--log-level", "WARNING", *apiserver_args],
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, proc, log)
+        yield BenchCluster(etcd, proc, f"127.0.0.1:{port}", workdir)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        etcd.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
