@@ -22,7 +22,7 @@ from apiserver.strategies import PROTECTED_NAMESPACES, Strategy, for_kind, now
 from apiserver.watchcache import Entry, Filter, TooNew, WatchCache
 from skiff.api import fields, kinds, validation
 from skiff.api.selectors import SelectorError, parse_field_selector, parse_label_selector
-from skiff.api.v1 import core_pb2
+from skiff.api.v1 import core_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes: no vowel
 _CONFLICT_RETRIES = 8
 
 
-def _meta(obj: Message) -> core_pb2.ObjectMeta:  # every kind's metadata is an ObjectMeta
+def _meta(obj: Message) -> meta_pb2.ObjectMeta:  # every kind's metadata is an ObjectMeta
     return obj.metadata  # type: ignore[attr-defined, no-any-return]
 
 
@@ -93,7 +93,7 @@ class Registry:
         return Filter(namespace if kind.namespaced else "", labels, fsel,
                       fields.getters(kind.kind))
 
-    async def list(self, kind: kinds.Kind, f: Filter) -> tuple[list[Entry], int]:
+    async def list_entries(self, kind: kinds.Kind, f: Filter) -> tuple[list[Entry], int]:
         # A consistent read: the cache first catches up with etcd's current revision,
         # so a client always lists what it has just written.
         revision = await self.store.revision()

@@ -99,7 +99,7 @@ class ApiService:
         kind = _kind(request.kind)
         f = self.registry.filter(kind, request.namespace, request.label_selector,
                                  request.field_selector)
-        entries, revision = await self.registry.list(kind, f)
+        entries, revision = await self.registry.list_entries(kind, f)
         reply = api.ListReply(resource_version=str(revision))
         type_url = kind.type_url
         for entry in entries:

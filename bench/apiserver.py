@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apiserver.storage import EtcdStore  # noqa: E402  (the apiserver's own etcd client)
-from bench._cluster import cluster, percentile  # noqa: E402
-from skiff.api.v1 import core_pb2, service_pb2, service_pb2_grpc  # noqa: E402
-from skiff.client.client import Client  # noqa: E402
+from apiserver.storage import EtcdStore
+from bench._cluster import cluster, percentile
+from skiff.api.v1 import core_pb2, service_pb2, service_pb2_grpc
+from skiff.client.client import Client
 
 CLIENTS = 16
 

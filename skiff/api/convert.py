@@ -180,7 +180,7 @@ def _field_in(value: Any, fd: FieldDescriptor, path: str, walk: _Walk) -> Any:
             if converted is not None:
                 result[key] = converted
         return result
-    if fd.label == FieldDescriptor.LABEL_REPEATED:
+    if fd.is_repeated:
         if not isinstance(value, list):
             walk.errors.append(f"{path}: expected a list, got {_type_name(value)}")
             return None
@@ -310,7 +310,7 @@ def _field_out(value: Any, fd: FieldDescriptor) -> Any:
     if _is_map(fd):
         value_fd = fd.message_type.fields_by_name["value"]
         return {k: _single_out(v, value_fd) for k, v in value.items()}
-    if fd.label == FieldDescriptor.LABEL_REPEATED:
+    if fd.is_repeated:
         return [_single_out(v, fd) for v in value]
     return _single_out(value, fd)
 

@@ -20,7 +20,8 @@ from skiff.cli.errors import CliError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skiff", description="Skiff cluster command line")
     parser.add_argument("--server", help="apiserver address host:port (default from config)")
-    parser.add_argument("--config", help="client config file (default $SKIFF_CONFIG or ~/.skiff/config)")
+    parser.add_argument("--config",
+                        help="client config file (default $SKIFF_CONFIG or ~/.skiff/config)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")

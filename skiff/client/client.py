@@ -8,6 +8,7 @@ connection broke must not happen twice. Errors are `skiff.client.errors` classes
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -149,7 +150,7 @@ class Client:
         return unpack(reply.object)  # type: ignore[return-value]
 
     async def update_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
-                              ) -> tuple[Message, list[str]]:
+                              ) -> tuple[Message, builtins.list[str]]:
         reply = await self._call(self._stub.Update, api.UpdateRequest(
             manifest_json=json.dumps(manifest).encode(), dry_run=dry_run))
         return unpack(reply.object), list(reply.warnings)

@@ -79,7 +79,9 @@ def test_yaml_timestamps_and_ip_names() -> None:
 apiVersion: v1
 kind: Pod
 metadata: {name: p, creationTimestamp: 2026-01-02T03:04:05Z}
-spec: {hostNetwork: true, containers: [{name: c, image: i, ports: [{containerPort: 80, hostIP: 127.0.0.1}]}]}
+spec:
+  hostNetwork: true
+  containers: [{name: c, image: i, ports: [{containerPort: 80, hostIP: 127.0.0.1}]}]
 status: {podIP: 10.0.0.1, hostIP: 192.0.2.1}
 """)
     pod, _ = convert.from_dict(doc)
@@ -136,7 +138,8 @@ def test_unknown_fields_are_warnings_with_paths() -> None:
 @pytest.mark.parametrize("doc,expected", [
     ({"kind": "Pod", "metadata": {"name": "p"}}, "apiVersion not set"),
     ({"apiVersion": "v1", "metadata": {"name": "p"}}, "Kind' is missing"),
-    ({"apiVersion": "v1", "kind": "Deployment"}, 'no matches for kind "Deployment" in version "v1"'),
+    ({"apiVersion": "v1", "kind": "Deployment"},
+     'no matches for kind "Deployment" in version "v1"'),
     ({"apiVersion": "extensions/v1beta1", "kind": "Deployment"}, "removed in Kubernetes 1.16"),
     ({"apiVersion": "v1", "kind": "Gizmo"}, 'no matches for kind "Gizmo"'),
 ])
