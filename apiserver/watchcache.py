@@ -1,7 +1,7 @@
-"""The watch cache: every object in memory, fed by one etcd watch over /registry/.
+"""The watch cache: every object in memory, fed by one etcd watch over all keys.
 
 List and Watch are served from here, so hundreds of watchers cost one etcd watch.
-One watch over the whole registry (rather than one per resource, as DESIGN.md first
+One watch over the whole keyspace (rather than one per resource, as DESIGN.md first
 suggested) makes the cache's revision equal etcd's revision after every write, which
 is what consistent lists and bookmarks need (docs/decisions/0002-one-etcd-watch.md).
 
@@ -205,7 +205,6 @@ class WatchCache:
         self.kinds = {k.kind: KindCache(k, history) for k in kinds.KINDS}
         self._by_plural = {k.plural: self.kinds[k.kind] for k in kinds.KINDS}
         self._advanced = asyncio.Condition()
-        self._progress = asyncio.Event()
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._bookmarks: asyncio.Task[None] | None = None
@@ -238,8 +237,7 @@ class WatchCache:
                 if need_list:
                     await self._relist()
                     need_list = False
-                async for batch in self.store.watch(REGISTRY_PREFIX, self.revision + 1,
-                                                    self._progress):
+                async for batch in self.store.watch_all(self.revision + 1):
                     await self._apply(batch)
                     delay = 0.1
             except storage.Compacted as err:
@@ -288,8 +286,6 @@ class WatchCache:
             except Exception:  # one undecodable value must not stop the cache
                 log.exception("watch cache: cannot apply %s", event.kv.key)
             revision = max(revision, event.kv.mod_revision)
-        if not batch.events:
-            revision = batch.revision  # a progress note
         await self._advance(revision)
 
     async def _advance(self, revision: int) -> None:
@@ -311,12 +307,8 @@ class WatchCache:
                 if remaining <= 0:
                     raise TooNew(f"the watch cache is at revision {self.revision}, behind "
                                  f"{revision}")
-                # Idle keys outside the registry can move etcd's revision without a
-                # watch event: ask etcd to confirm progress if it takes a moment.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._advanced.wait(), min(remaining, 0.05))
-                if self.revision < revision:
-                    self._progress.set()
+                    await asyncio.wait_for(self._advanced.wait(), remaining)
 
     # ---- serving ----
 

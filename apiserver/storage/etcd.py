@@ -203,31 +203,22 @@ class EtcdStore:
 
     # ---- watch ----
 
-    async def watch(self, prefix: bytes, start_revision: int,
-                    progress: asyncio.Event | None = None) -> AsyncIterator[WatchBatch]:
-        """Changes under `prefix` from `start_revision` on, in revision order.
+    async def watch_all(self, start_revision: int) -> AsyncIterator[WatchBatch]:
+        """Every change to any key from `start_revision` on, in revision order.
 
-        Setting `progress` asks etcd for a progress note: a batch with no events
-        whose revision says everything up to it has been delivered. Raises
-        Compacted when the start is too old, Unavailable when the stream breaks.
+        Raises Compacted when the start is too old, Unavailable when the stream breaks.
+        (No progress requests: etcd before 3.4.24/3.5.8 may answer one before the
+        events of a watch that is still catching up, which would claim a revision
+        whose events have not arrived.)
         """
-        outbox: asyncio.Queue[rpc_pb2.WatchRequest] = asyncio.Queue()
-        outbox.put_nowait(rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
-            key=prefix, range_end=prefix_end(prefix), start_revision=start_revision)))
+        create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(
+            key=b"\0", range_end=b"\0", start_revision=start_revision))
+        never = asyncio.Event()
 
         async def requests() -> AsyncIterator[rpc_pb2.WatchRequest]:
-            while True:
-                yield await outbox.get()
+            yield create
+            await never.wait()  # keep the request side open for the stream's life
 
-        async def ask_progress() -> None:
-            assert progress is not None
-            while True:
-                await progress.wait()
-                progress.clear()
-                outbox.put_nowait(rpc_pb2.WatchRequest(
-                    progress_request=rpc_pb2.WatchProgressRequest()))
-
-        asker = asyncio.create_task(ask_progress()) if progress else None
         call = self._watch.Watch(requests())
         try:
             async for reply in call:
@@ -235,7 +226,7 @@ class EtcdStore:
                     raise Compacted(reply.compact_revision)
                 if reply.canceled:
                     raise Unavailable(f"etcd canceled the watch: {reply.cancel_reason}")
-                if reply.created and not reply.events:
+                if not reply.events:
                     continue
                 events = [WatchEvent(e.type == kv_pb2.Event.DELETE, _kv(e.kv))
                           for e in reply.events]
@@ -244,8 +235,6 @@ class EtcdStore:
         except grpc.aio.AioRpcError as err:
             raise _translate(err) from None
         finally:
-            if asker:
-                asker.cancel()
             call.cancel()
 
 

@@ -145,6 +145,7 @@ async def test_events_expire_through_an_etcd_lease(client: Client, ns: str,
     ev = core_pb2.Event()
     ev.metadata.name, ev.metadata.namespace = "p.123", ns
     ev.involved_object.kind, ev.involved_object.name = "Pod", "p"
+    ev.involved_object.namespace = ns
     ev.reason, ev.message, ev.type = "Tested", "hello", "Normal"
     await client.create(ev)
     key = f"/registry/events/{ns}/p.123"
