@@ -38,7 +38,7 @@ def config_map(name: str, ns: str = "default") -> core_pb2.ConfigMap:
     return cm
 
 
-async def creates_straight_to_etcd(endpoint: str, total: int) -> float:
+async def creates_straight_to_etcd(endpoint: str, total: int, round_: int) -> float:
     stores = [EtcdStore([endpoint]) for _ in range(CLIENTS)]
     per_client = total // CLIENTS
     value = config_map("x").SerializeToString()
@@ -47,9 +47,9 @@ async def creates_straight_to_etcd(endpoint: str, total: int) -> float:
         for j in range(per_client):
             await stores[i].create(f"/bench/{prefix}/{i}/{j}".encode(), value)
 
-    await asyncio.gather(*(worker(i, "warm") for i in range(CLIENTS)))
+    await asyncio.gather(*(s.revision() for s in stores))  # connect first
     start = time.perf_counter()
-    await asyncio.gather(*(worker(i, "run") for i in range(CLIENTS)))
+    await asyncio.gather(*(worker(i, f"r{round_}") for i in range(CLIENTS)))
     elapsed = time.perf_counter() - start
     for s in stores:
         await s.close()
@@ -139,7 +139,7 @@ def main() -> None:
         for r in range(args.rounds):
             # Interleaved, so both see the same machine noise.
             etcd_rates.append(asyncio.run(creates_straight_to_etcd(bench.etcd.endpoint,
-                                                                   args.creates)))
+                                                                   args.creates, r)))
             rate, lat = asyncio.run(_creates_round(bench.address, args.creates, r))
             api_rates.append(rate)
             lat_all += lat
