@@ -75,6 +75,12 @@ class PodStrategy(Strategy):
         obj.status.phase = "Pending"  # type: ignore[attr-defined]
         defaults.add_default_tolerations(obj)
 
+    def prepare_for_update(self, new: Message, old: Message) -> None:
+        super().prepare_for_update(new, old)
+        # As the admission plugin does on every write: a replaced manifest that omits
+        # the default tolerations keeps them (removing one is not allowed).
+        defaults.add_default_tolerations(new)
+
     def grace_period(self, obj: Message, requested: int | None) -> int:
         pod: core_pb2.Pod = obj  # type: ignore[assignment]
         # A pod no kubelet runs, or one that has finished, has nothing to stop.
@@ -90,10 +96,7 @@ class PodStrategy(Strategy):
 class NamespaceStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
-        defaults.namespace_on_create(obj)
-        ns: core_pb2.Namespace = obj  # type: ignore[assignment]
-        if NAMESPACE_FINALIZER not in ns.spec.finalizers:
-            ns.spec.finalizers.append(NAMESPACE_FINALIZER)
+        defaults.namespace_on_create(obj)  # status Active, the `kubernetes` finalizer
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
