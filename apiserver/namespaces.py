@@ -16,8 +16,8 @@ import grpc
 
 from apiserver import codec, errors, storage
 from apiserver.registry import Registry
-from apiserver.strategies import NAMESPACE_FINALIZER
 from skiff.api import kinds
+from skiff.api.defaults import NAMESPACE_FINALIZER
 from skiff.api.v1 import core_pb2
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,6 @@ from skiff.api.v1 import core_pb2
 _RESET_STATUS_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob",
                            "Service", "Namespace"}
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
-NAMESPACE_FINALIZER = "kubernetes"
 
 
 class Strategy:
@@ -32,7 +31,7 @@ class Strategy:
     def prepare_for_update(self, new: Message, old: Message) -> None:
         """Update changes everything but status and system-owned metadata."""
         if self.kind.has_status:
-            new.status.CopyFrom(old.status)  # type: ignore[attr-defined]
+            _copy_field(new, old, "status")
         _keep_system_metadata(new, old)
         defaults.apply_defaults(new)
 
@@ -40,7 +39,7 @@ class Strategy:
         """UpdateStatus changes only status: the result is old with new's status."""
         result = type(old)()
         result.CopyFrom(old)
-        result.status.CopyFrom(new.status)  # type: ignore[attr-defined]
+        _copy_field(result, new, "status")
         return result
 
     def grace_period(self, obj: Message, requested: int | None) -> int:
@@ -52,6 +51,14 @@ class Strategy:
 
     def lease_ttl(self) -> int | None:
         return None
+
+
+def _copy_field(target: Message, source: Message, name: str) -> None:
+    """target.name = source.name, keeping "unset" unset (so a no-op stays a no-op)."""
+    if source.HasField(name):
+        getattr(target, name).CopyFrom(getattr(source, name))
+    else:
+        target.ClearField(name)
 
 
 def _keep_system_metadata(new: Message, old: Message) -> None:
