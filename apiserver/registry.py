@@ -324,7 +324,7 @@ class Registry:
                     f" ResourceVersion in object meta: {kv.mod_revision}")
             marked = self._mark_deleted(strategy, obj, grace_period, propagation)
             if dry_run:
-                return obj
+                return obj if marked is None else marked
             key = codec.key(kind, meta.namespace, name)
             try:
                 if marked is None:

@@ -129,7 +129,7 @@ class ApiService:
             if request.HasField("grace_period_seconds") else None,
             propagation=request.propagation_policy,
             precondition_uid=request.precondition_uid,
-            precondition_rv=request.precondition_resource_version)
+            precondition_rv=request.precondition_resource_version, dry_run=request.dry_run)
         return api.ObjectReply(object=_pack(obj))
 
     @_handles_errors

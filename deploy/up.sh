@@ -11,7 +11,8 @@ cat <<MSG
 
 Next:
   export PATH=$REPO/.venv/bin:\$PATH
-  skiff get nodes
   skiff apply -f $REPO/examples/
-  skiff get pods
+  skiff get all
+  skiff describe deployment web
+  skiff down            # stops what skiff up started
 MSG

@@ -161,10 +161,12 @@ class Client:
 
     async def delete(self, kind: KindLike, name: str, namespace: str = "", *,
                      grace_period: int | None = None, propagation: str = "",
-                     uid: str = "", resource_version: str = "") -> Message:
+                     uid: str = "", resource_version: str = "", dry_run: bool = False
+                     ) -> Message:
         request = api.DeleteRequest(kind=kind_of(kind).kind, namespace=namespace, name=name,
                                     propagation_policy=propagation, precondition_uid=uid,
-                                    precondition_resource_version=resource_version)
+                                    precondition_resource_version=resource_version,
+                                    dry_run=dry_run)
         if grace_period is not None:
             request.grace_period_seconds = grace_period
         reply = await self._call(self._stub.Delete, request)

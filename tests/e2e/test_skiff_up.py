@@ -1,0 +1,121 @@
+"""The whole user path: `skiff up -d`, the CLI against it with the written config and
+token, bad input refused with one clear line and nothing stored, then `skiff down`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from skiff.cli.etcd_launcher import free_ports
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def skiff(*args: str, config: Path | None = None, stdin: str | None = None,
+          timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "skiff.cli.main"]
+    if config:
+        argv += ["--config", str(config)]
+    return subprocess.run([*argv, *args], cwd=REPO, input=stdin, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    data = tmp_path_factory.mktemp("skiff-up")
+    api_port, etcd_port = free_ports(2)
+    while etcd_port + 1 == api_port:
+        api_port, etcd_port = free_ports(2)
+    started = skiff("up", "-d", "--data-dir", str(data), "--port", str(api_port),
+                    "--etcd-port", str(etcd_port))
+    assert started.returncode == 0, started.stderr
+    try:
+        yield data / "config"
+    finally:
+        stopped = skiff("down", "--data-dir", str(data))
+        assert stopped.returncode == 0, stopped.stderr
+        assert not list((data / "run").glob("*.pid"))
+
+
+def test_up_writes_a_config_with_a_token(cluster: Path) -> None:
+    config = yaml.safe_load(cluster.read_text())
+    assert config["server"].startswith("127.0.0.1:") and config["token"]
+    assert (cluster.parent / "token").stat().st_mode & 0o777 == 0o600
+
+
+def test_without_the_token_the_server_refuses(cluster: Path, tmp_path: Path) -> None:
+    server = yaml.safe_load(cluster.read_text())["server"]
+    out = skiff("--server", server, "--config", str(tmp_path / "none"), "get", "ns")
+    assert out.returncode != 0
+
+
+def test_apply_get_describe_delete(cluster: Path) -> None:
+    out = skiff("apply", "-f", str(REPO / "examples" / "web.yaml"), config=cluster)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["configmap/web-page created",
+                                       "deployment.apps/web created", "service/web created"]
+    again = skiff("apply", "-f", str(REPO / "examples" / "web.yaml"), config=cluster)
+    assert again.stdout.splitlines() == ["configmap/web-page unchanged",
+                                         "deployment.apps/web unchanged",
+                                         "service/web unchanged"]
+    table = skiff("get", "deploy,svc", config=cluster)
+    assert table.returncode == 0, table.stderr
+    assert "web" in table.stdout and "ClusterIP" in table.stdout
+    described = skiff("describe", "deployment", "web", config=cluster)
+    assert "RollingUpdateStrategy" in described.stdout, described.stdout
+    gone = skiff("delete", "-f", str(REPO / "examples" / "web.yaml"), config=cluster)
+    assert gone.returncode == 0, gone.stderr
+    missing = skiff("get", "deployment", "web", config=cluster)
+    assert missing.returncode == 1
+    assert 'deployments.apps "web" not found' in missing.stderr
+
+
+@pytest.mark.parametrize("manifest,expected", [
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: x\n", "error parsing"),
+    ("apiVersion: v1\nkind: Gadget\nmetadata: {name: g}\n", 'no matches for kind "Gadget"'),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: typed}\nspec:\n  containers:\n"
+     "  - {name: c, image: i, ports: [{containerPort: eighty}]}\n",
+     "spec.containers[0].ports[0].containerPort: expected an integer"),
+    ("apiVersion: v1\nkind: Pod\nmetadata: {name: Capital}\nspec:\n  containers:\n"
+     "  - {name: c, image: i}\n", 'metadata.name: Invalid value: "Capital"'),
+    ("apiVersion: v1\nkind: Secret\nmetadata: {name: huge}\nstringData:\n  blob: "
+     + "x" * (2 * 1024 * 1024) + "\n", "Too long: must have at most 1048576 bytes"),
+])
+def test_bad_input_is_one_clear_line_and_stores_nothing(cluster: Path, manifest: str,
+                                                        expected: str) -> None:
+    out = skiff("apply", "-f", "-", config=cluster, stdin=manifest)
+    assert out.returncode == 1
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and expected in errors[0], out.stderr
+    for kind, name in (("pod", "x"), ("pod", "typed"), ("pod", "Capital"),
+                       ("secret", "huge")):
+        assert skiff("get", kind, name, config=cluster).returncode == 1
+
+
+def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
+    api_port, etcd_port = free_ports(2)
+    args = ("--data-dir", str(tmp_path), "--port", str(api_port), "--etcd-port",
+            str(etcd_port))
+    assert skiff("up", "-d", *args).returncode == 0
+    config = tmp_path / "config"
+    try:
+        assert skiff("create", "namespace", "kept", config=config).returncode == 0
+    finally:
+        assert skiff("down", "--data-dir", str(tmp_path)).returncode == 0
+    assert skiff("up", "-d", *args).returncode == 0
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            out = skiff("get", "ns", "kept", config=config)
+            if out.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert out.returncode == 0, out.stderr
+    finally:
+        assert skiff("down", "--data-dir", str(tmp_path)).returncode == 0
