@@ -80,13 +80,13 @@ class PodStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
         obj.status.phase = "Pending"  # type: ignore[attr-defined]
-        defaults.add_default_tolerations(obj)
+        defaults.add_default_tolerations(obj)  # type: ignore[arg-type]
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
         # As the admission plugin does on every write: a replaced manifest that omits
         # the default tolerations keeps them (removing one is not allowed).
-        defaults.add_default_tolerations(new)
+        defaults.add_default_tolerations(new)  # type: ignore[arg-type]
 
     def grace_period(self, obj: Message, requested: int | None) -> int:
         pod: core_pb2.Pod = obj  # type: ignore[assignment]
@@ -103,7 +103,7 @@ class PodStrategy(Strategy):
 class NamespaceStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
-        defaults.namespace_on_create(obj)  # status Active, the `kubernetes` finalizer
+        defaults.namespace_on_create(obj)  # type: ignore[arg-type]  # status Active, the `kubernetes` finalizer
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
@@ -140,7 +140,7 @@ class ServiceStrategy(Strategy):
 class JobStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
-        defaults.job_generate_selector(obj, obj.metadata.uid)  # type: ignore[attr-defined]
+        defaults.job_generate_selector(obj, obj.metadata.uid)  # type: ignore[arg-type, attr-defined]
 
 
 _STRATEGIES: dict[str, type[Strategy]] = {

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from skiff.api import kinds
@@ -136,7 +136,7 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _message_in(data: Any, desc: Descriptor, path: str, walk: _Walk) -> dict[str, Any]:
+def _message_in(data: Any, desc: Any, path: str, walk: _Walk) -> dict[str, Any]:
     if not isinstance(data, dict):
         walk.errors.append(f"{path or 'object'}: expected a mapping, got {_type_name(data)}")
         return {}
@@ -156,7 +156,7 @@ def _message_in(data: Any, desc: Descriptor, path: str, walk: _Walk) -> dict[str
 
 
 @functools.cache
-def _fields(desc: Descriptor) -> dict[str, FieldDescriptor]:
+def _fields(desc: Any) -> dict[str, FieldDescriptor]:
     """A message's fields by their JSON (that is, Kubernetes) name."""
     return {fd.json_name: fd for fd in desc.fields}
 
@@ -166,7 +166,7 @@ def _field_in(value: Any, fd: FieldDescriptor, path: str, walk: _Walk) -> Any:
         if not isinstance(value, dict):
             walk.errors.append(f"{path}: expected a mapping, got {_type_name(value)}")
             return None
-        value_fd = fd.message_type.fields_by_name["value"]
+        value_fd = _type(fd).fields_by_name["value"]
         result = {}
         for k, v in value.items():
             # YAML may read a key such as `1` or `true` as a non-string; JSON keys are
@@ -195,22 +195,28 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
+def _type(fd: FieldDescriptor) -> Any:
+    """The message type of a message field (never None for one)."""
+    assert fd.message_type is not None
+    return fd.message_type
+
+
 def _is_map(fd: FieldDescriptor) -> bool:
-    return (fd.type == FieldDescriptor.TYPE_MESSAGE and fd.message_type.has_options
-            and fd.message_type.GetOptions().map_entry)
+    return (fd.type == FieldDescriptor.TYPE_MESSAGE and _type(fd).has_options
+            and _type(fd).GetOptions().map_entry)
 
 
 def _single_in(value: Any, fd: FieldDescriptor, path: str, walk: _Walk) -> Any:
     t = fd.type
     if t == FieldDescriptor.TYPE_MESSAGE:
-        name = fd.message_type.full_name
+        name = _type(fd).full_name
         if name == INT_OR_STRING:
             return _int_or_string_in(value, path, walk)
         if name == QUANTITY:
             return _quantity_in(value, path, walk)
         if name == TIMESTAMP:
             return _timestamp_in(value, path, walk)
-        return _message_in(value, fd.message_type, path, walk)
+        return _message_in(value, _type(fd), path, walk)
     if t == FieldDescriptor.TYPE_STRING:
         if isinstance(value, str):
             return value
@@ -298,7 +304,7 @@ def _timestamp_in(value: Any, path: str, walk: _Walk) -> str | None:
 
 # ---- output ----
 
-def _message_out(data: dict[str, Any], desc: Descriptor) -> dict[str, Any]:
+def _message_out(data: dict[str, Any], desc: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         fd = _fields(desc).get(key)
@@ -308,7 +314,7 @@ def _message_out(data: dict[str, Any], desc: Descriptor) -> dict[str, Any]:
 
 def _field_out(value: Any, fd: FieldDescriptor) -> Any:
     if _is_map(fd):
-        value_fd = fd.message_type.fields_by_name["value"]
+        value_fd = _type(fd).fields_by_name["value"]
         return {k: _single_out(v, value_fd) for k, v in value.items()}
     if fd.is_repeated:
         return [_single_out(v, fd) for v in value]
@@ -317,14 +323,14 @@ def _field_out(value: Any, fd: FieldDescriptor) -> Any:
 
 def _single_out(value: Any, fd: FieldDescriptor) -> Any:
     if fd.type == FieldDescriptor.TYPE_MESSAGE:
-        name = fd.message_type.full_name
+        name = _type(fd).full_name
         if name == INT_OR_STRING:
             return value.get("intVal", value.get("strVal", 0))
         if name == QUANTITY:
             return value.get("value", "0")
         if name == TIMESTAMP:
             return _timestamp_out(value)
-        return _message_out(value, fd.message_type)
+        return _message_out(value, _type(fd))
     if fd.type in _INT_TYPES and isinstance(value, str):
         return int(value)
     return value

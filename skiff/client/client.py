@@ -134,7 +134,7 @@ class Client:
                    ) -> tuple[list[Message], str]: ...
 
     async def list(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
-                   field_selector: str = "") -> tuple[list[Message], str]:
+                   field_selector: str = "") -> tuple[list[Any], str]:
         """Objects of a kind (all namespaces when `namespace` is empty) and the list's
         resourceVersion, from which a watch continues."""
         k = kind_of(kind)
