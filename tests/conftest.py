@@ -4,4 +4,11 @@ The fixture modules live in tests/fixtures/. pytest's default import mode puts t
 directory (tests/, which is not a package) on sys.path, so they load as `fixtures.*`.
 """
 
+import os
+
+# Fixtures start daemons with a preexec_fn while the test process has gRPC calls in
+# flight; gRPC's fork handlers then sometimes crash the child (SIGABRT, "epoll_wait error:
+# Bad file descriptor"). The tests never use gRPC in a forked child, so turn them off.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 pytest_plugins = ["fixtures.etcd", "fixtures.apiserver"]

@@ -847,24 +847,30 @@ def _validate_volumes(volumes: Sequence[core_pb2.Volume], path: str) -> tuple[se
 
 
 def _validate_volume_source(volume: core_pb2.Volume, path: str) -> Errors:
-    errs: Errors = []
-    count = 0
-    checks: tuple[tuple[str, str, Callable[[Any, str], Errors]], ...] = (
+    return _exactly_one(volume, path, "volume type", (
         ("empty_dir", "emptyDir", _validate_empty_dir),
         ("host_path", "hostPath", _validate_host_path),
         ("secret", "secret", _validate_secret_volume),
         ("config_map", "configMap", _validate_config_map_volume),
-    )
-    for field, name, check in checks:
-        if not volume.HasField(field):
+    ))
+
+
+def _exactly_one(message: Any, path: str, noun: str,
+                 choices: tuple[tuple[str, str, Callable[[Any, str], Errors]], ...]) -> Errors:
+    """Kubernetes' one-of rule (a volume's source, a probe's handler): exactly one of
+    `choices` (proto field, JSON name, validator) is set; the set one is validated."""
+    errs: Errors = []
+    count = 0
+    for field, name, check in choices:
+        if not message.HasField(field):
             continue
         if count > 0:
-            errs.append(_forbidden(f"{path}.{name}", "may not specify more than 1 volume type"))
+            errs.append(_forbidden(f"{path}.{name}", f"may not specify more than 1 {noun}"))
             continue
         count += 1
-        errs += check(getattr(volume, field), f"{path}.{name}")
+        errs += check(getattr(message, field), f"{path}.{name}")
     if count == 0:
-        errs.append(_required(path, "must specify a volume type"))
+        errs.append(_required(path, f"must specify a {noun}"))
     return errs
 
 
@@ -990,24 +996,11 @@ def _validate_lifecycle(lifecycle: core_pb2.Lifecycle, path: str) -> Errors:
 
 
 def _validate_handler(handler: core_pb2.Probe | core_pb2.LifecycleHandler, path: str) -> Errors:
-    errs: Errors = []
-    count = 0
-    checks: tuple[tuple[str, str, Callable[[Any, str], Errors]], ...] = (
+    return _exactly_one(handler, path, "handler type", (
         ("exec", "exec", _validate_exec),
         ("http_get", "httpGet", _validate_http_get),
         ("tcp_socket", "tcpSocket", _validate_tcp_socket),
-    )
-    for field, name, check in checks:
-        if not handler.HasField(field):
-            continue
-        if count > 0:
-            errs.append(_forbidden(f"{path}.{name}", "may not specify more than 1 handler type"))
-            continue
-        count += 1
-        errs += check(getattr(handler, field), f"{path}.{name}")
-    if count == 0:
-        errs.append(_required(path, "must specify a handler type"))
-    return errs
+    ))
 
 
 def _validate_exec(action: core_pb2.ExecAction, path: str) -> Errors:
