@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from skiff.cli.errors import CliError
-from skiff.cli.manifests import Manifest, ManifestError, load, parse, select, target_namespace
+from skiff.cli.manifests import Manifest, ManifestError, load, parse, target_namespace
+from skiff.cli.selection import select
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
 

@@ -15,9 +15,9 @@ import asyncio
 import re
 import sys
 
-from skiff.cli import common
+from skiff.cli import common, selection
 from skiff.cli.errors import CliError
-from skiff.cli.manifests import Target, expand_selection, select
+from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -69,30 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "are gone.",
     )
     p.add_argument("resources", nargs="*", metavar="TYPE[/NAME] [NAME...]")
-    p.add_argument(
-        "-f",
-        "--filename",
-        dest="filenames",
-        action="append",
-        default=[],
-        metavar="SRC",
-        help="delete the objects of these manifests (repeatable)",
-    )
-    p.add_argument(
-        "-R",
-        "--recursive",
-        action="store_true",
-        help="with -f on a folder, also read its subfolders",
-    )
-    p.add_argument("-l", "--selector", default="", help="label selector, e.g. app=web")
+    selection.add_flags(p)
     p.add_argument("--field-selector", default="", help="field selector, e.g. spec.nodeName=node-1")
-    p.add_argument(
-        "--all",
-        dest="all_objects",
-        action="store_true",
-        help="every object of the types in the namespace",
-    )
-    common.add_namespace_flags(p)
     # A value is required (`--wait=false`): an optional one would swallow a TYPE after it.
     p.add_argument(
         "--wait",
@@ -149,18 +127,7 @@ def grace_period(args: argparse.Namespace) -> int | None:
 
 
 def run_delete(args: argparse.Namespace) -> int:
-    if args.all_namespaces and not (args.selector or args.all_objects):
-        raise CliError("-A (--all-namespaces) needs -l or --all")
-    selection = select(
-        args.resources,
-        filenames=args.filenames,
-        recursive=args.recursive,
-        selector=args.selector,
-        all_objects=args.all_objects,
-        namespace=args.namespace,
-        default_namespace=common.namespace(args),
-        all_namespaces=args.all_namespaces,
-    )
+    chosen = selection.from_args(args, args.resources)
     grace = grace_period(args)
     propagation = _PROPAGATION[args.cascade]
     if args.force:
@@ -173,9 +140,9 @@ def run_delete(args: argparse.Namespace) -> int:
         )
 
     async def body(client: Client) -> bool:
-        targets = await expand_selection(
+        targets = await selection.expand(
             client,
-            selection,
+            chosen,
             namespace="" if args.all_namespaces else common.namespace(args),
             label_selector=args.selector,
             field_selector=args.field_selector,
@@ -195,7 +162,7 @@ def run_delete(args: argparse.Namespace) -> int:
                     propagation=propagation,
                 )
             except errors.NotFound as err:
-                if args.ignore_not_found or selection.listed:
+                if args.ignore_not_found or chosen.listed:
                     continue  # listed a moment ago and gone since: what we wanted
                 _error(err.message)
                 ok = False

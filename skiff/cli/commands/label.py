@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from skiff.api.selectors import validate_label_key, validate_label_value
-from skiff.cli import common
+from skiff.cli import common, selection
 from skiff.cli.errors import CliError
-from skiff.cli.manifests import Target, expand_selection, select
+from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -61,29 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             action="store_true",
             help=f"allow changing the value of an existing {field.noun}",
         )
-        p.add_argument(
-            "-f",
-            "--filename",
-            dest="filenames",
-            action="append",
-            default=[],
-            metavar="SRC",
-            help="the objects of these manifests (repeatable)",
-        )
-        p.add_argument(
-            "-R",
-            "--recursive",
-            action="store_true",
-            help="with -f on a folder, also read its subfolders",
-        )
-        p.add_argument("-l", "--selector", default="", help="label selector, e.g. app=web")
-        p.add_argument(
-            "--all",
-            dest="all_objects",
-            action="store_true",
-            help="every object of the types in the namespace",
-        )
-        common.add_namespace_flags(p)
+        selection.add_flags(p)
         p.set_defaults(func=_runner(field))
 
 
@@ -174,23 +152,12 @@ def _runner(field: Field) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         resources, specs = split_arguments(args.arguments)
         changes = parse_changes(specs, field)
-        if args.all_namespaces and not (args.selector or args.all_objects):
-            raise CliError("-A (--all-namespaces) needs -l or --all")
-        selection = select(
-            resources,
-            filenames=args.filenames,
-            recursive=args.recursive,
-            selector=args.selector,
-            all_objects=args.all_objects,
-            namespace=args.namespace,
-            default_namespace=common.namespace(args),
-            all_namespaces=args.all_namespaces,
-        )
+        chosen = selection.from_args(args, resources)
 
         async def body(client: Client) -> bool:
-            targets = await expand_selection(
+            targets = await selection.expand(
                 client,
-                selection,
+                chosen,
                 namespace="" if args.all_namespaces else common.namespace(args),
                 label_selector=args.selector,
             )
