@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 
 from apiserver import storage
+from apiserver.compactor import compact_forever
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.registry import Registry
 from apiserver.server import ApiService, TokenAuth, handler
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--watch-history", type=int, default=10_000,
                    help="changes kept per kind for watches that resume from a version")
+    p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
+                   help="seconds between compactions of etcd's history (0: never)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -46,7 +49,10 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
             break
         except (TimeoutError, storage.StorageError) as err:
             log.warning("waiting for etcd at %s: %s", args.etcd_servers, err or "no answer")
-    finalizer = asyncio.create_task(NamespaceFinalizer(registry).run(), name="namespaces")
+    background = [asyncio.create_task(NamespaceFinalizer(registry).run(), name="namespaces")]
+    if args.etcd_compaction_interval > 0:
+        background.append(asyncio.create_task(
+            compact_forever(store, args.etcd_compaction_interval), name="compactor"))
     interceptors = []
     if args.token_file:
         interceptors.append(TokenAuth(Path(args.token_file).read_text().strip()))
@@ -72,7 +78,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     finally:
         log.info("shutting down")
         await server.stop(grace=2)
-        finalizer.cancel()
+        for task in background:
+            task.cancel()
         await cache.stop()
         await store.close()
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up this machine (deploy/setup.sh: packages, .venv, dockerd), check the import
-# contracts, then run pytest; arguments go to pytest. Runs from any directory.
+# contracts, ruff and mypy, then run pytest; arguments go to pytest. Runs from any directory.
 #   tests/run.sh                 all tests
 #   tests/run.sh tests/unit -q   one tier
 set -euo pipefail

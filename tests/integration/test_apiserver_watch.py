@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import pytest
 
@@ -183,5 +184,28 @@ async def test_etcd_outage_is_unavailable_then_heals(apiserver_factory, etcd_fac
         stream = client.watch(core_pb2.ConfigMap, "default", resource_version=rv)
         await client.create(cm("later", "default"))
         assert (await collect(stream, 1))[0].object.metadata.name == "later"  # type: ignore[union-attr]
+    finally:
+        await client.close()
+
+
+async def test_history_is_compacted_and_the_cache_survives(apiserver_factory, etcd_factory
+                                                            ) -> None:  # type: ignore[no-untyped-def]
+    etcd = etcd_factory()
+    server = apiserver_factory(etcd.endpoint, extra_args=("--etcd-compaction-interval", "0.5"))
+    client = server.client()
+    try:
+        first = await client.create(cm("old", "default"))
+        for i in range(3):
+            first.data["n"] = str(i)
+            first = await client.update(first)
+        await asyncio.sleep(1.5)  # two intervals: the revisions above are compacted
+        with pytest.raises(subprocess.CalledProcessError) as old_read:
+            etcdctl(etcd.endpoint, "get", "/registry/configmaps/default/old", "--rev", "2")
+        assert "compacted" in old_read.value.stderr
+        # The apiserver still serves lists and watches from its cache.
+        _, rv = await client.list(core_pb2.ConfigMap, "default")
+        stream = client.watch(core_pb2.ConfigMap, "default", resource_version=rv)
+        await client.create(cm("new", "default"))
+        assert (await collect(stream, 1))[0].object.metadata.name == "new"  # type: ignore[union-attr]
     finally:
         await client.close()
