@@ -3,6 +3,7 @@ token, bad input refused with one clear line and nothing stored, then `skiff dow
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -119,3 +120,34 @@ def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
     finally:
         assert skiff("down", "--data-dir", str(tmp_path)).returncode == 0
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    api_port, etcd_port = free_ports(2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skiff.cli.main", "up", "--data-dir", str(tmp_path),
+         "--port", str(api_port), "--etcd-port", str(etcd_port)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        pid_files = tmp_path / "run"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            out = skiff("get", "ns", "default", config=tmp_path / "config") \
+                if (tmp_path / "config").exists() else None
+            if out is not None and out.returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("skiff up did not come up")
+        pids = [int(p.read_text()) for p in pid_files.glob("*.pid")]
+        assert len(pids) >= 3  # skiff up itself, etcd, apiserver
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or \
+                Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        assert not list(pid_files.glob("*.pid"))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
