@@ -21,7 +21,7 @@ from skiff.client import errors
 from skiff.client.client import Client
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO.parent / "shared" / "k8s-examples"
+from fixtures.examples import EXAMPLES  # noqa: E402
 
 Skiff = Callable[..., subprocess.CompletedProcess[str]]
 

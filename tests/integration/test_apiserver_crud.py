@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.examples import EXAMPLES
 
 from skiff.api import convert
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
 
 
 def pod(name: str, ns: str, **labels: str) -> core_pb2.Pod:

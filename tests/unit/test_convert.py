@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.examples import example_documents, needs_examples
 
 from skiff.api import convert, kinds
 from skiff.api.v1 import apps_pb2, core_pb2
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
-
-
-def example_documents() -> list[tuple[str, dict]]:
-    if not EXAMPLES.exists():
-        return []
-    docs = []
-    for path in sorted(EXAMPLES.rglob("*.yaml")):
-        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if doc:
-                docs.append((f"{path.relative_to(EXAMPLES)}#{i}", doc))
-    return docs
-
 
 REFUSED = {"application/job/cronjob.yaml#0": "removed in Kubernetes 1.25",
            "pods/inject/pod-single-secret-env-variable.yaml#0": "apiVersion not set"}
 
 
-@pytest.mark.skipif(not EXAMPLES.exists(), reason="shared/k8s-examples not present")
-@pytest.mark.parametrize("name,doc", example_documents(), ids=[n for n, _ in example_documents()])
-def test_every_example_converts_and_round_trips_through_yaml(name: str, doc: dict) -> None:
+@needs_examples
+@pytest.mark.parametrize("doc", example_documents())
+def test_every_example_converts_and_round_trips_through_yaml(doc: dict,
+                                                             request: pytest.FixtureRequest
+                                                             ) -> None:
+    name = request.node.callspec.id
     if name in REFUSED:
         with pytest.raises(kinds.UnknownKindError, match=REFUSED[name]):
             convert.from_dict(doc)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import copy
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from fixtures.examples import example_documents, needs_examples
 
 from skiff.api import convert, defaults, kinds
 from skiff.api.v1 import batch_pb2, core_pb2
 
 ABSENT = object()  # the field must not be there at all
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "k8s-examples"
 
 
 def _container(**extra: Any) -> dict[str, Any]:
@@ -398,19 +396,8 @@ def test_job_manual_selector_is_left_alone() -> None:
 
 # ---- the documentation's examples ----
 
-def _example_documents() -> list[Any]:
-    if not EXAMPLES.is_dir():
-        return []
-    params = []
-    for path in sorted(EXAMPLES.rglob("*.yaml")):
-        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if doc is not None:
-                params.append(pytest.param(doc, id=f"{path.relative_to(EXAMPLES)}#{i}"))
-    return params
-
-
-@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="k8s examples not present")
-@pytest.mark.parametrize("doc", _example_documents())
+@needs_examples
+@pytest.mark.parametrize("doc", example_documents())
 def test_defaulting_is_idempotent(doc: dict[str, Any]) -> None:
     try:
         obj, _ = convert.from_dict(doc)

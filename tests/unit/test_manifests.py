@@ -6,12 +6,11 @@ import io
 from pathlib import Path
 
 import pytest
+from fixtures.examples import EXAMPLES
 
 from skiff.cli.errors import CliError
 from skiff.cli.manifests import Manifest, ManifestError, load, parse, target_namespace
 from skiff.cli.selection import select
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
 

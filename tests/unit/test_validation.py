@@ -6,16 +6,14 @@ import base64
 import copy
 import itertools
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from fixtures.examples import example_documents, needs_examples
 from google.protobuf.message import Message
 
 from skiff.api import convert, defaults, kinds, validation
 
-EXAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "k8s-examples"
 JOB_UID = "6f1d1d4e-2b6a-4c1e-9a57-6a9c8f0e1b2c"
 DELETE = object()  # remove the key from the manifest
 Changes = dict[Any, Any]  # path (or tuple of steps) -> new value
@@ -920,19 +918,8 @@ def test_update_error_names_what_changed(changes: Changes, changed: str) -> None
 
 # ---- the documentation's examples are valid Kubernetes, so they are valid here ----
 
-def _example_documents() -> list[Any]:
-    if not EXAMPLES.is_dir():
-        return []
-    params = []
-    for path in sorted(EXAMPLES.rglob("*.yaml")):
-        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
-            if doc is not None:
-                params.append(pytest.param(doc, id=f"{path.relative_to(EXAMPLES)}#{i}"))
-    return params
-
-
-@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="k8s examples not present")
-@pytest.mark.parametrize("doc", _example_documents())
+@needs_examples
+@pytest.mark.parametrize("doc", example_documents())
 def test_examples_are_valid(doc: dict[str, Any]) -> None:
     try:
         obj = _prepared(doc)
