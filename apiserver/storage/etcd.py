@@ -31,7 +31,10 @@ T = TypeVar("T")
 
 _REQUEST_TIMEOUT = 5.0
 # Reconnect quickly after etcd comes back: gRPC's default backoff grows to 120 s.
+_LIST_PAGE = 2000
 _CHANNEL_OPTIONS = [
+    # A watch response carries every event of one revision, however many that is.
+    ("grpc.max_receive_message_length", 512 * 1024 * 1024),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
@@ -135,10 +138,23 @@ class EtcdStore:
         return _kv(reply.kvs[0]) if reply.kvs else None
 
     async def list_prefix(self, prefix: bytes) -> tuple[list[KeyValue], int]:
-        """Every key under `prefix` and the store revision they were read at."""
-        request = rpc_pb2.RangeRequest(key=prefix, range_end=prefix_end(prefix))
-        reply = await self._call(lambda: self._kv.Range(request, timeout=_REQUEST_TIMEOUT * 6))
-        return [_kv(kv) for kv in reply.kvs], reply.header.revision
+        """Every key under `prefix` and the store revision they were read at.
+
+        Read in pages, all at the revision of the first, so that a large registry
+        neither exceeds a message size limit nor yields an inconsistent snapshot."""
+        end = prefix_end(prefix)
+        start, revision = prefix, 0
+        out: list[KeyValue] = []
+        while True:
+            request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=_LIST_PAGE,
+                                           revision=revision)
+            reply = await self._call(lambda r=request: self._kv.Range(  # type: ignore[misc]
+                r, timeout=_REQUEST_TIMEOUT * 6))
+            revision = revision or int(reply.header.revision)
+            out += [_kv(kv) for kv in reply.kvs]
+            if not reply.more or not reply.kvs:
+                return out, revision
+            start = reply.kvs[-1].key + b"\0"
 
     async def revision(self) -> int:
         """The store's current revision (a one-key read; etcd puts it in every header)."""

@@ -420,3 +420,30 @@ async def test_token_auth(apiserver_factory, tmp_path) -> None:  # type: ignore[
     finally:
         await anonymous.close()
         await allowed.close()
+
+
+async def test_a_new_apiserver_loads_a_large_registry(apiserver_factory) -> None:  # type: ignore[no-untyped-def]
+    """More objects than one etcd page (and than gRPC's default 4 MiB message) load
+    into a newly started apiserver's cache."""
+    first = apiserver_factory()
+    writer = first.client()
+    try:
+        big = "x" * 2000
+
+        async def make(i: int) -> None:
+            cm = core_pb2.ConfigMap()
+            cm.metadata.name, cm.metadata.namespace = f"cm-{i}", "default"
+            cm.data["blob"] = big
+            await writer.create(cm)
+
+        for start in range(0, 2600, 100):
+            await asyncio.gather(*(make(i) for i in range(start, start + 100)))
+        second = apiserver_factory(first.etcd_endpoint)
+        reader = second.client()
+        try:
+            items, _ = await reader.list(core_pb2.ConfigMap, "default")
+            assert len(items) == 2600
+        finally:
+            await reader.close()
+    finally:
+        await writer.close()
