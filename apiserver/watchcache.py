@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
@@ -41,15 +41,28 @@ class TooNew(Exception):
     """A request named a version this apiserver has not seen yet."""
 
 
-@dataclass(slots=True)
 class Entry:
-    """One object as the cache keeps it: parsed for filtering, serialized for sending."""
+    """One object as the cache keeps it: serialized for sending, parsed (once, when first
+    needed) for filtering. Most writes are never filtered, so most are never parsed."""
 
-    obj: Message  # shared: never mutate
-    data: bytes  # obj serialized, resourceVersion included
-    revision: int
-    deleted: bool = False
-    _frames: dict[str, bytes] = field(default_factory=dict)
+    __slots__ = ("_frames", "_obj", "_parse", "data", "deleted", "namespace", "revision")
+
+    def __init__(self, parse: Callable[[bytes], Message], namespace: str, data: bytes,
+                 revision: int, deleted: bool = False) -> None:
+        self._parse = parse
+        self._obj: Message | None = None
+        self._frames: dict[str, bytes] = {}
+        self.namespace = namespace
+        self.data = data  # resourceVersion included
+        self.revision = revision
+        self.deleted = deleted
+
+    @property
+    def obj(self) -> Message:
+        """The parsed object; shared: never mutate it."""
+        if self._obj is None:
+            self._obj = self._parse(self.data)
+        return self._obj
 
     def frame(self, event_type: str, type_url: str) -> bytes:
         """This entry as one `events` element of a WatchResponse, framed on the wire."""
@@ -89,14 +102,14 @@ class Filter:
     getters: dict[str, Callable[[Message], str]]
 
     def matches(self, entry: Entry) -> bool:
-        obj = entry.obj
-        meta = obj.metadata  # type: ignore[attr-defined]
-        if self.namespace and meta.namespace != self.namespace:
+        if self.namespace and entry.namespace != self.namespace:
             return False
-        if not self.labels.is_empty() and not self.labels.matches(meta.labels):
+        if not self.labels.is_empty() and not self.labels.matches(
+                entry.obj.metadata.labels):  # type: ignore[attr-defined]
             return False
         if self.fields.is_empty():
             return True
+        obj = entry.obj
         return self.fields.matches(lambda path: self.getters[path](obj))
 
 
@@ -146,6 +159,7 @@ class KindCache:
         self.kind = kind
         self.history_size = history
         self.type_url = kind.type_url
+        self.parse = kind.message.FromString
         self.items: dict[str, Entry] = {}
         self.history: deque[tuple[str, Entry, Entry | None]] = deque()
         self.oldest = 0  # a watch may resume from any revision >= this
@@ -272,11 +286,11 @@ class WatchCache:
                 return
             # The DELETED event carries the last state, at the deletion's revision.
             data = with_resource_version(old.data, kv.mod_revision)
-            kc.apply(key, Entry(kc.kind.message.FromString(data), data, kv.mod_revision,
-                                deleted=True))
+            kc.apply(key, Entry(kc.parse, old.namespace, data, kv.mod_revision, deleted=True))
             return
         data = with_resource_version(kv.value, kv.mod_revision)
-        kc.apply(key, Entry(kc.kind.message.FromString(data), data, kv.mod_revision))
+        namespace = key.partition("/")[0] if kc.kind.namespaced else ""
+        kc.apply(key, Entry(kc.parse, namespace, data, kv.mod_revision))
 
     async def _apply(self, batch: storage.WatchBatch) -> None:
         revision = batch.revision

@@ -26,17 +26,17 @@ class BenchCluster:
     workdir: Path
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path | None = None) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError("apiserver died:\n" + log.read_text()[-2000:])
+            raise RuntimeError(f"{proc.args!r} died:\n" + (log.read_text()[-2000:] if log else ""))
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("apiserver did not start")
+    raise RuntimeError(f"{proc.args!r} did not start")
 
 
 @contextmanager
@@ -54,7 +54,7 @@ def cluster(*apiserver_args: str) -> Iterator[BenchCluster]:
              "--port", str(port), "--log-level", "WARNING", *apiserver_args],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_port(port, proc, log)
+        wait_port(port, proc, log)
         yield BenchCluster(etcd, proc, f"127.0.0.1:{port}", workdir)
     finally:
         proc.terminate()

@@ -3,6 +3,8 @@
 Prints, from one run on one etcd:
 - creates/s through the apiserver with 16 concurrent clients, the same writes sent
   straight to etcd with the apiserver's own etcd client, and their ratio (goal >= 0.3);
+  for reference, a bare gRPC server that only forwards each create to etcd
+  (bench/_forwarder.py) in the same run;
 - p50/p99 create latency through the apiserver at 16 clients (goal p99 < 50 ms);
 - watch fan-out: 200 watchers of one kind, 1,000 updates, p99 from write to delivery
   at the last watcher (goal < 100 ms).
@@ -16,15 +18,19 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import statistics
+import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apiserver.storage import EtcdStore
-from bench._cluster import cluster, percentile
+from bench._cluster import cluster, percentile, wait_port
 from skiff.api.v1 import core_pb2, service_pb2, service_pb2_grpc
+from skiff.cli.etcd_launcher import free_ports
 from skiff.client.client import Client
 
 CLIENTS = 16
@@ -127,6 +133,19 @@ async def fan_out(address: str, watchers: int, updates: int, processes: int = 4
         return [merged[seq] - sent[seq] for seq in range(updates)]
 
 
+@contextmanager
+def forwarder(etcd_endpoint: str) -> Iterator[str]:
+    port = free_ports(1)[0]
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_forwarder.py")),
+                             etcd_endpoint, str(port)])
+    try:
+        wait_port(port, proc)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--creates", type=int, default=8000)
@@ -134,21 +153,27 @@ def main() -> None:
     parser.add_argument("--updates", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with cluster() as bench:
-        api_rates, etcd_rates, lat_all = [], [], []
+    with cluster() as bench, forwarder(bench.etcd.endpoint) as forward_address:
+        api_rates, etcd_rates, forward_rates, lat_all = [], [], [], []
         for r in range(args.rounds):
-            # Interleaved, so both see the same machine noise.
+            # Interleaved, so all three see the same machine noise.
             etcd_rates.append(asyncio.run(creates_straight_to_etcd(bench.etcd.endpoint,
                                                                    args.creates, r)))
+            forward_rates.append(asyncio.run(_creates_round(forward_address, args.creates,
+                                                            r))[0])
             rate, lat = asyncio.run(_creates_round(bench.address, args.creates, r))
             api_rates.append(rate)
             lat_all += lat
         api, etcd = statistics.median(api_rates), statistics.median(etcd_rates)
+        forward = statistics.median(forward_rates)
         print(f"creates/s through apiserver ({CLIENTS} clients): {api:.0f} "
               f"(rounds: {', '.join(f'{x:.0f}' for x in api_rates)})")
         print(f"creates/s straight to etcd   ({CLIENTS} clients): {etcd:.0f} "
               f"(rounds: {', '.join(f'{x:.0f}' for x in etcd_rates)})")
-        print(f"ratio apiserver/etcd: {api / etcd:.2f} (goal >= 0.30)")
+        print(f"creates/s through a bare forwarder ({CLIENTS} clients): {forward:.0f} "
+              f"(rounds: {', '.join(f'{x:.0f}' for x in forward_rates)})")
+        print(f"ratio apiserver/etcd: {api / etcd:.2f} (goal >= 0.30); bare forwarder/etcd: "
+              f"{forward / etcd:.2f}; apiserver/forwarder: {api / forward:.2f}")
         print(f"create latency at {CLIENTS} clients: p50 {percentile(lat_all, 50) * 1000:.1f} ms,"
               f" p99 {percentile(lat_all, 99) * 1000:.1f} ms (goal p99 < 50 ms)")
         delays = asyncio.run(fan_out(bench.address, args.watchers, args.updates))
