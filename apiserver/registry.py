@@ -6,13 +6,13 @@ of many objects (List, Watch) come from the watch cache.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import random
 import uuid
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from apiserver import codec, errors, storage
@@ -34,8 +34,8 @@ def _meta(obj: Message) -> meta_pb2.ObjectMeta:  # every kind's metadata is an O
     return obj.metadata  # type: ignore[attr-defined, no-any-return]
 
 
-def _set_time(ts: object, when: dt.datetime) -> None:
-    ts.FromDatetime(when)  # type: ignore[attr-defined]
+def _set_time(ts: timestamp_pb2.Timestamp, seconds: int) -> None:
+    ts.seconds, ts.nanos = seconds, 0
 
 
 @dataclass(frozen=True)
@@ -357,10 +357,10 @@ class Registry:
         mmeta = _meta(marked)
         if finalizer and adds_finalizer and not meta.HasField("deletion_timestamp"):
             mmeta.finalizers.append(finalizer)
-        deadline = now() + dt.timedelta(seconds=grace)
+        deadline = now() + grace
         if meta.HasField("deletion_timestamp"):
             # A second delete may only shorten the grace period, as in Kubernetes.
-            current = meta.deletion_timestamp.ToDatetime(tzinfo=dt.UTC)
+            current = meta.deletion_timestamp.seconds
             if deadline >= current and grace >= meta.deletion_grace_period_seconds:
                 if mmeta.finalizers == meta.finalizers:
                     return obj

@@ -6,7 +6,7 @@ The generic registry asks its kind's Strategy; most kinds use the base class.
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 
 from google.protobuf.message import Message
 
@@ -156,5 +156,6 @@ def for_kind(kind: kinds.Kind) -> Strategy:
     return _STRATEGIES.get(kind.kind, Strategy)(kind)
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+def now() -> int:
+    """Unix seconds: Kubernetes' object timestamps have whole-second precision."""
+    return int(time.time())
