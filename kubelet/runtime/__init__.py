@@ -189,6 +189,23 @@ class ExecResult:
     output: bytes
 
 
+class ExecSession(Protocol):
+    """An interactive command in a container (`skiff exec -it`)."""
+
+    async def write(self, data: bytes) -> None:
+        """Sends to the command's stdin."""
+
+    async def close_stdin(self) -> None: ...
+
+    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(stream, bytes) chunks: stream 1 is stdout, 2 is stderr (with a TTY all is 1)."""
+
+    async def resize(self, rows: int, columns: int) -> None: ...
+
+    async def exit_code(self) -> int:
+        """Waits for the command to end."""
+
+
 class ContainerRuntime(Protocol):
     async def version(self) -> str:
         """The engine's name and version, e.g. `docker://20.10.24`."""
@@ -233,3 +250,7 @@ class ContainerRuntime(Protocol):
     def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
              timestamps: bool = False) -> AsyncIterator[bytes]:
         """The container's output (stdout and stderr, interleaved as written)."""
+
+    async def exec_stream(self, container_id: str, command: Sequence[str], *, tty: bool,
+                          stdin: bool) -> ExecSession:
+        """Starts `command` in the container with its streams attached."""
