@@ -28,6 +28,9 @@ LABEL_SANDBOX = "io.skiff.sandbox"  # "true" on the pause container
 LABEL_SPEC_HASH = "io.skiff.container.hash"  # of the container's spec: a change recreates
 LABEL_INIT = "io.skiff.container.init"  # "true" on init containers
 LABEL_GRACE = "io.skiff.pod.grace-period"  # seconds, for stops of orphans after a restart
+# The node whose kubelet made it: several kubelets may share one engine (tests, simulated
+# nodes), and each must only ever touch its own containers.
+LABEL_NODE = "io.skiff.node"
 
 
 class RuntimeError_(Exception):
