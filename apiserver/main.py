@@ -14,6 +14,7 @@ import grpc
 from apiserver import storage
 from apiserver.compactor import compact_forever
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
+from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.server import ApiService, TokenAuth, handler
 from apiserver.watchcache import WatchCache
@@ -28,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bind-address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=6443)
     p.add_argument("--token-file", help="require this bearer token (file content) on every call")
+    p.add_argument("--kubelet-token-file",
+                   help="send this bearer token (file content) to kubelets (logs, exec)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--watch-history", type=int, default=10_000,
                    help="changes kept per kind for watches that resume from a version")
@@ -61,7 +64,9 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
         ("grpc.max_send_message_length", 256 * 1024 * 1024),
         ("grpc.so_reuseport", 0),
     ])
-    server.add_generic_rpc_handlers([handler(ApiService(registry))])
+    proxy = KubeletProxy(registry, Path(args.kubelet_token_file).read_text().strip()
+                         if args.kubelet_token_file else None)
+    server.add_generic_rpc_handlers([handler(ApiService(registry, proxy))])
     address = f"{args.bind_address}:{args.port}"
     server.add_insecure_port(address)
     await server.start()
@@ -78,6 +83,7 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     finally:
         log.info("shutting down")
         await server.stop(grace=2)
+        await proxy.close()
         for task in background:
             task.cancel()
         await cache.stop()

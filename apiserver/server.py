@@ -14,9 +14,11 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from apiserver import errors, storage
+from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.watchcache import Expired, TooNew
 from skiff.api import convert, kinds
+from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ def _handles_errors(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaita
 
 
 class ApiService:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, proxy: KubeletProxy | None = None) -> None:
         self.registry = registry
+        # Logs and Exec: streams proxied to the kubelet of the pod's node.
+        self.proxy = proxy or KubeletProxy(registry)
 
     @_handles_errors
     async def Create(self, request: api.CreateRequest, context: Any) -> api.ObjectReply:
@@ -180,7 +184,7 @@ class ApiService:
 
 
 def handler(service: ApiService) -> grpc.GenericRpcHandler:
-    """The method table; Watch's responses are already bytes, so no serializer."""
+    """The method table; Watch's and Logs' responses are already bytes, so no serializer."""
     def unary(name: str, request_type: type[Message], reply_type: type[Message]
               ) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
@@ -199,6 +203,12 @@ def handler(service: ApiService) -> grpc.GenericRpcHandler:
         "Watch": grpc.unary_stream_rpc_method_handler(
             service.Watch, request_deserializer=api.WatchRequest.FromString,
             response_serializer=None),
+        "Logs": grpc.unary_stream_rpc_method_handler(
+            service.proxy.Logs, request_deserializer=kapi.LogsRequest.FromString,
+            response_serializer=None),
+        "Exec": grpc.stream_stream_rpc_method_handler(
+            service.proxy.Exec, request_deserializer=kapi.ExecRequest.FromString,
+            response_serializer=kapi.ExecResponse.SerializeToString),
     })
 
 

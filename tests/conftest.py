@@ -11,4 +11,5 @@ import os
 # Bad file descriptor"). The tests never use gRPC in a forked child, so turn them off.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
-pytest_plugins = ["fixtures.etcd", "fixtures.apiserver"]
+pytest_plugins = ["fixtures.etcd", "fixtures.apiserver", "fixtures.docker", "fixtures.registry",
+                  "fixtures.kubelet"]

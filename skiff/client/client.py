@@ -19,6 +19,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from skiff.api import kinds
+from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
 from skiff.api.v1 import service_pb2_grpc
 from skiff.client import errors
@@ -201,3 +202,103 @@ class Client:
             raise errors.from_rpc_error(err) from None
         finally:
             call.cancel()
+
+    async def logs(self, name: str, namespace: str = "", *, container: str = "",
+                   follow: bool = False, previous: bool = False, tail_lines: int | None = None,
+                   timestamps: bool = False) -> AsyncIterator[bytes]:
+        """A pod container's output, through the apiserver from the kubelet of its node.
+        With `follow`, ends when the container stops (or the caller stops iterating)."""
+        request = kapi.LogsRequest(namespace=namespace, pod=name, container=container,
+                                   follow=follow, previous=previous, timestamps=timestamps)
+        if tail_lines is not None:
+            request.tail_lines = tail_lines
+        call = self._stub.Logs(request, metadata=self._metadata)
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as err:
+            raise errors.from_rpc_error(err) from None
+        finally:
+            call.cancel()
+
+    async def exec(self, name: str, command: builtins.list[str], namespace: str = "", *,
+                   container: str = "", tty: bool = False, stdin: bool = False) -> ExecStream:
+        """Starts `command` in a pod's container. Errors (no such pod, container not
+        running, ...) are raised by the session's first read of output."""
+        call = self._stub.Exec(metadata=self._metadata)
+        session = ExecStream(call)
+        await session._send(kapi.ExecRequest(start=kapi.ExecStart(
+            namespace=namespace, pod=name, container=container, command=command, tty=tty,
+            stdin=stdin)))
+        return session
+
+
+class ExecStream:
+    """A command running in a container (`Client.exec`): feed its stdin, read its output,
+    get its exit code. Writes after the command ended are dropped silently: the output
+    side says how it ended."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+        self._lock = asyncio.Lock()  # gRPC takes one write at a time (stdin and resizes race)
+        self.exit_code: int | None = None
+
+    async def _send(self, request: kapi.ExecRequest) -> None:
+        async with self._lock:
+            try:
+                await self._call.write(request)
+            except asyncio.InvalidStateError:
+                pass  # the call is over: output() reports its end
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.CANCELLED:
+                    raise errors.from_rpc_error(err) from None
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            await self._send(kapi.ExecRequest(stdin=data))
+
+    async def close_stdin(self) -> None:
+        await self._send(kapi.ExecRequest(stdin_closed=True))
+
+    async def resize(self, rows: int, columns: int) -> None:
+        await self._send(kapi.ExecRequest(resize=kapi.TerminalSize(rows=rows, columns=columns)))
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        """(1, stdout bytes) and (2, stderr bytes) until the command ends; then
+        `exit_code` is set. Raises the API's errors (with a TTY all output is stream 1)."""
+        try:
+            while True:
+                response = await self._call.read()
+                if response is grpc.aio.EOF:
+                    if self.exit_code is None:
+                        raise errors.ApiError("the exec stream ended without an exit code")
+                    return
+                kind = response.WhichOneof("message")
+                if kind == "stdout":
+                    yield 1, response.stdout
+                elif kind == "stderr":
+                    yield 2, response.stderr
+                elif kind == "exit_code":
+                    self.exit_code = response.exit_code
+                    return
+                elif kind == "error":
+                    raise errors.ApiError(response.error)
+        except grpc.aio.AioRpcError as err:
+            raise errors.from_rpc_error(err) from None
+
+    async def wait(self) -> int:
+        """The exit code, once the command ends (output not yet read is dropped)."""
+        async for _ in self.output():
+            pass
+        assert self.exit_code is not None
+        return self.exit_code
+
+    async def close(self) -> None:
+        """Ends the call; the command's stdin reads end of file."""
+        self._call.cancel()
+
+    async def __aenter__(self) -> ExecStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

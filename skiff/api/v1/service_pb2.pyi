@@ -1,4 +1,5 @@
 from google.protobuf import any_pb2 as _any_pb2
+from skiff.api.v1 import kubelet_pb2 as _kubelet_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from skiff.api.v1 import kubelet_pb2 as skiff_dot_api_dot_v1_dot_kubelet__pb2
 from skiff.api.v1 import service_pb2 as skiff_dot_api_dot_v1_dot_service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -79,6 +80,16 @@ class ApiStub:
                 request_serializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionReply.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/skiff.api.v1.Api/Logs',
+                request_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.LogsRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.LogChunk.FromString,
+                _registered_method=True)
+        self.Exec = channel.stream_stream(
+                '/skiff.api.v1.Api/Exec',
+                request_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecResponse.FromString,
+                _registered_method=True)
 
 
 class ApiServicer:
@@ -138,6 +149,19 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """A container's logs and commands, proxied to the kubelet of the pod's node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Exec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +209,16 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Version,
                     request_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionRequest.FromString,
                     response_serializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionReply.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.LogsRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.LogChunk.SerializeToString,
+            ),
+            'Exec': grpc.stream_stream_rpc_method_handler(
+                    servicer.Exec,
+                    request_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +464,60 @@ class Api:
             '/skiff.api.v1.Api/Version',
             skiff_dot_api_dot_v1_dot_service__pb2.VersionRequest.SerializeToString,
             skiff_dot_api_dot_v1_dot_service__pb2.VersionReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/skiff.api.v1.Api/Logs',
+            skiff_dot_api_dot_v1_dot_kubelet__pb2.LogsRequest.SerializeToString,
+            skiff_dot_api_dot_v1_dot_kubelet__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exec(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.api.v1.Api/Exec',
+            skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecRequest.SerializeToString,
+            skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,172 @@
+"""`skiff-kubelet`: the node agent. Registers this host as a Node, runs the pods bound to
+it as Docker container groups, and reports back what is true."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from kubelet.backoff import Backoff
+from kubelet.images import ImageManager
+from kubelet.node import NodeAgent, NodeConfig
+from kubelet.pods import PodSyncer
+from kubelet.probes import ProbeManager
+from kubelet.runtime import ContainerRuntime, RuntimeError_
+from kubelet.server import DEFAULT_PORT, start_kubelet_server
+from kubelet.volumes import VolumeManager
+from skiff.api.v1 import core_pb2
+from skiff.client.client import Client
+from skiff.client.events import EventRecorder
+from skiff.client.informer import SharedInformerFactory, Store
+
+log = logging.getLogger("kubelet")
+
+RELIST_PERIOD = 1.0
+VOLUME_REFRESH_PERIOD = 30.0
+
+
+class InformerSource:
+    """Secrets and ConfigMaps for env and volumes, from the kubelet's informer caches."""
+
+    def __init__(self, secrets: Store[core_pb2.Secret],
+                 config_maps: Store[core_pb2.ConfigMap]) -> None:
+        self._secrets = secrets
+        self._config_maps = config_maps
+
+    def get_secret(self, namespace: str, name: str) -> core_pb2.Secret | None:
+        return self._secrets.get(f"{namespace}/{name}")
+
+    def get_config_map(self, namespace: str, name: str) -> core_pb2.ConfigMap | None:
+        return self._config_maps.get(f"{namespace}/{name}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-kubelet", description=__doc__)
+    p.add_argument("--server", help="apiserver host:port (default: from the client config)")
+    p.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
+                   "~/.skiff/config)")
+    p.add_argument("--node-name", default=socket.gethostname().lower())
+    p.add_argument("--node-labels", default="", help="k=v,k2=v2 added to the Node")
+    p.add_argument("--node-ip", default="", help="this node's InternalIP (default: detected)")
+    p.add_argument("--root-dir", default="/var/lib/skiff/kubelet",
+                   help="pod volumes live under ROOT/pods/<uid>")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help="port of the kubelet's own server (logs, exec), on every interface")
+    p.add_argument("--kubelet-token-file",
+                   help="require this bearer token (file content) on calls to that server "
+                   "(the apiserver's --kubelet-token-file)")
+    p.add_argument("--fake-runtime", action="store_true",
+                   help="run pods in memory (for tests and simulated nodes)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def make_runtime(fake: bool) -> ContainerRuntime:
+    if fake:
+        from kubelet.runtime.fake import FakeRuntime
+        return FakeRuntime(pullable={"*": None})  # simulated nodes can "pull" anything
+    from kubelet.runtime.docker import DockerRuntime
+    return DockerRuntime()
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    labels = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--node-labels: {item!r} is not key=value")
+        labels[key] = value
+    return labels
+
+
+async def relist_forever(syncer: PodSyncer) -> None:
+    while True:
+        try:
+            await syncer.relist()
+        except RuntimeError_ as err:
+            log.warning("cannot list containers: %s", err)
+        await asyncio.sleep(RELIST_PERIOD)
+
+
+async def refresh_volumes_forever(syncer: PodSyncer, volumes: VolumeManager) -> None:
+    # Secrets and ConfigMaps change under running pods: their files follow within this
+    # period (Kubernetes: about a minute).
+    while True:
+        await asyncio.sleep(VOLUME_REFRESH_PERIOD)
+        for pod in list(syncer.pods.values()):
+            if pod.metadata.HasField("deletion_timestamp"):
+                continue
+            try:
+                await volumes.refresh(pod)
+            except Exception as err:  # one pod's trouble must not stop the others
+                log.warning("pod %s/%s: volume refresh failed: %s", pod.metadata.namespace,
+                            pod.metadata.name, err)
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = Client.from_config(args.config, args.server)
+    runtime = make_runtime(args.fake_runtime)
+    # Up before the Node advertises its port, so logs and exec work as soon as pods run.
+    kubelet_server = await start_kubelet_server(
+        runtime, args.port,
+        Path(args.kubelet_token_file).read_text().strip() if args.kubelet_token_file else None)
+    factory = SharedInformerFactory(client)
+    pods = factory.informer(core_pb2.Pod, field_selector=f"spec.nodeName={args.node_name}")
+    source = InformerSource(factory.informer(core_pb2.Secret).store,
+                            factory.informer(core_pb2.ConfigMap).store)
+    recorder = EventRecorder(client, "kubelet", host=args.node_name)
+    node = NodeAgent(client, runtime, NodeConfig(args.node_name, parse_labels(args.node_labels),
+                                                 args.node_ip, kubelet_port=args.port))
+    volumes = VolumeManager(Path(args.root_dir), source)
+    wake: list[PodSyncer] = []
+    probes = ProbeManager(runtime, on_change=lambda uid: wake[0].wake(uid) if wake else None,
+                          recorder=recorder)
+    syncer = PodSyncer(node_name=args.node_name, node_ip=node.address, client=client,
+                       runtime=runtime, volumes=volumes, images=ImageManager(runtime, source),
+                       probes=probes, source=source, recorder=recorder,
+                       crash_backoff=Backoff())
+    wake.append(syncer)
+    pods.add_handlers(on_add=syncer.pod_updated,
+                      on_update=lambda old, new: syncer.pod_updated(new),
+                      on_delete=syncer.pod_deleted)
+    background = [asyncio.create_task(node.run(), name="node")]
+    factory.start_all()
+    await factory.wait_for_sync()
+    background += [asyncio.create_task(relist_forever(syncer), name="relist"),
+                   asyncio.create_task(refresh_volumes_forever(syncer, volumes),
+                                       name="volumes")]
+    log.info("kubelet for node %s is running (%s)", args.node_name,
+             "fake runtime" if args.fake_runtime else "docker")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        # Containers keep running: a restarted kubelet adopts them.
+        for task in background:
+            task.cancel()
+        await kubelet_server.stop(grace=1)
+        await syncer.stop()
+        await factory.stop_all()
+        await recorder.close()
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
