@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,14 +28,21 @@ def skiff(*args: str, config: Path | None = None, stdin: str | None = None,
                           text=True, timeout=timeout)
 
 
+def cluster_args(data: Path) -> tuple[str, ...]:
+    """Flags for a private cluster: free ports (etcd's peer port is its port + 1) and a
+    node name of its own, so it shares nothing with another cluster on this host."""
+    while True:
+        api_port, etcd_port, kubelet_port = free_ports(3)
+        if etcd_port + 1 not in (api_port, kubelet_port):
+            break
+    return ("--data-dir", str(data), "--port", str(api_port), "--etcd-port", str(etcd_port),
+            "--kubelet-port", str(kubelet_port), "--node-name", f"up-{uuid.uuid4().hex[:8]}")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     data = tmp_path_factory.mktemp("skiff-up")
-    api_port, etcd_port = free_ports(2)
-    while etcd_port + 1 == api_port:
-        api_port, etcd_port = free_ports(2)
-    started = skiff("up", "-d", "--data-dir", str(data), "--port", str(api_port),
-                    "--etcd-port", str(etcd_port))
+    started = skiff("up", "-d", *cluster_args(data))
     assert started.returncode == 0, started.stderr
     try:
         yield data / "config"
@@ -48,6 +56,17 @@ def test_up_writes_a_config_with_a_token(cluster: Path) -> None:
     config = yaml.safe_load(cluster.read_text())
     assert config["server"].startswith("127.0.0.1:") and config["token"]
     assert (cluster.parent / "token").stat().st_mode & 0o777 == 0o600
+
+
+def test_up_runs_a_kubelet_whose_node_becomes_ready(cluster: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        out = skiff("get", "nodes", config=cluster)
+        rows = [line.split() for line in out.stdout.splitlines()[1:]]
+        if any(len(r) > 1 and r[1] == "Ready" for r in rows) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert any(r[1] == "Ready" for r in rows), out.stdout + out.stderr
 
 
 def test_without_the_token_the_server_refuses(cluster: Path, tmp_path: Path) -> None:
@@ -100,9 +119,7 @@ def test_bad_input_is_one_clear_line_and_stores_nothing(cluster: Path, manifest:
 
 
 def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
-    api_port, etcd_port = free_ports(2)
-    args = ("--data-dir", str(tmp_path), "--port", str(api_port), "--etcd-port",
-            str(etcd_port))
+    args = cluster_args(tmp_path)
     assert skiff("up", "-d", *args).returncode == 0
     config = tmp_path / "config"
     try:
@@ -123,10 +140,8 @@ def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
 
 
 def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    api_port, etcd_port = free_ports(2)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "skiff.cli.main", "up", "--data-dir", str(tmp_path),
-         "--port", str(api_port), "--etcd-port", str(etcd_port)],
+        [sys.executable, "-m", "skiff.cli.main", "up", *cluster_args(tmp_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         pid_files = tmp_path / "run"
@@ -140,7 +155,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         else:
             pytest.fail("skiff up did not come up")
         pids = [int(p.read_text()) for p in pid_files.glob("*.pid")]
-        assert len(pids) >= 3  # skiff up itself, etcd, apiserver
+        assert len(pids) >= 4  # skiff up itself, etcd, apiserver, kubelet
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         for pid in pids:

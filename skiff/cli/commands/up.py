@@ -86,6 +86,8 @@ class ClusterConfig:
     data_dir: Path
     port: int
     etcd_port: int
+    kubelet_port: int = 10250
+    node_name: str = ""  # default: the host name, as the kubelet's own default
 
     @property
     def etcd_peer_port(self) -> int:
@@ -164,11 +166,21 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
             "--bind-address", "127.0.0.1",
             "--port", str(cfg.port),
             "--token-file", str(cfg.token_file),
+            "--kubelet-token-file", str(cfg.token_file),
             ready=tcp_ready("127.0.0.1", cfg.port),
             ready_what=f"to accept connections on {cfg.server}",
         ),
-        # The other daemons are clients of the apiserver; each is one line, e.g.
-        # python_daemon(cfg, "scheduler", "scheduler.main", "--config", str(cfg.client_config)),
+        # The other daemons are clients of the apiserver; each is one line.
+        python_daemon(
+            cfg, "kubelet", "kubelet.main",
+            "--config", str(cfg.client_config),
+            "--root-dir", str(cfg.data_dir / "kubelet"),
+            "--port", str(cfg.kubelet_port),
+            "--kubelet-token-file", str(cfg.token_file),
+            *(("--node-name", cfg.node_name) if cfg.node_name else ()),
+            ready=tcp_ready("127.0.0.1", cfg.kubelet_port),
+            ready_what=f"to accept connections on port {cfg.kubelet_port}",
+        ),
     ]  # fmt: skip
 
 
@@ -177,6 +189,7 @@ def ports_in_use(cfg: ClusterConfig) -> list[str]:
         "--etcd-port": cfg.etcd_port,
         "etcd peer port (--etcd-port + 1)": cfg.etcd_peer_port,
         "--port": cfg.port,
+        "--kubelet-port": cfg.kubelet_port,
     }
     return [f"{port} ({what})" for what, port in wanted.items() if not port_is_free(port)]
 
@@ -452,7 +465,8 @@ def refuse_if_running(run_dir: RunDir) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    cfg = ClusterConfig(_data_dir(args), args.port, args.etcd_port)
+    cfg = ClusterConfig(_data_dir(args), args.port, args.etcd_port, args.kubelet_port,
+                        args.node_name)
     run_dir = RunDir(cfg.run_dir)
     refuse_if_running(run_dir)
     busy = ports_in_use(cfg)
@@ -579,6 +593,10 @@ def register(subparsers: Any) -> None:
         default=2379,
         help="etcd client port; its peer port is this + 1 (default %(default)s)",
     )
+    up.add_argument("--kubelet-port", type=int, default=10250,
+                    help="the kubelet's port for logs and exec (default %(default)s)")
+    up.add_argument("--node-name", default="",
+                    help="this host's Node name (default: the host name)")
     up.add_argument(
         "-d", "--detach", action="store_true", help="start in the background and return"
     )
