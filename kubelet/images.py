@@ -7,9 +7,11 @@ under imagePullPolicy Never.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kubelet.backoff import Backoff
@@ -22,7 +24,13 @@ DOCKER_HUB = "docker.io"
 
 
 class ImageBackOff(ImagePullError):
+    """A pull failed recently: the next try waits `remaining` seconds."""
+
     reason = "ImagePullBackOff"
+
+    def __init__(self, message: str, remaining: float) -> None:
+        super().__init__(message)
+        self.remaining = remaining
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,23 @@ def auths_from_secret(secret: core_pb2.Secret) -> dict[str, Auth]:
 
 
 class ImageManager:
+    """Pull policies, pull secrets and the pull back-off (per pod and image, as in
+    Kubernetes). One pull of an image for a pod at a time: containers of a pod that share
+    an image share its pull."""
+
     def __init__(self, runtime: ContainerRuntime, source: ObjectSource,
                  backoff: Backoff | None = None) -> None:
         self.runtime = runtime
         self.source = source
         self.backoff = backoff or Backoff()
+        self._pulls: dict[str, asyncio.Future[str]] = {}  # back-off key -> pull under way
+        self._last_error: dict[str, str] = {}
 
-    async def ensure(self, pod: core_pb2.Pod, container: core_pb2.Container) -> PullOutcome:
+    async def ensure(self, pod: core_pb2.Pod, container: core_pb2.Container, *,
+                     on_pull: Callable[[], Awaitable[None]] | None = None) -> PullOutcome:
+        """The image's id, pulling it if the policy says so. `on_pull` is awaited before a
+        pull starts (for the Pulling event). Raises ImageNotPresent (policy Never),
+        ImagePullError (the pull failed: ErrImagePull) or ImageBackOff."""
         image, policy = container.image, container.image_pull_policy or "IfNotPresent"
         present = await self.runtime.image_id(image)
         if policy == "Never":
@@ -81,16 +99,44 @@ class ImageManager:
         if present is not None and policy == "IfNotPresent":
             return PullOutcome(present, False)
         key = f"{pod.metadata.uid}/{image}"
-        wait = self.backoff.remaining(key)
-        if wait > 0:
-            raise ImageBackOff(f'Back-off pulling image "{image}"')
+        pull = self._pulls.get(key)
+        if pull is None:
+            wait = self.backoff.remaining(key)
+            if wait > 0:
+                # As Kubernetes (1.30+): why it failed stays in the waiting message.
+                last = self._last_error.get(key)
+                raise ImageBackOff(f'Back-off pulling image "{image}"'
+                                   + (f": ErrImagePull: {last}" if last else ""), wait)
+            pull = self._pulls[key] = asyncio.ensure_future(
+                self._pull(key, pod, image, on_pull))
+            pull.add_done_callback(lambda done: self._pull_done(key, done))
+        return PullOutcome(await asyncio.shield(pull), True)
+
+    def _pull_done(self, key: str, pull: asyncio.Future[str]) -> None:
+        if self._pulls.get(key) is pull:
+            del self._pulls[key]
+        if not pull.cancelled():
+            pull.exception()  # retrieved here: a caller that went away need not see it
+
+    async def _pull(self, key: str, pod: core_pb2.Pod, image: str,
+                    on_pull: Callable[[], Awaitable[None]] | None) -> str:
+        if on_pull is not None:
+            await on_pull()
         try:
             image_id = await self.runtime.pull_image(image, self._auth(pod, image))
         except ImagePullError as err:
             self.backoff.next(key)
+            self._last_error[key] = err.message
             raise ImagePullError(f'Failed to pull image "{image}": {err.message}') from None
         self.backoff.reset(key)
-        return PullOutcome(image_id, True)
+        self._last_error.pop(key, None)
+        return image_id
+
+    def forget_pod(self, pod_uid: str) -> None:
+        """Drops the back-off state of a pod that is gone."""
+        self.backoff.forget_prefix(f"{pod_uid}/")
+        for key in [k for k in self._last_error if k.startswith(f"{pod_uid}/")]:
+            del self._last_error[key]
 
     def _auth(self, pod: core_pb2.Pod, image: str) -> Auth | None:
         registry = registry_of(image)

@@ -1,13 +1,14 @@
 """The node: register it, report its capacity and health, and renew its Lease.
 
 The Node's status says what this host offers (cpu, memory, pods: 110) and whether it is
-Ready (the container runtime answers). Its heartbeat is a Lease in kube-node-lease
-renewed every 10 s, as in Kubernetes, so the node status itself is written only when it
-changes or once a minute.
+Ready (the container runtime answers). Its heartbeat is a Lease in kube-node-lease renewed
+every quarter of its duration (10 s of 40 s), as in Kubernetes, so the node status itself is
+written only when it changes or once a minute.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import platform
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 VERSION = "v0.1.0-skiff"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
-RENEW_INTERVAL = 10.0
 STATUS_FORCE_INTERVAL = 60.0
 MAX_PODS = 110
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
@@ -39,6 +39,11 @@ class NodeConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     address: str = ""  # InternalIP; detected when empty
     kubelet_port: int = 10250
+    lease_duration: int = LEASE_DURATION  # seconds; renewed every quarter of it
+
+    @property
+    def renew_interval(self) -> float:
+        return self.lease_duration / 4
 
 
 def host_memory_bytes() -> int:
@@ -89,6 +94,8 @@ class NodeAgent:
         self.clock = clock or RealClock()
         self.address = config.address or detect_address()
         self.ready = False
+        # Set once the first heartbeat (registration, Lease) has been tried.
+        self.first_beat = asyncio.Event()
         self._last_status: bytes = b""
         self._last_write = -1e9
 
@@ -172,12 +179,12 @@ class NodeAgent:
             lease = coordination_pb2.Lease()
             lease.metadata.name, lease.metadata.namespace = self.config.name, LEASE_NAMESPACE
             lease.spec.holder_identity = self.config.name
-            lease.spec.lease_duration_seconds = LEASE_DURATION
+            lease.spec.lease_duration_seconds = self.config.lease_duration
             lease.spec.renew_time.seconds = now
             await self.client.create(lease)
             return
         lease.spec.holder_identity = self.config.name
-        lease.spec.lease_duration_seconds = LEASE_DURATION
+        lease.spec.lease_duration_seconds = self.config.lease_duration
         lease.spec.renew_time.seconds = now
         await self.client.update(lease)
 
@@ -189,7 +196,8 @@ class NodeAgent:
                     await step()
                 except (errors.ApiError, RuntimeError_) as err:
                     log.warning("node %s: %s failed: %s", self.config.name, step.__name__, err)
-            await self.clock.sleep(RENEW_INTERVAL)
+            self.first_beat.set()
+            await self.clock.sleep(self.config.renew_interval)
 
 
 def _status_fingerprint(node: core_pb2.Node) -> bytes:

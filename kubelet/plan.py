@@ -29,6 +29,9 @@ class PodActions:
     kill: dict[str, str] = field(default_factory=dict)
     # Old sandboxes and exited containers no longer needed for status.
     remove: list[str] = field(default_factory=list)
+    # Sandboxes to stop: the pod is finished (Succeeded, or Failed under restartPolicy
+    # Never), and its network namespace and IP go back to the node.
+    stop_sandboxes: list[str] = field(default_factory=list)
     # What to start, in order, with the attempt (restart count) each gets.
     start: list[tuple[core_pb2.Container, int, bool]] = field(default_factory=list)
     # name -> (reason, message) for containers that wait (e.g. CrashLoopBackOff).
@@ -122,6 +125,11 @@ def plan_pod(pod: core_pb2.Pod, sandboxes: Sequence[ContainerInfo],
         latest = {}
     else:
         actions.sandbox_id = current.id
+        if pod_finished(pod, latest) or init_failed(pod, latest):
+            # Nothing runs in it again: Kubernetes stops the sandbox of a finished pod;
+            # the exited containers stay for their status and logs.
+            actions.stop_sandboxes.append(current.id)
+            return actions
 
     if init_failed(pod, latest):
         return actions
