@@ -58,8 +58,8 @@ from kubelet.runtime import (
     StartContainerError,
     State,
 )
+from kubelet.runtime.pause import PAUSE_IMAGE
 
-PAUSE_IMAGE = "skiff/pause:1"
 EXEC_TIMEOUT_EXIT_CODE = 124  # as DockerRuntime: what GNU timeout(1) exits with
 _FOLLOW_POLL = 0.05  # seconds between looks at a followed container's log and state
 
