@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 from pathlib import Path
 
 import grpc
@@ -16,8 +14,10 @@ from apiserver.compactor import compact_forever
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
-from apiserver.server import ApiService, TokenAuth, handler
+from apiserver.server import ApiService, handler
 from apiserver.watchcache import WatchCache
+from skiff import daemon
+from skiff.daemon import TokenAuth, until_signalled
 
 log = logging.getLogger("apiserver")
 
@@ -58,7 +58,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
             compact_forever(store, args.etcd_compaction_interval), name="compactor"))
     interceptors = []
     if args.token_file:
-        interceptors.append(TokenAuth(Path(args.token_file).read_text().strip()))
+        interceptors.append(TokenAuth(Path(args.token_file).read_text().strip(),
+                                      "check the client config's token"))
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 256 * 1024 * 1024),
@@ -73,13 +74,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     log.info("serving on %s (etcd %s)", address, args.etcd_servers)
     if started:
         started.set()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         log.info("shutting down")
         await server.stop(grace=2)
@@ -92,10 +88,7 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+    daemon.run(serve(args), args.log_level)
 
 
 if __name__ == "__main__":

@@ -210,23 +210,3 @@ def handler(service: ApiService) -> grpc.GenericRpcHandler:
             service.proxy.Exec, request_deserializer=kapi.ExecRequest.FromString,
             response_serializer=kapi.ExecResponse.SerializeToString),
     })
-
-
-class TokenAuth(grpc.aio.ServerInterceptor):
-    """Bearer-token authentication: every call must carry `authorization: Bearer <token>`."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "missing or wrong token: check the client config's token")
-
-        self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
-        self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
-
-    async def intercept_service(self, continuation: Any, details: Any) -> Any:
-        metadata = dict(details.invocation_metadata or ())
-        if metadata.get("authorization") == self._expected:
-            return await continuation(details)
-        return self._deny_stream if details.method.endswith("/Watch") else self._deny_unary

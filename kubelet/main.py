@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -21,10 +19,12 @@ from kubelet.probes import ProbeManager
 from kubelet.runtime import ContainerRuntime, RuntimeError_
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
 from kubelet.volumes import VolumeManager
+from skiff import daemon
 from skiff.api.v1 import core_pb2
 from skiff.client.client import Client
 from skiff.client.events import EventRecorder
 from skiff.client.informer import SharedInformerFactory, Store
+from skiff.daemon import until_signalled
 
 log = logging.getLogger("kubelet")
 
@@ -188,13 +188,8 @@ async def run(args: argparse.Namespace) -> None:
                                        name="volumes")]
     log.info("kubelet for node %s is running (%s)", args.node_name,
              "fake runtime" if args.fake_runtime else "docker")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await until_signalled()
     finally:
         # Containers keep running: a restarted kubelet adopts them.
         for task in background:
@@ -208,10 +203,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args))
+    daemon.run(run(args), args.log_level)
 
 
 if __name__ == "__main__":

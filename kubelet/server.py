@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -38,6 +37,7 @@ from kubelet.runtime import (
 )
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import kubelet_pb2_grpc
+from skiff.daemon import TokenAuth
 
 log = logging.getLogger(__name__)
 
@@ -225,40 +225,11 @@ async def _pump_input(requests: AsyncIterator[kapi.ExecRequest], session: ExecSe
         log.debug("exec input stopped: %s", err)
 
 
-class TokenAuth(grpc.aio.ServerInterceptor):
-    """Bearer-token authentication: every call must carry `authorization: Bearer <token>`.
-
-    The refusal takes the shape of the method refused (unary or streaming either way), so
-    the caller reads a clean UNAUTHENTICATED status whatever it called."""
-
-    def __init__(self, token: str) -> None:
-        self._expected = f"Bearer {token}"
-
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        metadata = dict(details.invocation_metadata or ())  # type: ignore[attr-defined]
-        if handler is None or metadata.get("authorization") == self._expected:
-            return handler
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "missing or wrong token: the apiserver's --kubelet-token-file "
-                                "must hold this kubelet's token")
-
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(deny)  # type: ignore[arg-type]
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
-        return grpc.unary_unary_rpc_method_handler(deny)
-
-
 async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str | None, *,
                                address: str = "0.0.0.0") -> grpc.aio.Server:
     """Serves the Kubelet service on address:port (started); stop it with `.stop(grace)`."""
-    interceptors = [TokenAuth(token)] if token else []
+    interceptors = [TokenAuth(token, "the apiserver's --kubelet-token-file must hold this "
+                              "kubelet's token")] if token else []
     server = grpc.aio.server(interceptors=interceptors, options=[
         # Two kubelets on one port would split the calls between them: fail instead.
         ("grpc.so_reuseport", 0),

@@ -1,0 +1,61 @@
+"""What every Skiff daemon does alike: log one line per event, run until SIGTERM/SIGINT,
+and refuse calls without the cluster's bearer token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import grpc
+
+
+def run(main: Coroutine[Any, Any, None], log_level: str) -> None:
+    """Runs a daemon's main coroutine with logging set up; Ctrl-C ends it quietly."""
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main)
+
+
+async def until_signalled() -> None:
+    """Returns when the process gets SIGTERM or SIGINT, so the caller can shut down."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+class TokenAuth(grpc.aio.ServerInterceptor):
+    """Bearer-token authentication: every call must carry `authorization: Bearer <token>`.
+
+    The refusal takes the shape of the method refused (unary or streaming either way), so
+    the caller reads a clean UNAUTHENTICATED status whatever it called."""
+
+    def __init__(self, token: str, hint: str) -> None:
+        self._expected = f"Bearer {token}"
+        self._message = f"missing or wrong token: {hint}"
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: grpc.HandlerCallDetails) -> Any:
+        handler = await continuation(details)
+        metadata = dict(details.invocation_metadata or ())  # type: ignore[attr-defined]
+        if handler is None or metadata.get("authorization") == self._expected:
+            return handler
+        message = self._message
+
+        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(deny)  # type: ignore[arg-type]
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
+        return grpc.unary_unary_rpc_method_handler(deny)
