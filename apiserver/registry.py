@@ -415,6 +415,7 @@ def _set_condition(pod: core_pb2.Pod, type_: str, status: str, reason: str = "")
                 cond.status = status
                 _set_time(cond.last_transition_time, now())
             cond.reason = reason
+            cond.message = ""
             return
     cond = pod.status.conditions.add(type=type_, status=status, reason=reason)
     _set_time(cond.last_transition_time, now())

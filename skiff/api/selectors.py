@@ -833,14 +833,21 @@ def match_node_selector_requirement(
     matches nothing rather than raising, so one bad term cannot crash a
     scheduler loop.
     """
+    requirement = node_selector_requirement(key, operator, values)
+    return requirement is not None and requirement.matches(labels)
+
+
+def node_selector_requirement(key: str, operator: str, values: Sequence[str]
+                              ) -> Requirement | None:
+    """One node selector requirement, ready to match many nodes' labels; None if it is
+    invalid (it then matches nothing)."""
     op = _NODE_SELECTOR_OPERATORS.get(operator)
     if op is None or isinstance(values, str):
-        return False
+        return None
     try:
-        requirement = Requirement(key, op, tuple(values))
+        return Requirement(key, op, tuple(values))
     except SelectorError:
-        return False
-    return requirement.matches(labels)
+        return None
 
 
 # ---------------------------------------------------------------------------

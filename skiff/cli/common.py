@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
+
+from google.protobuf.message import Message
 
 from skiff.api import kinds
 from skiff.cli.errors import CliError
@@ -13,6 +15,9 @@ from skiff.client import errors
 from skiff.client.client import Client
 
 R = TypeVar("R")
+M = TypeVar("M", bound=Message)
+
+CONFLICT_RETRIES = 5
 
 
 def add_namespace_flags(parser: argparse.ArgumentParser, all_namespaces: bool = True) -> None:
@@ -21,6 +26,34 @@ def add_namespace_flags(parser: argparse.ArgumentParser, all_namespaces: bool = 
     if all_namespaces:
         parser.add_argument("-A", "--all-namespaces", action="store_true",
                             help="across every namespace")
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """Parses its positionals and options in any order (see `take_intermixed`)."""
+
+    _inner = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        # The intermixed parse calls parse_known_args itself (once for the options, once for
+        # the positionals): those inner calls are the plain ones.
+        if self._inner:
+            return super().parse_known_args(args, namespace)
+        self._inner = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inner = False
+
+
+def take_intermixed(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Lets a subcommand's parser take positionals on both sides of its options, as kubectl's
+    flag parser does: `skiff taint nodes -l pool=gpu gpu:NoSchedule`. Plain argparse takes
+    one run of positionals and calls the later ones unrecognized. (Subparsers are made by
+    `add_parser`, which takes no parser class, hence the class swap.)"""
+    parser.__class__ = _IntermixedParser
+    return parser
 
 
 def namespace(args: argparse.Namespace) -> str:
@@ -53,3 +86,35 @@ def run(args: argparse.Namespace, body: Callable[[Client], Awaitable[R]]) -> R:
             await client.close()
 
     return asyncio.run(main())
+
+
+async def update_with_retries(
+    client: Client,
+    kind: type[M],
+    name: str,
+    namespace: str,
+    change: Callable[[M], R],
+    retries: int = CONFLICT_RETRIES,
+) -> R:
+    """Reads one object, lets `change` edit it in place, writes it back if it changed and
+    returns what `change` returned.
+
+    The write carries the resourceVersion that was read, so someone writing in between makes
+    it fail (Conflict) instead of being silently undone; then the object is read again and
+    `change` runs again on the fresh copy, so it must decide from the object alone. `change`
+    raises (a CliError) to leave the object as it is."""
+    for attempt in range(retries + 1):
+        obj = await client.get(kind, name, namespace)
+        original = type(obj)()
+        original.CopyFrom(obj)
+        result = change(obj)
+        if obj == original:
+            return result  # nothing to write: no needless resourceVersion bump or event
+        try:
+            await client.update(obj)
+        except errors.Conflict:
+            if attempt == retries:
+                raise
+            continue
+        return result
+    raise AssertionError("unreachable")

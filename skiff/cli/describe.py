@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from skiff.api import convert, kinds
 from skiff.api.quantity import Quantity, QuantityError, parse_quantity
+from skiff.api.resources import pod_limits, pod_requests
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2, meta_pb2
 from skiff.cli import printers
 from skiff.cli.printers import NONE, format_label_selector, format_labels, since, timestamp
@@ -837,21 +838,6 @@ def _write_node(w: PrefixWriter, node: core_pb2.Node, ctx: Context) -> None:
     _write_node_resources(w, node, ctx)
 
 
-def pod_requests_limits(pod: core_pb2.Pod) -> tuple[dict[str, Quantity], dict[str, Quantity]]:
-    """What a pod books: the sum over its containers, or an init container's need when
-    larger (init containers run one at a time, before the others)."""
-    totals: list[dict[str, Quantity]] = [{}, {}]
-    for which, attr in enumerate(("requests", "limits")):
-        total = totals[which]
-        for c in pod.spec.containers:
-            for name, q in getattr(c.resources, attr).items():
-                total[name] = total.get(name, Quantity.from_int(0)) + _quantity(q.value)
-        for c in pod.spec.init_containers:
-            for name, q in getattr(c.resources, attr).items():
-                total[name] = max(total.get(name, Quantity.from_int(0)), _quantity(q.value))
-    return totals[0], totals[1]
-
-
 def _fraction(used: Quantity, available: Quantity, milli: bool) -> int:
     total = available.milli_value() if milli else available.value()
     if total == 0:
@@ -876,7 +862,7 @@ def _write_node_resources(w: PrefixWriter, node: core_pb2.Node, ctx: Context) ->
     total_requests: dict[str, Quantity] = {}
     total_limits: dict[str, Quantity] = {}
     for pod in pods:
-        requests, limits = pod_requests_limits(pod)
+        requests, limits = pod_requests(pod.spec), pod_limits(pod.spec)
         for total, values in ((total_requests, requests), (total_limits, limits)):
             for name, q in values.items():
                 total[name] = total.get(name, Quantity.from_int(0)) + q

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from skiff.api import kinds
 from skiff.cli import common
 from skiff.cli.errors import CliError
 from skiff.cli.manifests import ManifestError, load, target_namespace
+from skiff.client import errors
 from skiff.client.client import Client
 
 
@@ -167,6 +169,28 @@ async def expand(
         )
         targets.extend(Target(kind, _meta(item).namespace, _meta(item).name) for item in items)
     return targets
+
+
+async def edit_each(targets: Sequence[Target], edit: Callable[[Target], Awaitable[str]]) -> bool:
+    """Runs `edit` on each target in turn and prints `REF OUTCOME` (`node/a cordoned`), the
+    outcome being what `edit` returns. A failure is printed as one `error:` line and the rest
+    still run, as kubectl goes on past one bad object; an unavailable server stops it all,
+    since every other object would fail the same way. Returns whether every edit succeeded."""
+    if not targets:
+        print("No resources found", file=sys.stderr, flush=True)
+        return True
+    ok = True
+    for target in targets:
+        try:
+            outcome = await edit(target)
+        except errors.Unavailable:
+            raise
+        except (errors.ApiError, CliError) as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            ok = False
+            continue
+        print(f"{target.ref} {outcome}", flush=True)
+    return ok
 
 
 def _meta(obj: Message) -> Any:

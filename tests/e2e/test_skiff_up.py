@@ -69,6 +69,32 @@ def test_up_runs_a_kubelet_whose_node_becomes_ready(cluster: Path) -> None:
     assert any(r[1] == "Ready" for r in rows), out.stdout + out.stderr
 
 
+def test_a_pod_without_a_node_is_scheduled_and_runs(cluster: Path, busybox_image: str) -> None:
+    manifest = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "placed"},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+            "name": "app", "image": busybox_image, "imagePullPolicy": "Never",
+            "command": ["sleep", "3600"],
+            "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}}}]}})
+    assert skiff("apply", "-f", "-", config=cluster, stdin=manifest).returncode == 0
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            out = skiff("get", "pod", "placed", "-o", "wide", config=cluster)
+            row = out.stdout.splitlines()[1].split() if out.returncode == 0 else []
+            if (row and row[2] == "Running") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert row and row[2] == "Running", out.stdout + out.stderr
+        node = yaml.safe_load(skiff("get", "pod", "placed", "-o", "yaml",
+                                    config=cluster).stdout)["spec"]["nodeName"]
+        assert node.startswith("up-")
+        described = skiff("describe", "pod", "placed", config=cluster).stdout
+        assert f"Successfully assigned default/placed to {node}" in described, described
+    finally:
+        skiff("delete", "pod", "placed", config=cluster)
+
+
 def test_without_the_token_the_server_refuses(cluster: Path, tmp_path: Path) -> None:
     server = yaml.safe_load(cluster.read_text())["server"]
     out = skiff("--server", server, "--config", str(tmp_path / "none"), "get", "ns")
@@ -155,7 +181,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         else:
             pytest.fail("skiff up did not come up")
         pids = [int(p.read_text()) for p in pid_files.glob("*.pid")]
-        assert len(pids) >= 4  # skiff up itself, etcd, apiserver, kubelet
+        assert len(pids) >= 5  # skiff up itself, etcd, apiserver, scheduler, kubelet
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         for pid in pids:

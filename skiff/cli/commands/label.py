@@ -48,13 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         (LABELS, "set or remove labels of objects"),
         (ANNOTATIONS, "set or remove annotations of objects"),
     ):
-        p = subparsers.add_parser(
+        p = common.take_intermixed(subparsers.add_parser(
             field.command,
             help=help_text,
             description=f"{help_text.capitalize()}: KEY=VALUE sets, KEY- removes. Name the "
             "objects as TYPE NAME..., TYPE/NAME..., -f SRC, TYPE -l SELECTOR or "
             f"TYPE --all, before the {field.noun} changes.",
-        )
+        ))
         p.add_argument("arguments", nargs="*", metavar="TYPE[/NAME] [NAME...] KEY=VALUE|KEY-")
         p.add_argument(
             "--overwrite",

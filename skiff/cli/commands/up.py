@@ -171,6 +171,7 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
             ready_what=f"to accept connections on {cfg.server}",
         ),
         # The other daemons are clients of the apiserver; each is one line.
+        python_daemon(cfg, "scheduler", "scheduler.main", "--config", str(cfg.client_config)),
         python_daemon(
             cfg, "kubelet", "kubelet.main",
             "--config", str(cfg.client_config),

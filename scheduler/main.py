@@ -1,0 +1,126 @@
+"""`skiff-scheduler`: places every pending pod on a node that fits, through the apiserver.
+
+Several copies may run; a Lease in kube-system elects the one that schedules, and a
+standby takes over when the leader stops renewing it (within the lease duration).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+
+from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
+from skiff import daemon
+from skiff.client.client import Client
+from skiff.client.leaderelection import LeaderElector
+
+log = logging.getLogger("scheduler")
+
+# A standby takes over at most about LEASE_DURATION + RETRY_PERIOD after the leader died.
+LEASE_DURATION = 10.0
+RENEW_DEADLINE = 7.0
+RETRY_PERIOD = 2.0
+REPORT_PERIOD = 30.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-scheduler", description=__doc__)
+    p.add_argument("--server", help="apiserver host:port (default: from the client config)")
+    p.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
+                   "~/.skiff/config)")
+    p.add_argument("--scheduler-name", default=DEFAULT_SCHEDULER_NAME,
+                   help="schedule the pods whose spec.schedulerName is this "
+                   "(default %(default)s)")
+    p.add_argument("--percentage-of-nodes-to-score", type=int, default=0, metavar="PERCENT",
+                   help="stop filtering once this share of the nodes is found feasible "
+                   "(0: adaptive, as Kubernetes; at least 100 nodes are always considered)")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                   help="take part in leader election before scheduling (default on)")
+    p.add_argument("--lease-name", default="skiff-scheduler",
+                   help="the Lease in kube-system that elects the active scheduler")
+    p.add_argument("--lease-duration", type=float, default=LEASE_DURATION, metavar="SECONDS")
+    p.add_argument("--renew-deadline", type=float, default=RENEW_DEADLINE, metavar="SECONDS")
+    p.add_argument("--retry-period", type=float, default=RETRY_PERIOD, metavar="SECONDS")
+    p.add_argument("--identity", default="",
+                   help="this candidate's name in the Lease (default: host_pid_random)")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+async def report(scheduler: Scheduler, period: float) -> None:
+    """One log line per period with work done: pods bound and decision times."""
+    seen_bound, seen_decisions = 0, 0
+    while True:
+        await asyncio.sleep(period)
+        new = min(scheduler.decisions - seen_decisions, len(scheduler.decision_seconds))
+        decisions = list(scheduler.decision_seconds)[-new:] if new else []
+        bound = scheduler.bound - seen_bound
+        seen_bound, seen_decisions = scheduler.bound, scheduler.decisions
+        if not bound and not decisions:
+            continue
+        decisions.sort()
+        p99 = decisions[min(len(decisions) - 1, int(len(decisions) * 0.99))] if decisions else 0
+        log.info("bound %d pods in %.0fs; %d decisions, p99 %.1f ms; queue %s", bound, period,
+                 len(decisions), p99 * 1000, scheduler.queue.pending())
+
+
+async def schedule(client: Client, args: argparse.Namespace) -> None:
+    """One term as the active scheduler, with fresh caches."""
+    scheduler = Scheduler(client, name=args.scheduler_name,
+                          percentage_of_nodes_to_score=args.percentage_of_nodes_to_score)
+    reporter = asyncio.create_task(report(scheduler, REPORT_PERIOD), name="report")
+    try:
+        await scheduler.run()
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
+
+
+async def run(args: argparse.Namespace) -> None:
+    client = Client.from_config(args.config, args.server)
+    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    if not args.leader_elect:
+        work = asyncio.create_task(schedule(client, args), name="scheduler")
+    else:
+        elector = LeaderElector(client, args.lease_name, identity,
+                                lease_duration=args.lease_duration,
+                                renew_deadline=args.renew_deadline,
+                                retry_period=args.retry_period)
+
+        async def campaign() -> None:
+            # A leader that lost the lease starts over as a candidate, with caches built
+            # afresh: what it knew may be stale, the apiserver is not.
+            while True:
+                log.info("%s: waiting to lead %s", identity, args.lease_name)
+                started = time.monotonic()
+                await elector.run(lambda: schedule(client, args))
+                log.warning("%s: stopped leading after %.0fs", identity,
+                            time.monotonic() - started)
+
+        work = asyncio.create_task(campaign(), name="campaign")
+    stop = asyncio.create_task(daemon.until_signalled(), name="signals")
+    try:
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, stop):
+            task.cancel()
+        await asyncio.gather(work, stop, return_exceptions=True)
+        if work.done() and not work.cancelled() and work.exception() is not None:
+            raise work.exception()  # type: ignore[misc]
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    daemon.run(run(args), args.log_level)
+
+
+if __name__ == "__main__":
+    main()

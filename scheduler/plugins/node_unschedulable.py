@@ -1,0 +1,27 @@
+"""NodeUnschedulable: a cordoned node takes no new pods, except those that tolerate the
+taint Kubernetes puts on it (``node.kubernetes.io/unschedulable:NoSchedule``), which is how
+DaemonSet pods still land on cordoned nodes."""
+
+from __future__ import annotations
+
+from scheduler.framework import FITS, NodeInfo, PodInfo, Status
+from scheduler.plugins.taint_toleration import NO_SCHEDULE, tolerates_any
+from skiff.api.v1 import core_pb2
+
+__all__ = ["UNSCHEDULABLE_TAINT", "NodeUnschedulable"]
+
+UNSCHEDULABLE_TAINT = core_pb2.Taint(key="node.kubernetes.io/unschedulable", effect=NO_SCHEDULE)
+
+_UNSCHEDULABLE: Status = ("node(s) were unschedulable",)
+
+
+class NodeUnschedulable:
+    """Filter: rejects nodes with ``spec.unschedulable`` unless the pod tolerates it."""
+
+    name = "NodeUnschedulable"
+
+    def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
+        if not node.unschedulable or tolerates_any(pod.pod.spec.tolerations,
+                                                    UNSCHEDULABLE_TAINT):
+            return FITS
+        return _UNSCHEDULABLE
