@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 import socket
-import time
 import uuid
 
 from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
@@ -85,35 +84,19 @@ async def schedule(client: Client, args: argparse.Namespace) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     client = Client.from_config(args.config, args.server)
-    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    if not args.leader_elect:
-        work = asyncio.create_task(schedule(client, args), name="scheduler")
-    else:
-        elector = LeaderElector(client, args.lease_name, identity,
-                                lease_duration=args.lease_duration,
-                                renew_deadline=args.renew_deadline,
-                                retry_period=args.retry_period)
-
-        async def campaign() -> None:
-            # A leader that lost the lease starts over as a candidate, with caches built
-            # afresh: what it knew may be stale, the apiserver is not.
-            while True:
-                log.info("%s: waiting to lead %s", identity, args.lease_name)
-                started = time.monotonic()
-                await elector.run(lambda: schedule(client, args))
-                log.warning("%s: stopped leading after %.0fs", identity,
-                            time.monotonic() - started)
-
-        work = asyncio.create_task(campaign(), name="campaign")
-    stop = asyncio.create_task(daemon.until_signalled(), name="signals")
     try:
-        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if args.leader_elect:
+            identity = (args.identity
+                        or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+            elector = LeaderElector(client, args.lease_name, identity,
+                                    lease_duration=args.lease_duration,
+                                    renew_deadline=args.renew_deadline,
+                                    retry_period=args.retry_period)
+            await daemon.run_until_signalled(
+                elector.lead_forever(lambda: schedule(client, args)))
+        else:
+            await daemon.run_until_signalled(schedule(client, args))
     finally:
-        for task in (work, stop):
-            task.cancel()
-        await asyncio.gather(work, stop, return_exceptions=True)
-        if work.done() and not work.cancelled() and work.exception() is not None:
-            raise work.exception()  # type: ignore[misc]
         await client.close()
 
 

@@ -31,6 +31,21 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
+async def run_until_signalled(work: Awaitable[None]) -> None:
+    """Runs `work` until it ends or the process gets SIGTERM or SIGINT, then cancels it
+    and waits for it to clean up. An exception from `work` is raised here."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(until_signalled())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stop):
+            t.cancel()
+        await asyncio.gather(task, stop, return_exceptions=True)
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
 class TokenAuth(grpc.aio.ServerInterceptor):
     """Bearer-token authentication: every call must carry `authorization: Bearer <token>`.
 

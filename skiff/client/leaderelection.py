@@ -144,6 +144,16 @@ class LeaderElector:
         if not work.cancelled() and work.exception() is not None:
             raise work.exception()  # type: ignore[misc]
 
+    async def lead_forever(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Campaigns, runs `work()` while leading, and campaigns again whenever leadership
+        is lost, until cancelled. Each term calls `work()` afresh, so a leader that lost
+        the lease starts its next term from new state rather than from what it knew then
+        (its successor may have changed everything since)."""
+        while True:
+            log.info("%s: waiting to lead %s/%s", self.identity, self.namespace,
+                     self.lease_name)
+            await self.run(work)
+
     async def _acquire(self) -> None:
         while True:
             if await self._try(self._try_acquire_or_renew()):

@@ -310,3 +310,24 @@ async def test_renewal_failures_past_the_deadline_stop_the_leader() -> None:
     last_renewal_earliest = broke_at - 1.2
     assert last_renewal_earliest + 8 <= events[1][1] <= broke_at + 8 + 1.2
     assert not elector.is_leader()
+
+
+async def test_lead_forever_starts_a_new_term_after_each_one_ends() -> None:
+    leases = MemoryLeases()
+    elector = LeaderElector(leases, "lock", "me", lease_duration=LEASE_DURATION,  # type: ignore[arg-type]
+                            renew_deadline=RENEW_DEADLINE, retry_period=RETRY_PERIOD)
+    terms = 0
+
+    async def short_term() -> None:
+        nonlocal terms
+        terms += 1
+        assert elector.is_leader()
+
+    task = asyncio.create_task(elector.lead_forever(short_term))
+    try:
+        await eventually(lambda: terms >= 3, timeout=5)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert leases.leases[("kube-system", "lock")].spec.holder_identity == ""  # released

@@ -161,21 +161,8 @@ def _runner(field: Field) -> Callable[[argparse.Namespace], int]:
                 namespace="" if args.all_namespaces else common.namespace(args),
                 label_selector=args.selector,
             )
-            if not targets:
-                print("No resources found", file=sys.stderr, flush=True)
-                return True
-            ok = True
-            for target in targets:
-                try:
-                    outcome = await edit(client, target, changes, args.overwrite, field)
-                except errors.Unavailable:
-                    raise
-                except (errors.ApiError, CliError) as err:
-                    print(f"error: {err}", file=sys.stderr, flush=True)
-                    ok = False
-                    continue
-                print(f"{target.ref} {outcome}", flush=True)
-            return ok
+            return await selection.edit_each(
+                targets, lambda target: edit(client, target, changes, args.overwrite, field))
 
         return 0 if common.run(args, body) else 1
 
