@@ -22,9 +22,9 @@ from skiff.client.leaderelection import LeaderElector
 log = logging.getLogger("scheduler")
 
 # A standby takes over at most about LEASE_DURATION + RETRY_PERIOD after the leader died.
-LEASE_DURATION = 10.0
-RENEW_DEADLINE = 7.0
-RETRY_PERIOD = 2.0
+LEASE_DURATION = 8.0
+RENEW_DEADLINE = 6.0
+RETRY_PERIOD = 1.0
 REPORT_PERIOD = 30.0
 
 
