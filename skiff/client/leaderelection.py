@@ -102,8 +102,7 @@ class LeaderElector:
         except asyncio.CancelledError:
             # A write in flight when we were cancelled may have made us the holder.
             if self.release_on_cancel:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._release())
+                await _to_the_end(self._release(reread=True))
             raise
         self._leading = True
         log.info("%s: became leader of lease %s/%s", self.identity, self.namespace,
@@ -118,22 +117,15 @@ class LeaderElector:
             # Stop the leader's work first: it must not act once we may have lost.
             for task in (work, renew):
                 task.cancel()
-            await asyncio.gather(work, renew, return_exceptions=True)
+            interrupted = await _to_the_end(asyncio.gather(work, renew, return_exceptions=True))
             self._leading = False
             if lost:
                 log.warning("%s: lost lease %s/%s (not renewed within %.1fs)",
                             self.identity, self.namespace, self.lease_name,
                             self.renew_deadline)
-            interrupted = False
             if not lost and self.release_on_cancel:
                 # Graceful end (cancelled, or the work finished): hand over at once.
-                # Shielded so a second cancellation does not leave the lease held.
-                try:
-                    await asyncio.shield(self._release())
-                except asyncio.CancelledError:
-                    interrupted = True
-                except Exception:
-                    log.exception("%s: releasing the lease failed", self.identity)
+                interrupted |= await _to_the_end(self._release())
             if on_stopped_leading is not None:
                 try:
                     on_stopped_leading()
@@ -280,8 +272,14 @@ class LeaderElector:
         self._observe(written)
         return True
 
-    async def _release(self) -> None:
-        """Clears the holder, if we still hold the lease as last observed."""
+    async def _release(self, *, reread: bool = False) -> None:
+        """Clears the holder, if we still hold the lease as last observed. With `reread`,
+        reads it first: a write cancelled in flight may have made us the holder without
+        our seeing its reply."""
+        if reread:
+            with contextlib.suppress(errors.ApiError, TimeoutError):
+                self._observe(await asyncio.wait_for(
+                    self.client.get(Lease, self.lease_name, self.namespace), _RELEASE_TIMEOUT))
         if self._observed is None or self._observed.spec.holder_identity != self.identity:
             return
         lease = Lease()
@@ -301,3 +299,20 @@ class LeaderElector:
             return
         self._observe(written)
         log.info("%s: released lease %s/%s", self.identity, self.namespace, self.lease_name)
+
+
+async def _to_the_end(aw: Awaitable[object]) -> bool:
+    """Awaits `aw` to its end even if cancelled meanwhile (what is awaited here is bounded:
+    a release has its own timeout, cancelled tasks end promptly), so that whoever
+    cancelled us finds the work stopped and the lease released. Returns whether a
+    cancellation arrived, for the caller to re-raise; an error is logged."""
+    future = asyncio.ensure_future(aw)
+    interrupted = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            interrupted = True
+        except Exception:
+            log.exception("leader election: clean-up failed")
+    return interrupted
