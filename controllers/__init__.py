@@ -1,1 +1,3 @@
-"""Filled by a later issue."""
+"""The controller manager: one module per controller, all of the same shape (informer
+caches, a work queue of keys, an idempotent ``sync(key)``: see
+``skiff.client.controller.Controller``), plus the helpers they share."""

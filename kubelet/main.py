@@ -87,8 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_runtime(fake: bool) -> ContainerRuntime:
     if fake:
-        from kubelet.runtime.fake import FakeRuntime
-        return FakeRuntime(pullable={"*": None})  # simulated nodes can "pull" anything
+        from kubelet.runtime.fake import FakeRuntime, script_from_command
+        runtime = FakeRuntime(pullable={"*": None})  # simulated nodes can "pull" anything
+        runtime.default_script = script_from_command  # `sleep 5; exit 1` does just that
+        return runtime
     from kubelet.runtime.docker import DockerRuntime
     return DockerRuntime()
 

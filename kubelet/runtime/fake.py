@@ -16,6 +16,9 @@ Knobs (plain attributes, changeable at any time):
   fail_start    key -> message: start raises StartContainerError(message) and leaves the
                 container exited with reason ContainerCannotRun, as Docker does
   scripts       key -> Script: when the container exits by itself, how, and its output
+  default_script
+                config -> Script for containers no `scripts` key names (default: run until
+                stopped); `script_from_command` reads a simple shell command instead
   exec_results  key -> ExecResult, or a callable(command) returning one or an awaitable of
                 one (an awaitable past the exec's timeout gives exit code 124)
   unavailable   True: every call raises RuntimeUnavailable (a stopped engine)
@@ -89,6 +92,43 @@ class Script:
     stop_exit_code: int = 143  # when stopped: 143 = died of SIGTERM; 137 = needed SIGKILL
 
 
+def script_from_command(config: ContainerConfig) -> Script:
+    """What a simple shell command would do, for simulated nodes running real manifests:
+    `sleep N`, `exit N`, `true`, `false` and `echo ...`, joined by `;` or `&&` (also
+    inside `sh -c '...'`). Anything else runs until stopped, like a server would. A
+    container started this way behaves in time as it would on Docker, so Jobs complete
+    and crash loops crash."""
+    words = [*config.command, *config.args]
+    if len(words) >= 3 and words[0].rsplit("/", 1)[-1] in ("sh", "bash") and words[1] == "-c":
+        words = words[2].replace("&&", ";").replace(";", " ; ").split()
+    elapsed, output = 0.0, b""
+    step: list[str] = []
+    for word in [*words, ";"]:
+        if word != ";":
+            step.append(word)
+            continue
+        match step:
+            case ["sleep", seconds]:
+                try:
+                    elapsed += float(seconds)
+                except ValueError:
+                    return Script(output=output)
+            case ["exit", code] if code.isdigit():
+                return Script(exits_after=elapsed, exit_code=int(code), output=output)
+            case ["true"]:
+                pass
+            case ["false"]:
+                return Script(exits_after=elapsed, exit_code=1, output=output)
+            case ["echo", *text]:
+                output += " ".join(text).encode() + b"\n"
+            case []:
+                pass
+            case _:
+                return Script(output=output)  # a program we cannot imitate: it runs on
+        step = []
+    return Script(exits_after=elapsed, exit_code=0, output=output) if words else Script()
+
+
 @dataclass
 class FakeContainer:
     """One fake container or sandbox; tests may read (and change) these."""
@@ -127,6 +167,7 @@ class FakeRuntime:
         self.fail_create: dict[str, str] = {}
         self.fail_start: dict[str, str] = {}
         self.scripts: dict[str, Script] = {}
+        self.default_script: Callable[[ContainerConfig], Script] = lambda config: Script()
         self.exec_results: dict[str, ExecHook] = {}
         self.unavailable = False
         self.calls: deque[tuple[Any, ...]] = deque(maxlen=max_calls)
@@ -285,7 +326,8 @@ class FakeRuntime:
             labels={**config.labels, LABEL_POD_UID: sandbox.pod_uid,
                     LABEL_POD_NAMESPACE: sandbox.namespace, LABEL_POD_NAME: sandbox.name,
                     LABEL_CONTAINER_NAME: config.name, LABEL_ATTEMPT: attempt},
-            image=config.image, sandbox_id=sandbox_id, script=script or Script(),
+            image=config.image, sandbox_id=sandbox_id,
+            script=script or self.default_script(config),
             config=config, created_at=self.clock(),
         )
         self.containers[c.id] = c

@@ -25,7 +25,13 @@ from kubelet.runtime import (
     StartContainerError,
     State,
 )
-from kubelet.runtime.fake import EXEC_TIMEOUT_EXIT_CODE, FakeRuntime, Script, fake_image_id
+from kubelet.runtime.fake import (
+    EXEC_TIMEOUT_EXIT_CODE,
+    FakeRuntime,
+    Script,
+    fake_image_id,
+    script_from_command,
+)
 
 IMAGE = "busybox:1.36"
 
@@ -309,3 +315,19 @@ async def test_container_name_label_only_on_app_containers(rt: FakeRuntime) -> N
     infos = {i.id: i for i in await rt.list_containers()}
     assert LABEL_CONTAINER_NAME not in infos[sid].labels
     assert infos[cid].labels[LABEL_CONTAINER_NAME] == "app"
+
+
+@pytest.mark.parametrize("command,args,expected", [
+    ((), (), Script()),
+    (("sleep", "3600"), (), Script(exits_after=3600.0, exit_code=0)),
+    (("sh", "-c", "sleep 2; exit 3"), (), Script(exits_after=2.0, exit_code=3)),
+    (("/bin/sh", "-c", "echo hi && sleep 0.5 && false"), (),
+     Script(exits_after=0.5, exit_code=1, output=b"hi\n")),
+    (("true",), (), Script(exits_after=0.0, exit_code=0)),
+    ((), ("nginx", "-g", "daemon off;"), Script()),
+    (("sh", "-c", "sleep 1; httpd -f"), (), Script()),
+])
+def test_a_simple_command_becomes_a_script(command: tuple[str, ...], args: tuple[str, ...],
+                                           expected: Script) -> None:
+    config = ContainerConfig(name="c", image="busybox", command=command, args=args)
+    assert script_from_command(config) == expected

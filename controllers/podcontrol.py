@@ -1,0 +1,109 @@
+"""Creating and deleting the objects a controller owns, with the events users read.
+
+Every controller that makes pods makes them alike: the template's labels, annotations,
+finalizers and spec, a name generated from the owner's (`web-7d4b9-` + random), and an
+ownerReference naming the owner as controller with blockOwnerDeletion, so garbage
+collection and `describe` find them. Each create and delete is reported as an Event on the
+owner (SuccessfulCreate / FailedCreate / SuccessfulDelete / FailedDelete), with
+Kubernetes' messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from skiff.api import kinds
+from skiff.api.v1 import core_pb2, meta_pb2
+from skiff.client import errors
+from skiff.client.client import Client
+from skiff.client.events import Recorder
+
+__all__ = ["PodControl", "owner_reference", "slow_start_batch"]
+
+T = TypeVar("T")
+
+# Slow start: the first batch of creations is this small, and each batch that fully
+# succeeds doubles the next, so a quota or admission error costs one call, not hundreds.
+SLOW_START_INITIAL_BATCH = 1
+
+
+def owner_reference(owner: Message) -> meta_pb2.OwnerReference:
+    """A controller reference to `owner` (controller and blockOwnerDeletion set)."""
+    kind = kinds.by_message(owner)
+    meta = owner.metadata  # type: ignore[attr-defined]
+    return meta_pb2.OwnerReference(api_version=kind.api_version, kind=kind.kind,
+                                   name=meta.name, uid=meta.uid, controller=True,
+                                   block_owner_deletion=True)
+
+
+class PodControl:
+    def __init__(self, client: Client, recorder: Recorder) -> None:
+        self.client = client
+        self.recorder = recorder
+
+    def pod_from_template(self, owner: Message, template: core_pb2.PodTemplateSpec, *,
+                          generate_name: str | None = None) -> core_pb2.Pod:
+        """The pod `owner` would create from `template` (not yet sent); callers may add to
+        it (a node name, a label, a finalizer) before `create`."""
+        meta = owner.metadata  # type: ignore[attr-defined]
+        pod = core_pb2.Pod()
+        pod.metadata.namespace = meta.namespace
+        pod.metadata.generate_name = (generate_name if generate_name is not None
+                                      else f"{meta.name}-")
+        pod.metadata.labels.update(template.metadata.labels)
+        pod.metadata.annotations.update(template.metadata.annotations)
+        pod.metadata.finalizers.extend(template.metadata.finalizers)
+        pod.metadata.owner_references.append(owner_reference(owner))
+        pod.spec.CopyFrom(template.spec)
+        return pod
+
+    async def create(self, owner: Message, pod: core_pb2.Pod) -> core_pb2.Pod:
+        """Creates `pod` and records the outcome on `owner`; API errors are re-raised."""
+        try:
+            created = await self.client.create(pod)
+        except errors.ApiError as err:
+            self.recorder.event(owner, "Warning", "FailedCreate", f"Error creating: {err}")
+            raise
+        self.recorder.event(owner, "Normal", "SuccessfulCreate",
+                            f"Created pod: {created.metadata.name}")
+        return created
+
+    async def delete(self, owner: Message, pod: core_pb2.Pod) -> bool:
+        """Deletes `pod` (gracefully, only that very pod: uid precondition) and records it
+        on `owner`. Returns False if it was already gone."""
+        try:
+            await self.client.delete(core_pb2.Pod, pod.metadata.name, pod.metadata.namespace,
+                                     uid=pod.metadata.uid)
+        except errors.NotFound:
+            return False
+        except errors.ApiError as err:
+            self.recorder.event(owner, "Warning", "FailedDelete",
+                                f"Error deleting: {err}")
+            raise
+        self.recorder.event(owner, "Normal", "SuccessfulDelete",
+                            f"Deleted pod: {pod.metadata.name}")
+        return True
+
+
+async def slow_start_batch(count: int, call: Callable[[], Awaitable[T]], *,
+                           initial: int = SLOW_START_INITIAL_BATCH
+                           ) -> tuple[list[T], BaseException | None]:
+    """Calls `call` `count` times in batches of 1, 2, 4, ... run concurrently, stopping
+    after the first batch in which a call failed. Returns the results of the calls that
+    succeeded and the first error (None if all succeeded); calls never made are neither."""
+    done: list[T] = []
+    remaining, batch = count, min(initial, count)
+    while batch > 0:
+        outcomes = await asyncio.gather(*(call() for _ in range(batch)),
+                                        return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        done += [o for o in outcomes if not isinstance(o, BaseException)]  # type: ignore[misc]
+        if failures:
+            return done, failures[0]
+        remaining -= batch
+        batch = min(2 * batch, remaining)
+    return done, None
