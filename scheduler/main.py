@@ -10,21 +10,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-import uuid
 
 from scheduler.scheduler import DEFAULT_SCHEDULER_NAME, Scheduler
 from skiff import daemon
 from skiff.client.client import Client
-from skiff.client.leaderelection import LeaderElector
 
 log = logging.getLogger("scheduler")
 
-# A standby takes over at most about LEASE_DURATION + RETRY_PERIOD after the leader died.
-LEASE_DURATION = 8.0
-RENEW_DEADLINE = 6.0
-RETRY_PERIOD = 1.0
 REPORT_PERIOD = 30.0
 
 
@@ -39,15 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--percentage-of-nodes-to-score", type=int, default=0, metavar="PERCENT",
                    help="stop filtering once this share of the nodes is found feasible "
                    "(0: adaptive, as Kubernetes; at least 100 nodes are always considered)")
-    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
-                   help="take part in leader election before scheduling (default on)")
-    p.add_argument("--lease-name", default="skiff-scheduler",
-                   help="the Lease in kube-system that elects the active scheduler")
-    p.add_argument("--lease-duration", type=float, default=LEASE_DURATION, metavar="SECONDS")
-    p.add_argument("--renew-deadline", type=float, default=RENEW_DEADLINE, metavar="SECONDS")
-    p.add_argument("--retry-period", type=float, default=RETRY_PERIOD, metavar="SECONDS")
-    p.add_argument("--identity", default="",
-                   help="this candidate's name in the Lease (default: host_pid_random)")
+    daemon.add_leader_election_flags(p, "skiff-scheduler")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -85,17 +69,7 @@ async def schedule(client: Client, args: argparse.Namespace) -> None:
 async def run(args: argparse.Namespace) -> None:
     client = Client.from_config(args.config, args.server)
     try:
-        if args.leader_elect:
-            identity = (args.identity
-                        or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
-            elector = LeaderElector(client, args.lease_name, identity,
-                                    lease_duration=args.lease_duration,
-                                    renew_deadline=args.renew_deadline,
-                                    retry_period=args.retry_period)
-            await daemon.run_until_signalled(
-                elector.lead_forever(lambda: schedule(client, args)))
-        else:
-            await daemon.run_until_signalled(schedule(client, args))
+        await daemon.run_elected(client, args, lambda: schedule(client, args))
     finally:
         await client.close()
 

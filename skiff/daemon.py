@@ -3,14 +3,21 @@ and refuse calls without the cluster's bearer token."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import grpc
+
+from skiff.client.client import Client
+from skiff.client.leaderelection import LeaderElector
 
 
 def run(main: Coroutine[Any, Any, None], log_level: str) -> None:
@@ -44,6 +51,43 @@ async def run_until_signalled(work: Awaitable[None]) -> None:
         await asyncio.gather(task, stop, return_exceptions=True)
     if not task.cancelled() and task.exception() is not None:
         raise task.exception()  # type: ignore[misc]
+
+
+# Leader election for the control-plane daemons: a standby takes over within about
+# LEASE_DURATION + RETRY_PERIOD of the leader dying (Kubernetes' 15/10/2 is ~17 s).
+LEASE_DURATION = 8.0
+RENEW_DEADLINE = 6.0
+RETRY_PERIOD = 1.0
+
+
+def add_leader_election_flags(parser: argparse.ArgumentParser, lease_name: str) -> None:
+    parser.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                        help="run only while holding the Lease (default on)")
+    parser.add_argument("--lease-name", default=lease_name,
+                        help="the Lease in kube-system that elects the active copy "
+                        "(default %(default)s)")
+    parser.add_argument("--lease-duration", type=float, default=LEASE_DURATION,
+                        metavar="SECONDS")
+    parser.add_argument("--renew-deadline", type=float, default=RENEW_DEADLINE,
+                        metavar="SECONDS")
+    parser.add_argument("--retry-period", type=float, default=RETRY_PERIOD, metavar="SECONDS")
+    parser.add_argument("--identity", default="",
+                        help="this candidate's name in the Lease (default: host_pid_random)")
+
+
+async def run_elected(client: Client, args: argparse.Namespace,
+                      work: Callable[[], Awaitable[None]]) -> None:
+    """Runs `work()` until SIGTERM or SIGINT; with --leader-elect only while holding the
+    Lease, calling `work()` afresh for each term (see LeaderElector.lead_forever)."""
+    if not args.leader_elect:
+        await run_until_signalled(work())
+        return
+    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    elector = LeaderElector(client, args.lease_name, identity,
+                            lease_duration=args.lease_duration,
+                            renew_deadline=args.renew_deadline,
+                            retry_period=args.retry_period)
+    await run_until_signalled(elector.lead_forever(work))
 
 
 class TokenAuth(grpc.aio.ServerInterceptor):

@@ -180,12 +180,12 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
             time.sleep(0.2)
         else:
             pytest.fail("skiff up did not come up")
-        # skiff up itself, etcd, apiserver, scheduler, kubelet (the last start after the
-        # apiserver answers)
-        while len(list(pid_files.glob("*.pid"))) < 5 and time.monotonic() < deadline:
+        # skiff up itself, etcd, apiserver, scheduler, controller manager, kubelet (the
+        # last start after the apiserver answers)
+        while len(list(pid_files.glob("*.pid"))) < 6 and time.monotonic() < deadline:
             time.sleep(0.2)
         pids = [int(p.read_text()) for p in pid_files.glob("*.pid")]
-        assert len(pids) == 5, sorted(p.name for p in pid_files.glob("*.pid"))
+        assert len(pids) == 6, sorted(p.name for p in pid_files.glob("*.pid"))
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         for pid in pids:

@@ -1,8 +1,8 @@
 """`skiff up` and `skiff down`: run a whole single-machine cluster from one data directory.
 
 `up` starts the control plane as child processes, one component after another, each only once
-the previous one is ready: etcd, then the apiserver (later the scheduler, controller manager and
-kubelet: one line each in `cluster_components`). Every component's PID and command line are
+the previous one is ready: etcd, the apiserver, the scheduler, the controller manager and the
+kubelet (one line each in `cluster_components`). Every component's PID and command line are
 recorded under DATA_DIR/run so that `down` (or a later `up`) finds exactly these processes and
 never a stranger that reused a PID.
 
@@ -172,6 +172,8 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
         ),
         # The other daemons are clients of the apiserver; each is one line.
         python_daemon(cfg, "scheduler", "scheduler.main", "--config", str(cfg.client_config)),
+        python_daemon(cfg, "controller-manager", "controllers.main",
+                      "--config", str(cfg.client_config)),
         python_daemon(
             cfg, "kubelet", "kubelet.main",
             "--config", str(cfg.client_config),

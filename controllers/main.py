@@ -1,0 +1,106 @@
+"""`skiff-controller-manager`: every controller in one process, one active copy per cluster.
+
+Controllers share one informer per kind (one watch each) through a ControllerContext. A
+Lease in kube-system elects the active copy; a standby takes over when the leader stops
+renewing it, and each term starts from fresh caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+from typing import Any
+
+from controllers.context import ControllerContext
+from skiff import daemon
+from skiff.client.client import Client
+
+log = logging.getLogger("controller-manager")
+
+# name -> "module:Class"; each class is built as Class(ctx) and has `name` and `run()`.
+CONTROLLERS = {
+    "replicaset": "controllers.replicaset:ReplicaSetController",
+    "deployment": "controllers.deployment:DeploymentController",
+    "daemonset": "controllers.daemonset:DaemonSetController",
+    "job": "controllers.job:JobController",
+    "ttl-after-finished": "controllers.job:TTLAfterFinishedController",
+    "cronjob": "controllers.cronjob:CronJobController",
+    "garbagecollector": "controllers.garbagecollector:GarbageCollector",
+    "nodelifecycle": "controllers.nodelifecycle:NodeLifecycleController",
+    "podgc": "controllers.podgc:PodGCController",
+}
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="skiff-controller-manager", description=__doc__)
+    p.add_argument("--server", help="apiserver host:port (default: from the client config)")
+    p.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
+                   "~/.skiff/config)")
+    p.add_argument("--controllers", default="*",
+                   help="which controllers to run: '*' for all, 'foo' to add one, '-foo' "
+                   f"to leave one out, comma-separated (known: {', '.join(CONTROLLERS)})")
+    daemon.add_leader_election_flags(p, "skiff-controller-manager")
+    p.add_argument("--log-level", default="INFO")
+    return p.parse_args(argv)
+
+
+def chosen_controllers(spec: str) -> list[str]:
+    """kube-controller-manager's --controllers syntax: `*`, `name`, `-name`."""
+    names: list[str] = []
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    for item in items:
+        name = item.lstrip("-")
+        if item != "*" and name not in CONTROLLERS:
+            raise SystemExit(f"--controllers: unknown controller {name!r} "
+                             f"(known: {', '.join(CONTROLLERS)})")
+    for name in CONTROLLERS:
+        if f"-{name}" in items:
+            continue
+        if "*" in items or name in items:
+            names.append(name)
+    return names
+
+
+def build(ctx: ControllerContext, names: list[str]) -> list[Any]:
+    controllers = []
+    for name in names:
+        module, _, cls = CONTROLLERS[name].partition(":")
+        controllers.append(getattr(importlib.import_module(module), cls)(ctx))
+    return controllers
+
+
+async def run_controllers(client: Client, names: list[str]) -> None:
+    """One term: fresh caches, every chosen controller, until cancelled."""
+    ctx = ControllerContext.create(client)
+    controllers = build(ctx, names)
+    ctx.factory.start_all()
+    log.info("running controllers: %s", ", ".join(c.name for c in controllers))
+    tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}") for c in controllers]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # a controller that died takes the term down: start afresh
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await ctx.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    names = chosen_controllers(args.controllers)
+    client = Client.from_config(args.config, args.server)
+    try:
+        await daemon.run_elected(client, args, lambda: run_controllers(client, names))
+    finally:
+        await client.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    daemon.run(run(args), args.log_level)
+
+
+if __name__ == "__main__":
+    main()
