@@ -106,8 +106,7 @@ async def one_round(client: Client, namespace: str, name: str, replicas: int
 async def main(args: argparse.Namespace) -> None:
     with cluster() as c:
         kubelets = [KubeletProcess(c.address, c.workdir / f"node-{i}", fake=True,
-                                   node_name=f"sim-{i:02d}",
-                                   extra_args=("--log-level", "WARNING"))
+                                   node_name=f"sim-{i:02d}")
                     for i in range(args.nodes)]
         daemons: list[subprocess.Popen[bytes]] = []
         try:

@@ -135,7 +135,9 @@ async def skiff_round(cluster: SkiffCluster, replicas: int, name: str) -> tuple[
     await asyncio.to_thread(skiff, "delete", "deployment", name, config=cluster.config)
     # Wait until its pods are gone so rounds never overlap.
     engine = docker.from_env()
-    while engine.containers.list(filters={"label": "io.skiff.pod.namespace=default"}):
+    # The low-level call: the high-level one inspects each container, which races with
+    # their removal.
+    while engine.api.containers(filters={"label": "io.skiff.pod.namespace=default"}):
         await asyncio.sleep(0.2)
     return up, roll
 
@@ -174,14 +176,15 @@ def swarm_round(engine: docker.DockerClient, replicas: int, name: str) -> tuple[
     roll = time.monotonic() - started
     subprocess.run(["docker", "service", "rm", name], check=True, capture_output=True)
     owned = {"label": f"com.docker.swarm.service.name={name}"}
-    while engine.containers.list(all=True, filters=owned):
+    while engine.api.containers(all=True, filters=owned):
         time.sleep(0.2)
     return up, roll
 
 
 def main(args: argparse.Namespace) -> None:
     engine = docker.from_env()
-    busybox_image(engine)
+    # The tests' fixture, called as the plain function it wraps: builds the image offline.
+    getattr(busybox_image, "__wrapped__", busybox_image)(engine)
     joined = engine.info()["Swarm"]["LocalNodeState"] != "active"
     networks_before = {n.name for n in engine.networks.list()}
     if joined:

@@ -8,6 +8,8 @@
                                              --docker-password P [--docker-email E]
     skiff create configmap NAME [--from-literal k=v]... [--from-file [key=]path]...
                                 [--from-env-file path]
+    skiff create job NAME --from=cronjob/CRONJOB    a run of a CronJob, now
+    skiff create job NAME --image=IMAGE [-- COMMAND [ARG...]]
 
 `--from-file` of a folder makes a key of each regular file in it, as kubectl does. Prints
 `<kind>/<name> created`; `--dry-run=client -o yaml` prints the object without sending it.
@@ -28,7 +30,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from skiff.api import convert, kinds
-from skiff.api.v1 import core_pb2, meta_pb2
+from skiff.api.v1 import batch_pb2, core_pb2, meta_pb2
 from skiff.cli import common, printers
 from skiff.cli.commands.apply import desired_object
 from skiff.cli.errors import CliError
@@ -47,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p = subparsers.add_parser(
         "create",
         help="create objects from manifests or from arguments",
-        description="Create objects from manifests (-f), or a namespace, secret or configmap "
-        "from arguments. Unlike apply, an object that exists is an error.",
+        description="Create objects from manifests (-f), or a namespace, secret, configmap "
+        "or job from arguments. Unlike apply, an object that exists is an error.",
     )
     p.add_argument(
         "-f",
@@ -107,6 +109,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _output_flags(cm)
     cm.set_defaults(func=_runner(_configmap))
 
+    # Intermixed: `create job NAME --image IMG -- COMMAND...` has positionals on both sides.
+    job = common.take_intermixed(sub.add_parser(
+        "job",
+        help="a job from a cronjob's template (--from) or from an image",
+        description="Create a job: a manual run of a CronJob (--from=cronjob/NAME: its job "
+        "template, owned by the CronJob and annotated cronjob.kubernetes.io/instantiate="
+        "manual), or a single container running IMAGE (with COMMAND after --).",
+    ))
+    job.add_argument("name", metavar="NAME")
+    job.add_argument("--from", dest="from_", metavar="cronjob/NAME",
+                     help="the cronjob whose job template to run")
+    job.add_argument("--image", help="the image of the job's one container")
+    job.add_argument("command", nargs="*", metavar="COMMAND",
+                     help="after --: the container's command and arguments")
+    _output_flags(job)
+    job.set_defaults(func=run_create_job)
+
 
 def _data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -160,7 +179,7 @@ def run_create_from_files(args: argparse.Namespace) -> int:
     if not args.filenames:
         raise CliError(
             "must specify one of -f, or a kind to create (namespace, secret, "
-            "configmap); see skiff create -h"
+            "configmap, job); see skiff create -h"
         )
     manifests = load(args.filenames, recursive=args.recursive)
     if not manifests:
@@ -227,6 +246,70 @@ def _runner(build: Callable[[argparse.Namespace], Message]) -> Callable[[argpars
         return 0
 
     return run
+
+
+# ---- create job ----
+
+INSTANTIATE_ANNOTATION = "cronjob.kubernetes.io/instantiate"
+
+
+def run_create_job(args: argparse.Namespace) -> int:
+    """kubectl's `create job`: from a CronJob's template, or from an image."""
+    if bool(args.image) == bool(args.from_):
+        raise CliError("either --image or --from must be specified")
+    if args.from_ and args.command:
+        raise CliError("cannot specify --from and command")
+    if args.image:
+        return _runner(lambda a: job_from_image(a.name, a.image, a.command))(args)
+    namespace = common.namespace(args)
+    kind_name, sep, source = args.from_.partition("/")
+    if not sep or not kind_name or not source:
+        raise CliError("arguments in resource/name form must have a single resource and "
+                       f"name: --from={args.from_}")
+    kind = common.resolve_kind(kind_name)
+    if kind.kind != "CronJob":
+        raise CliError(f"unknown object type {kind.qualified}: --from must name a cronjob")
+
+    # As with kubectl, even a client dry run reads the CronJob: the Job is made from it.
+    async def body(client: Client) -> Message:
+        cronjob = await client.get(batch_pb2.CronJob, source, namespace)
+        job = job_from_cronjob(args.name, cronjob)
+        if args.dry_run == "client":
+            return job
+        return await client.create(job, dry_run=args.dry_run == "server")
+
+    result = common.run(args, body)
+    suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
+    _print(result, args.output, suffix)
+    return 0
+
+
+def job_from_cronjob(name: str, cronjob: batch_pb2.CronJob) -> batch_pb2.Job:
+    """A manual run of `cronjob`, as kubectl makes it: the job template's labels, its
+    annotations plus `cronjob.kubernetes.io/instantiate: manual`, its spec, and the CronJob
+    as controller (without blockOwnerDeletion, which would need more rights)."""
+    template = cronjob.spec.job_template
+    job = batch_pb2.Job(api_version="batch/v1", kind="Job")
+    job.metadata.name = name
+    job.metadata.namespace = cronjob.metadata.namespace
+    job.metadata.annotations[INSTANTIATE_ANNOTATION] = "manual"
+    job.metadata.annotations.update(template.metadata.annotations)
+    job.metadata.labels.update(template.metadata.labels)
+    job.metadata.owner_references.add(api_version="batch/v1", kind="CronJob",
+                                      name=cronjob.metadata.name, uid=cronjob.metadata.uid,
+                                      controller=True)
+    job.spec.CopyFrom(template.spec)
+    return job
+
+
+def job_from_image(name: str, image: str, command: list[str]) -> batch_pb2.Job:
+    """kubectl's job from an image: one container named after the job, never restarted."""
+    job = batch_pb2.Job(api_version="batch/v1", kind="Job")
+    job.metadata.name = name
+    pod = job.spec.template.spec
+    pod.containers.add(name=name, image=image, command=command)
+    pod.restart_policy = "Never"
+    return job
 
 
 def _print(obj: Message, output: str | None, suffix: str) -> None:
