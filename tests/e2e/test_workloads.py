@@ -55,11 +55,12 @@ def until(check: Any, timeout: float, what: str) -> Any:
 
 
 def deployment(name: str, version: str, *, replicas: int = 5, command: list[str] = SERVE,
-               deadline: int = 600) -> str:
+               deadline: int = 600, min_ready: int = 0) -> str:
     return yaml.safe_dump({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
         "spec": {
             "replicas": replicas, "progressDeadlineSeconds": deadline,
+            "minReadySeconds": min_ready,
             "selector": {"matchLabels": {"app": name}},
             "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
             "template": {"metadata": {"labels": {"app": name}}, "spec": {
@@ -133,10 +134,14 @@ def test_a_rolling_update_keeps_availability_and_undo_restores(up: Path) -> None
 
 def test_a_crash_looping_version_stops_at_its_deadline_while_the_old_pods_serve(
         up: Path) -> None:
-    ok(up, "apply", "-f", "-", stdin=deployment("api", "1", replicas=3, deadline=15))
+    # As in Kubernetes, a container without a readiness probe is ready the moment it
+    # runs, so one that dies a moment later would count as available for that moment:
+    # minReadySeconds is what makes a rollout wait for pods that stay up.
+    ok(up, "apply", "-f", "-", stdin=deployment("api", "1", replicas=3, deadline=15,
+                                                  min_ready=3))
     ok(up, "rollout", "status", "deployment/api", "--timeout", "120s", timeout=130)
     ok(up, "apply", "-f", "-", stdin=deployment("api", "2", replicas=3, deadline=15,
-                                                  command=["sh", "-c", "exit 1"]))
+                                                  min_ready=3, command=["sh", "-c", "exit 1"]))
     status = skiff("rollout", "status", "deployment/api", "--timeout", "120s", config=up,
                    timeout=130)
     assert status.returncode == 1
@@ -146,7 +151,8 @@ def test_a_crash_looping_version_stops_at_its_deadline_while_the_old_pods_serve(
     assert (progressing["status"], progressing["reason"]) == ("False",
                                                               "ProgressDeadlineExceeded")
     old_ready = [p for p in pods(up, "app=api") if version_of(p) == "1" and is_ready(p)]
-    assert len(old_ready) >= 2  # maxUnavailable 1 of 3
+    assert len(old_ready) >= 2, ok(up, "get", "rs,pods", "-l", "app=api", "-o", "wide") + \
+        ok(up, "describe", "deployment", "api")  # maxUnavailable 1 of 3
     ok(up, "delete", "deployment", "api")
 
 
