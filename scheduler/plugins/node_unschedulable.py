@@ -5,12 +5,12 @@ DaemonSet pods still land on cordoned nodes."""
 from __future__ import annotations
 
 from scheduler.framework import FITS, NodeInfo, PodInfo, Status
-from scheduler.plugins.taint_toleration import NO_SCHEDULE, tolerates_any
+from skiff.api.scheduling import NO_SCHEDULE, TAINT_UNSCHEDULABLE, tolerates_any
 from skiff.api.v1 import core_pb2
 
 __all__ = ["UNSCHEDULABLE_TAINT", "NodeUnschedulable"]
 
-UNSCHEDULABLE_TAINT = core_pb2.Taint(key="node.kubernetes.io/unschedulable", effect=NO_SCHEDULE)
+UNSCHEDULABLE_TAINT = core_pb2.Taint(key=TAINT_UNSCHEDULABLE, effect=NO_SCHEDULE)
 
 _UNSCHEDULABLE: Status = ("node(s) were unschedulable",)
 

@@ -1,18 +1,26 @@
 """TaintToleration: a node's taints repel pods that do not tolerate them.
 
 Taints with effect NoSchedule or NoExecute filter a node out; PreferNoSchedule taints only
-lower its score. The matching rule (``tolerates``) is shared with NodeUnschedulable and
-NodeReady, which ask whether a pod tolerates the taint Kubernetes would have put on a
-cordoned or not-ready node.
+lower its score. The matching rule (``skiff.api.scheduling.tolerates``) is shared with
+NodeUnschedulable and NodeReady, which ask whether a pod tolerates the taint Kubernetes
+would have put on a cordoned or not-ready node, and with the controllers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-
 from scheduler.framework import FITS, NodeInfo, PodInfo, Status, normalize_to_max
-from skiff.api.v1 import core_pb2
+from skiff.api.scheduling import (
+    FILTER_EFFECTS,
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    PREFER_NO_SCHEDULE,
+    find_untolerated,
+    tolerates,
+    tolerates_any,
+)
 
+# The matching rules live in the shared kernel (the DaemonSet and node lifecycle
+# controllers need them too); they are re-exported here for the plugin's callers.
 __all__ = [
     "FILTER_EFFECTS",
     "NO_EXECUTE",
@@ -23,48 +31,6 @@ __all__ = [
     "tolerates",
     "tolerates_any",
 ]
-
-NO_SCHEDULE = "NoSchedule"
-PREFER_NO_SCHEDULE = "PreferNoSchedule"
-NO_EXECUTE = "NoExecute"
-
-FILTER_EFFECTS: frozenset[str] = frozenset({NO_SCHEDULE, NO_EXECUTE})
-"""The effects that keep a pod off a node (PreferNoSchedule is only a score)."""
-
-
-def tolerates(toleration: core_pb2.Toleration, taint: core_pb2.Taint) -> bool:
-    """Whether `toleration` tolerates `taint`, with Kubernetes' rules.
-
-    An empty effect or key is a wildcard; "Exists" ignores the value, "Equal" (or no
-    operator) needs the value to match exactly; any other operator tolerates nothing.
-    """
-    if toleration.effect and toleration.effect != taint.effect:
-        return False
-    if toleration.key and toleration.key != taint.key:
-        return False
-    operator = toleration.operator
-    if operator == "Exists":
-        return True
-    if operator in ("", "Equal"):
-        return toleration.value == taint.value
-    return False
-
-
-def tolerates_any(tolerations: Iterable[core_pb2.Toleration], taint: core_pb2.Taint) -> bool:
-    """Whether at least one of `tolerations` tolerates `taint`."""
-    return any(tolerates(toleration, taint) for toleration in tolerations)
-
-
-def find_untolerated(
-    taints: Iterable[core_pb2.Taint],
-    tolerations: Sequence[core_pb2.Toleration],
-    effects: Collection[str] = FILTER_EFFECTS,
-) -> core_pb2.Taint | None:
-    """The first taint with one of `effects` that no toleration tolerates, else None."""
-    for taint in taints:
-        if taint.effect in effects and not tolerates_any(tolerations, taint):
-            return taint
-    return None
 
 
 class TaintToleration:
