@@ -3,11 +3,11 @@ token, bad input refused with one clear line and nothing stored, then `skiff dow
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,15 +28,33 @@ def skiff(*args: str, config: Path | None = None, stdin: str | None = None,
                           text=True, timeout=timeout)
 
 
+def node_name(data: Path) -> str:
+    """The node name of the cluster in `data`: its own, so it shares nothing with another
+    cluster on this host, and derived from the path so clean-up can find it again."""
+    return "up-" + hashlib.sha1(str(data).encode()).hexdigest()[:8]
+
+
 def cluster_args(data: Path) -> tuple[str, ...]:
     """Flags for a private cluster: free ports (etcd's peer port is its port + 1) and a
-    node name of its own, so it shares nothing with another cluster on this host."""
+    node name of its own."""
     while True:
         api_port, etcd_port, kubelet_port = free_ports(3)
         if etcd_port + 1 not in (api_port, kubelet_port):
             break
     return ("--data-dir", str(data), "--port", str(api_port), "--etcd-port", str(etcd_port),
-            "--kubelet-port", str(kubelet_port), "--node-name", f"up-{uuid.uuid4().hex[:8]}")
+            "--kubelet-port", str(kubelet_port), "--node-name", node_name(data))
+
+
+def down(data: Path) -> None:
+    """`skiff down`, then removes the containers its kubelet left (down leaves pods
+    running, as stopping k3s does, so that the next `up` adopts them)."""
+    stopped = skiff("down", "--data-dir", str(data))
+    assert stopped.returncode == 0, stopped.stderr
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter",
+                          f"label=io.skiff.node={node_name(data)}"],
+                         capture_output=True, text=True).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +65,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     try:
         yield data / "config"
     finally:
-        stopped = skiff("down", "--data-dir", str(data))
-        assert stopped.returncode == 0, stopped.stderr
+        down(data)
         assert not list((data / "run").glob("*.pid"))
 
 
@@ -151,7 +168,7 @@ def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
     try:
         assert skiff("create", "namespace", "kept", config=config).returncode == 0
     finally:
-        assert skiff("down", "--data-dir", str(tmp_path)).returncode == 0
+        down(tmp_path)
     assert skiff("up", "-d", *args).returncode == 0
     try:
         deadline = time.monotonic() + 20
@@ -162,7 +179,7 @@ def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert out.returncode == 0, out.stderr
     finally:
-        assert skiff("down", "--data-dir", str(tmp_path)).returncode == 0
+        down(tmp_path)
 
 
 def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:

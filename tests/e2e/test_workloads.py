@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from test_skiff_up import cluster_args, skiff
+from test_skiff_up import cluster_args, down, skiff
 
 SERVE = ["sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait']
 
@@ -29,8 +29,7 @@ def up(tmp_path_factory: pytest.TempPathFactory, busybox_image: str) -> Iterator
     try:
         yield data / "config"
     finally:
-        stopped = skiff("down", "--data-dir", str(data))
-        assert stopped.returncode == 0, stopped.stderr
+        down(data)
 
 
 def ok(config: Path, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
