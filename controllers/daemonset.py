@@ -40,10 +40,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from controllers import podutil
-from controllers.claim import claim, controller_of, selector_of
+from controllers.claim import claim
 from controllers.context import ControllerContext
 from controllers.expectations import Expectations
 from controllers.podcontrol import PodControl, slow_start_batch
+from controllers.podowners import PodOwnerEvents, usable_selector
 from skiff.api.scheduling import (
     NO_EXECUTE,
     NO_SCHEDULE,
@@ -58,7 +59,7 @@ from skiff.api.scheduling import (
     CompiledAffinity,
     find_untolerated,
 )
-from skiff.api.selectors import LabelSelector, SelectorError
+from skiff.api.selectors import LabelSelector
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.clock import Clock
@@ -492,18 +493,6 @@ class FailedPodBackoff:
 # --------------------------------------------------------------------------- controller
 
 
-def _selector_or_none(ds: apps_pb2.DaemonSet) -> LabelSelector | None:
-    if not ds.spec.HasField("selector"):
-        return None
-    selector = ds.spec.selector
-    if not selector.match_labels and not selector.match_expressions:
-        return None  # an empty selector would select every pod in the namespace
-    try:
-        return selector_of(ds)
-    except SelectorError:
-        return None
-
-
 class DaemonSetController(Controller):
     def __init__(self, ctx: ControllerContext, *, workers: int = 2,
                  failed_pod_backoff: float = FAILED_POD_BACKOFF_INITIAL) -> None:
@@ -522,9 +511,7 @@ class DaemonSetController(Controller):
 
         self.enqueue_from(self.daemon_sets)
         self.daemon_sets.add_handlers(on_delete=self._daemon_set_deleted)
-        self.enqueue_owners_from(self.pods, apps_pb2.DaemonSet)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated,
-                               on_delete=self._observe_deletion)
+        self.pod_events = PodOwnerEvents(self, self.daemon_sets, self.pods, self.expectations)
         self.nodes.add_handlers(on_add=self._node_added, on_update=self._node_updated,
                                 on_delete=lambda node: self._enqueue_all())
 
@@ -532,50 +519,6 @@ class DaemonSetController(Controller):
 
     def _daemon_set_deleted(self, ds: apps_pb2.DaemonSet) -> None:
         self.expectations.forget(object_key(ds))
-
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        if pod.metadata.HasField("deletion_timestamp"):
-            self._observe_deletion(pod)
-            return
-        owner_key = self._owner_key(pod)
-        if owner_key is not None:
-            self.expectations.created(owner_key)
-        elif controller_of(pod) is None:
-            self._enqueue_matching(pod)
-
-    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if new.metadata.HasField("deletion_timestamp"):
-            # Graceful deletion: the pod no longer counts from now on.
-            self._observe_deletion(new)
-            return
-        if controller_of(new) is not None:
-            return
-        if (dict(old.metadata.labels) != dict(new.metadata.labels)
-                or controller_of(old) is not None):
-            self._enqueue_matching(new)
-
-    def _observe_deletion(self, pod: core_pb2.Pod) -> None:
-        owner_key = self._owner_key(pod)
-        if owner_key is not None:
-            self.expectations.deleted(owner_key, object_key(pod))
-
-    def _owner_key(self, pod: core_pb2.Pod) -> str | None:
-        ref = controller_of(pod)
-        if ref is None or ref.kind != "DaemonSet":
-            return None
-        ds = self.daemon_sets.store.get_by_name(pod.metadata.namespace, ref.name)
-        if ds is None or ds.metadata.uid != ref.uid:
-            return None
-        return object_key(ds)
-
-    def _enqueue_matching(self, pod: core_pb2.Pod) -> None:
-        """Enqueues the sets that could adopt the orphan `pod`."""
-        for ds in self.daemon_sets.store.by_index(INDEX_NAMESPACE, pod.metadata.namespace):
-            selector = _selector_or_none(ds)
-            if selector is not None and selector.matches(pod.metadata.labels):
-                self.enqueue(ds)
 
     def _enqueue_all(self) -> None:
         for ds in self.daemon_sets.store.list():
@@ -603,7 +546,7 @@ class DaemonSetController(Controller):
         if ds is None:
             self.expectations.forget(key)
             return
-        selector = _selector_or_none(ds)
+        selector = usable_selector(ds)
         if selector is None:
             log.warning("daemonset %s: invalid or empty selector; not syncing", key)
             return

@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controllers import podutil
-from controllers.claim import claim, controller_of, selector_of
+from controllers.claim import claim
 from controllers.context import ControllerContext
 from controllers.expectations import Expectations
 from controllers.podcontrol import PodControl, slow_start_batch
-from skiff.api.selectors import LabelSelector, SelectorError
+from controllers.podowners import PodOwnerEvents, usable_selector
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.controller import Controller
@@ -74,69 +74,13 @@ class ReplicaSetController(Controller):
 
         self.enqueue_from(self.replica_sets)
         self.replica_sets.add_handlers(on_delete=self._replica_set_deleted)
-        self.enqueue_owners_from(self.pods, apps_pb2.ReplicaSet)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated,
-                               on_delete=self._pod_deleted)
+        self.pod_events = PodOwnerEvents(self, self.replica_sets, self.pods, self.expectations)
 
-    # ---- handlers: expectations and orphans (owners are enqueued by the base) ----
+    # ---- handlers (pods: see controllers/podowners.py) ----
 
     def _replica_set_deleted(self, rs: apps_pb2.ReplicaSet) -> None:
         # A set recreated under the same name must not wait on its predecessor's pods.
         self.expectations.forget(object_key(rs))
-
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        if pod.metadata.HasField("deletion_timestamp"):
-            # Seen for the first time already going (e.g. after a relist).
-            self._observe_deletion(pod)
-            return
-        owner_key = self._owner_key(pod)
-        if owner_key is not None:
-            self.expectations.created(owner_key)
-        elif controller_of(pod) is None:
-            self._enqueue_matching(pod)
-
-    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return  # a periodic resync: nothing changed
-        if new.metadata.HasField("deletion_timestamp"):
-            # Graceful deletion: the pod no longer counts, so the deletion is observed
-            # now, not when the kubelet finally removes it.
-            self._observe_deletion(new)
-            return
-        if controller_of(new) is not None:
-            return
-        labels_changed = dict(old.metadata.labels) != dict(new.metadata.labels)
-        released = controller_of(old) is not None
-        if labels_changed or released:
-            self._enqueue_matching(new)
-        if labels_changed:
-            self._enqueue_matching(old)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        self._observe_deletion(pod)
-
-    def _observe_deletion(self, pod: core_pb2.Pod) -> None:
-        owner_key = self._owner_key(pod)
-        if owner_key is not None:
-            self.expectations.deleted(owner_key, object_key(pod))
-
-    def _owner_key(self, pod: core_pb2.Pod) -> str | None:
-        """The key of the cached ReplicaSet that controls `pod`; None if its controller
-        is another kind, or a set of that name that is not the one the pod names."""
-        ref = controller_of(pod)
-        if ref is None or ref.kind != "ReplicaSet":
-            return None
-        rs = self.replica_sets.store.get_by_name(pod.metadata.namespace, ref.name)
-        if rs is None or rs.metadata.uid != ref.uid:
-            return None
-        return object_key(rs)
-
-    def _enqueue_matching(self, pod: core_pb2.Pod) -> None:
-        """Enqueues the sets that could adopt the orphan `pod`."""
-        for rs in self.replica_sets.store.by_index(INDEX_NAMESPACE, pod.metadata.namespace):
-            selector = _selector_or_none(rs)
-            if selector is not None and selector.matches(pod.metadata.labels):
-                self.enqueue(rs)
 
     # ---- sync ----
 
@@ -145,7 +89,7 @@ class ReplicaSetController(Controller):
         if rs is None:
             self.expectations.forget(key)
             return
-        selector = _selector_or_none(rs)
+        selector = usable_selector(rs)
         if selector is None:
             log.warning("replicaset %s: invalid or empty selector; not syncing", key)
             return
@@ -306,16 +250,6 @@ def seconds_until_available(rs: apps_pb2.ReplicaSet, pods: Iterable[core_pb2.Pod
     if not waits:
         return None
     return max(0.0, min(waits)) + _AVAILABILITY_SLACK
-
-
-def _selector_or_none(rs: apps_pb2.ReplicaSet) -> LabelSelector | None:
-    """The set's selector, or None if it is invalid or empty: validation forbids both,
-    and an empty one would claim every pod of the namespace."""
-    try:
-        selector = selector_of(rs)
-    except SelectorError:
-        return None
-    return None if selector.is_empty() else selector
 
 
 def _error_message(error: BaseException) -> str:
