@@ -32,7 +32,6 @@ revision number, and ``revisionHistoryLimit`` and ``collisionCount`` are not use
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +42,7 @@ from controllers import podutil
 from controllers.claim import claim
 from controllers.context import ControllerContext
 from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl, slow_start_batch
+from controllers.podcontrol import PodControl
 from controllers.podowners import PodOwnerEvents, usable_selector
 from skiff.api.scheduling import (
     NO_EXECUTE,
@@ -105,7 +104,6 @@ ON_DELETE = "OnDelete"
 _AVAILABILITY_SLACK = 0.1
 
 # The apiserver's refusal to create in a namespace being deleted (nothing to retry).
-_NAMESPACE_TERMINATING = "because it is being terminated"
 
 
 # --------------------------------------------------------------------------- pod shape
@@ -680,39 +678,16 @@ class DaemonSetController(Controller):
         template.CopyFrom(ds.spec.template)
         add_daemon_tolerations(template.spec)
         template.metadata.labels[REVISION_HASH_LABEL] = hash_
-        pending = iter(node_names)
-
-        async def create_one() -> bool:
+        pods = []
+        for node_name in node_names:
             pod = self.pod_control.pod_from_template(ds, template)
-            set_node_affinity(pod.spec, next(pending))
-            try:
-                await self.pod_control.create(ds, pod)
-            except errors.Forbidden as err:
-                if _NAMESPACE_TERMINATING in err.message:
-                    return False
-                raise
-            return True
-
-        results, error = await slow_start_batch(len(node_names), create_one)
-        never_made = len(node_names) - sum(results)
-        if never_made > 0:
-            self.expectations.created(key, never_made)
-        return error
+            set_node_affinity(pod.spec, node_name)
+            pods.append(pod)
+        return await self.pod_control.create_all(ds, pods, self.expectations, key)
 
     async def _delete_pods(self, key: str, ds: apps_pb2.DaemonSet,
                            victims: Sequence[core_pb2.Pod]) -> BaseException | None:
-        async def delete_one(pod: core_pb2.Pod) -> None:
-            try:
-                gone_already = not await self.pod_control.delete(ds, pod)
-            except BaseException:
-                self.expectations.deleted(key, object_key(pod))
-                raise
-            if gone_already:
-                self.expectations.deleted(key, object_key(pod))
-
-        outcomes = await asyncio.gather(*(delete_one(pod) for pod in victims),
-                                        return_exceptions=True)
-        return next((o for o in outcomes if isinstance(o, BaseException)), None)
+        return await self.pod_control.delete_all(ds, victims, self.expectations, key)
 
     async def _update_status(self, ds: apps_pb2.DaemonSet, nodes: Sequence[core_pb2.Node],
                              fit: NodeFit, node_to_pods: Mapping[str, Sequence[core_pb2.Pod]],

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from controllers import rollout
 from controllers.claim import claim, controller_of, selector_of
 from controllers.context import ControllerContext
-from controllers.podcontrol import owner_reference
+from controllers.podcontrol import namespace_terminating, owner_reference
 from controllers.rollout import Scaling
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 _DEADLINE_SLACK = 0.25
 
 # The apiserver's refusal to create in a namespace being deleted: nothing to retry.
-_NAMESPACE_TERMINATING = "because it is being terminated"
 
 
 @dataclass
@@ -368,7 +367,7 @@ class DeploymentController(Controller):
                      object_key(d), rs.metadata.name, previous, previous + 1)
             raise
         except errors.Forbidden as err:
-            if _NAMESPACE_TERMINATING in err.message:
+            if namespace_terminating(err):
                 return None, False
             await self._report_create_failure(st, rs, err)
             raise

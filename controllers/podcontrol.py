@@ -11,24 +11,32 @@ Kubernetes' messages.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from controllers.expectations import Expectations
 from skiff.api import kinds
 from skiff.api.v1 import core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.client import Client
 from skiff.client.events import Recorder
+from skiff.client.informer import object_key
 
-__all__ = ["PodControl", "owner_reference", "slow_start_batch"]
+__all__ = ["PodControl", "namespace_terminating", "owner_reference", "slow_start_batch"]
 
 T = TypeVar("T")
 
 # Slow start: the first batch of creations is this small, and each batch that fully
 # succeeds doubles the next, so a quota or admission error costs one call, not hundreds.
 SLOW_START_INITIAL_BATCH = 1
+
+
+def namespace_terminating(err: errors.ApiError) -> bool:
+    """The apiserver refused a create because the namespace is being deleted: nothing to
+    retry, and no object will ever appear for it."""
+    return isinstance(err, errors.Forbidden) and "because it is being terminated" in err.message
 
 
 def owner_reference(owner: Message) -> meta_pb2.OwnerReference:
@@ -87,6 +95,48 @@ class PodControl:
         self.recorder.event(owner, "Normal", "SuccessfulDelete",
                             f"Deleted pod: {pod.metadata.name}")
         return True
+
+
+    async def create_all(self, owner: Message, pods: Sequence[core_pb2.Pod],
+                         expectations: Expectations, key: str) -> BaseException | None:
+        """Creates `pods` in slow-start batches for the owner `key`, whose expectations
+        the caller has set. Pods that failed, were never tried after a failed batch, or
+        were refused by a terminating namespace will never show up in the informer, so
+        they are taken off the expectations. Returns the first error."""
+        pending = iter(pods)
+
+        async def create_one() -> bool:
+            try:
+                await self.create(owner, next(pending))
+            except errors.ApiError as err:
+                if namespace_terminating(err):
+                    return False
+                raise
+            return True
+
+        results, error = await slow_start_batch(len(pods), create_one)
+        never_made = len(pods) - sum(results)
+        if never_made > 0:
+            expectations.created(key, never_made)
+        return error
+
+    async def delete_all(self, owner: Message, pods: Sequence[core_pb2.Pod],
+                         expectations: Expectations, key: str) -> BaseException | None:
+        """Deletes `pods` concurrently for the owner `key`, whose expectations the caller
+        has set; a pod already gone or not deleted is taken off them at once (no event
+        will come for it). Returns the first error."""
+        async def delete_one(pod: core_pb2.Pod) -> None:
+            try:
+                gone_already = not await self.delete(owner, pod)
+            except BaseException:
+                expectations.deleted(key, object_key(pod))
+                raise
+            if gone_already:
+                expectations.deleted(key, object_key(pod))
+
+        outcomes = await asyncio.gather(*(delete_one(pod) for pod in pods),
+                                        return_exceptions=True)
+        return next((o for o in outcomes if isinstance(o, BaseException)), None)
 
 
 async def slow_start_batch(count: int, call: Callable[[], Awaitable[T]], *,

@@ -13,7 +13,6 @@ changes it, even while expectations are pending.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -24,7 +23,7 @@ from controllers import podutil
 from controllers.claim import claim
 from controllers.context import ControllerContext
 from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl, slow_start_batch
+from controllers.podcontrol import PodControl
 from controllers.podowners import PodOwnerEvents, usable_selector
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
@@ -55,7 +54,6 @@ _AVAILABILITY_SLACK = 0.1
 
 # The apiserver's refusal to create in a namespace being deleted: nothing to retry, the
 # set and its pods are going away with the namespace (Kubernetes ignores it too).
-_NAMESPACE_TERMINATING = "because it is being terminated"
 
 
 class ReplicaSetController(Controller):
@@ -139,41 +137,13 @@ class ReplicaSetController(Controller):
     async def _create_pods(self, key: str, rs: apps_pb2.ReplicaSet, count: int
                            ) -> BaseException | None:
         self.expectations.expect(key, creations=count)
-
-        async def create_one() -> bool:
-            pod = self.pod_control.pod_from_template(rs, rs.spec.template)
-            try:
-                await self.pod_control.create(rs, pod)
-            except errors.Forbidden as err:
-                if _NAMESPACE_TERMINATING in err.message:
-                    return False
-                raise
-            return True
-
-        results, error = await slow_start_batch(count, create_one)
-        # Pods that failed, were skipped after a failed batch, or were refused by a
-        # terminating namespace will never show up in the informer: stop waiting on them.
-        never_made = count - sum(results)
-        if never_made > 0:
-            self.expectations.created(key, never_made)
-        return error
+        pods = [self.pod_control.pod_from_template(rs, rs.spec.template) for _ in range(count)]
+        return await self.pod_control.create_all(rs, pods, self.expectations, key)
 
     async def _delete_pods(self, key: str, rs: apps_pb2.ReplicaSet,
                            victims: Sequence[core_pb2.Pod]) -> BaseException | None:
         self.expectations.expect(key, deletions=[object_key(pod) for pod in victims])
-
-        async def delete_one(pod: core_pb2.Pod) -> None:
-            try:
-                gone_already = not await self.pod_control.delete(rs, pod)
-            except BaseException:
-                self.expectations.deleted(key, object_key(pod))
-                raise
-            if gone_already:
-                self.expectations.deleted(key, object_key(pod))
-
-        outcomes = await asyncio.gather(*(delete_one(pod) for pod in victims),
-                                        return_exceptions=True)
-        return next((o for o in outcomes if isinstance(o, BaseException)), None)
+        return await self.pod_control.delete_all(rs, victims, self.expectations, key)
 
 
 # --------------------------------------------------------------------------- pure logic
