@@ -297,3 +297,43 @@ async def test_pods_of_a_deleted_node_are_collected_after_the_quarantine(
             return {p.metadata.name for p in await plane.pods()} == {"bystander"}
         await plane.until(collected, 10, "the deleted node's pods collected")
         assert asyncio.get_running_loop().time() - deleted_at >= 1.4
+
+
+async def test_a_replica_set_replaces_its_pods_evicted_from_a_dead_node(
+        sim_cluster: SimCluster, tmp_path: Path) -> None:
+    from controllers.replicaset import ReplicaSetController
+    from skiff.api.v1 import apps_pb2
+
+    async with (extra_kubelet(sim_cluster, tmp_path / "doomed") as kubelet,
+                control_plane(sim_cluster, lifecycle, ReplicaSetController) as plane):
+        rs = apps_pb2.ReplicaSet()
+        rs.metadata.name, rs.metadata.namespace = "web", plane.namespace
+        rs.spec.replicas = 4
+        rs.spec.selector.match_labels["app"] = "web"
+        rs.spec.template.metadata.labels["app"] = "web"
+        spec = rs.spec.template.spec
+        spec.containers.add(name="main", image="busybox", command=["sleep", "3600"])
+        # Pin every pod to the doomed node at first, and evict a second after it dies.
+        spec.node_selector["kubernetes.io/hostname"] = kubelet.node_name
+        spec.tolerations.append(tolerate_unreachable(1))
+        await plane.client.create(rs)
+
+        async def running_on(nodes: set[str]) -> list[core_pb2.Pod]:
+            pods = [p for p in await plane.pods() if not p.metadata.HasField(
+                "deletion_timestamp")]
+            ok = len(pods) == 4 and all(podutil.is_ready(p) and p.spec.node_name in nodes
+                                        for p in pods)
+            return pods if ok else []
+
+        await plane.until(lambda: running_on({kubelet.node_name}), 20,
+                          "four pods on the doomed node")
+        # From now on new pods may go anywhere: the template change applies to new pods
+        # only, as a ReplicaSet never touches the pods it has.
+        current = await plane.client.get(apps_pb2.ReplicaSet, "web", plane.namespace)
+        del current.spec.template.spec.node_selector["kubernetes.io/hostname"]
+        await plane.client.update(current)
+        kubelet.kill()
+        healthy = set(sim_cluster.node_names)
+        replaced = await plane.until(lambda: running_on(healthy), 30,
+                                     "four replacements on the healthy nodes")
+        assert {p.spec.node_name for p in replaced} <= healthy
