@@ -15,17 +15,20 @@ controller, NonIndexed completion mode):
   A replacement for a failed pod waits 10 s, doubling with each failure in a row, at most
   6 minutes (the base is a constructor argument so tests can be quick).
 
-Counting survives pods that disappear: every pod carries the finalizer
-`batch.kubernetes.io/job-tracking`, so a finished or deleted pod stays until the
-controller has added it to `status.succeeded`/`status.failed`; only then is the
-finalizer removed. Kubernetes keeps the counted-but-not-yet-released pods in
-`status.uncountedTerminatedPods`; Skiff's Job status has no such field, so the
-controller writes the counts first and keeps those pods in memory until it sees their
-finalizer gone (a restart in the instant between the two writes may count a pod twice).
-Two guards keep a lagging cache from causing double work: expectations, as in the
-ReplicaSet controller, for pod creations and deletions, and the resourceVersion of the
+Counting survives pods that disappear, and controller restarts, with Kubernetes'
+two-phase protocol. Every pod carries the finalizer `batch.kubernetes.io/job-tracking`,
+so a finished or deleted pod stays until it has been accounted for. A finished pod's uid
+is first written to `status.uncountedTerminatedPods` (succeeded or failed); only then is
+its finalizer removed; a later status write moves the uids whose pods lost the finalizer
+(or are gone) into `status.succeeded`/`status.failed`. The status is the only memory:
+a restart between any two steps finds each pod either uncounted with its finalizer, or
+uncounted without it, or counted without it, and counts it exactly once. A Job is
+declared Complete or Failed only once nothing is left uncounted.
+Three guards keep a lagging cache from causing double work: expectations, as in the
+ReplicaSet controller, for pod creations and deletions; the resourceVersion of the
 controller's own last status write, which a cached Job must have reached before it is
-acted on again.
+acted on again; and, as Kubernetes' finalizer expectations, the uids whose finalizer
+removal was asked for and is not yet in the pod cache (such a pod is not counted again).
 
 `TTLAfterFinishedController` deletes a finished Job `ttlSecondsAfterFinished` seconds
 after its Complete/Failed condition, with background propagation (the garbage collector
@@ -39,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,18 +62,23 @@ __all__ = [
     "DEFAULT_BACKOFF_BASE",
     "JOB_TRACKING_FINALIZER",
     "MAX_BACKOFF",
+    "MAX_UNCOUNTED_PODS",
     "BackoffRecord",
     "JobController",
     "TTLAfterFinishedController",
     "backoff_delay",
+    "count_released",
     "finish_time",
     "finished_condition",
     "is_complete",
     "is_pod_failed",
+    "new_finished_pods",
     "next_backoff_record",
     "pod_finish_time",
+    "record_uncounted",
     "remaining_backoff",
     "set_condition",
+    "uncounted_total",
     "want_active",
 ]
 
@@ -79,6 +88,7 @@ JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 DEFAULT_BACKOFF_BASE = 10.0  # Kubernetes' DefaultJobPodFailureBackOff
 MAX_BACKOFF = 360.0  # MaxJobPodFailureBackOff
 MAX_POD_CREATE_DELETE_PER_SYNC = 500
+MAX_UNCOUNTED_PODS = 500  # Kubernetes' MaxUncountedPods
 
 COMPLETE = "Complete"
 FAILED = "Failed"
@@ -238,16 +248,86 @@ def _copy_job(job: batch_pb2.Job) -> batch_pb2.Job:
     return copy
 
 
-# --------------------------------------------------------------------------- the sync's plan
+# --------------------------------------------------------------------------- counting pods
 
 
-@dataclass
-class _Outcome:
-    """What one sync decided, applied after the status write succeeded."""
+def _tracked(pod: core_pb2.Pod, removing: AbstractSet[str]) -> bool:
+    """Still to be accounted for: it carries the finalizer, and its removal was not asked
+    for already (the cache may not show that yet)."""
+    return _has_finalizer(pod) and pod.metadata.uid not in removing
 
-    counted: list[core_pb2.Pod]
-    backoff: BackoffRecord
-    events: list[tuple[str, str, str]]
+
+def uncounted_total(status: batch_pb2.JobStatus) -> int:
+    """How many finished pods the status holds but has not counted yet."""
+    uncounted = status.uncounted_terminated_pods
+    return len(uncounted.succeeded) + len(uncounted.failed)
+
+
+def new_finished_pods(pods: Iterable[core_pb2.Pod], status: batch_pb2.JobStatus,
+                      removing: AbstractSet[str] = frozenset()
+                      ) -> tuple[list[core_pb2.Pod], list[core_pb2.Pod]]:
+    """Kubernetes' getNewFinishedPods: the (succeeded, failed) pods this sync sees finished
+    for the first time. A pod without the finalizer has been counted already (or never
+    will be); one in `uncountedTerminatedPods` is on its way to its count."""
+    uncounted = status.uncounted_terminated_pods
+    known = {*uncounted.succeeded, *uncounted.failed}
+    fresh = [p for p in pods if _tracked(p, removing) and p.metadata.uid not in known]
+    return ([p for p in fresh if p.status.phase == "Succeeded"],
+            [p for p in fresh if is_pod_failed(p)])
+
+
+def count_released(status: batch_pb2.JobStatus, with_finalizer: AbstractSet[str]) -> bool:
+    """Kubernetes' cleanUncountedPodsWithoutFinalizers: the last phase. A uid in
+    `uncountedTerminatedPods` whose pod no longer has the finalizer (or is gone) moves
+    into its count; the finalizer kept the pod from being counted by anyone else, and
+    leaving the list in the same write as the count grows is what makes it count once.
+    Returns whether the status changed."""
+    uncounted = status.uncounted_terminated_pods
+    changed = False
+    for uids, field in ((uncounted.succeeded, "succeeded"), (uncounted.failed, "failed")):
+        kept = [u for u in uids if u in with_finalizer]
+        if len(kept) == len(uids):
+            continue
+        setattr(status, field, getattr(status, field) + len(uids) - len(kept))
+        del uids[:]
+        uids.extend(kept)
+        changed = True
+    return changed
+
+
+def record_uncounted(status: batch_pb2.JobStatus, pods: Iterable[core_pb2.Pod], *,
+                     removing: AbstractSet[str] = frozenset(), finishing: bool = False,
+                     job_deleting: bool = False, limit: int = MAX_UNCOUNTED_PODS
+                     ) -> tuple[list[core_pb2.Pod], bool]:
+    """The first phase of Kubernetes' trackJobStatusAndRemoveFinalizers: every finished
+    pod that still carries the finalizer joins `uncountedTerminatedPods` (once), before
+    any finalizer goes. Once the Job is finishing, every pod not succeeded counts as
+    failed; a Job being deleted lets all its pods go. Pods in `removing` are on their
+    way out already (counted, or stopped on purpose): they are left alone.
+
+    Returns the pods whose finalizer may go once the status is written, and whether
+    `limit` uids were reached (the rest waits for a later sync, which keeps the status
+    small; the Job may not finish before)."""
+    uncounted = status.uncounted_terminated_pods
+    succeeded, failed = set(uncounted.succeeded), set(uncounted.failed)
+    release: list[core_pb2.Pod] = []
+    for pod in pods:
+        uid = pod.metadata.uid
+        if not _tracked(pod, removing):
+            continue
+        stopped = pod.metadata.HasField("deletion_timestamp") or finishing
+        if pod.status.phase in ("Succeeded", "Failed") or stopped or job_deleting:
+            release.append(pod)
+        if pod.status.phase == "Succeeded" and uid not in failed:
+            if uid not in succeeded:
+                uncounted.succeeded.append(uid)
+                succeeded.add(uid)
+        elif (pod.status.phase == "Failed" or stopped) and uid not in failed:
+            uncounted.failed.append(uid)
+            failed.add(uid)
+        if uncounted_total(status) >= limit:
+            return release, True
+    return release, False
 
 
 class JobController(Controller):
@@ -267,8 +347,10 @@ class JobController(Controller):
         self.expectations = Expectations(ctx.clock)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        # job key -> uids of pods counted in status whose finalizer is not yet seen gone
-        self._counted: dict[str, set[str]] = {}
+        # job key -> uids whose finalizer removal was asked for and not yet seen in the
+        # cache (Kubernetes' finalizerExpectations). Not a memory of what was counted
+        # (the status is), only a guard against a pod cache that lags the Job's.
+        self._removing: dict[str, set[str]] = {}
         # job key -> resourceVersion of our last status write
         self._written: dict[str, int] = {}
         self._backoff: dict[str, BackoffRecord] = {}
@@ -299,11 +381,12 @@ class JobController(Controller):
                     and not old.metadata.HasField("deletion_timestamp")):
                 self.expectations.deleted(new_key, object_key(new))
             if not _has_finalizer(new):
-                self._counted.get(new_key, set()).discard(new.metadata.uid)
+                self._removing.get(new_key, set()).discard(new.metadata.uid)
             self.enqueue_key(new_key)
         else:
             self._maybe_orphan(new)
         if old_key is not None and old_key != new_key:
+            self._removing.get(old_key, set()).discard(new.metadata.uid)
             self.enqueue_key(old_key)
 
     def _pod_deleted(self, pod: core_pb2.Pod) -> None:
@@ -311,7 +394,7 @@ class JobController(Controller):
         if key is None:
             return
         self.expectations.deleted(key, object_key(pod))
-        self._counted.get(key, set()).discard(pod.metadata.uid)
+        self._removing.get(key, set()).discard(pod.metadata.uid)
         self.enqueue_key(key)
 
     def _maybe_orphan(self, pod: core_pb2.Pod) -> None:
@@ -335,7 +418,8 @@ class JobController(Controller):
         await self._release_pods_of_gone_job(key, live_uid=job.metadata.uid)
         pods = await self._pods_of(job)
         if finished_condition(job) is not None:
-            # Finished: count nothing more, but let every pod go.
+            # Finished (so nothing is left uncounted): count nothing more, but let every
+            # pod go.
             self._backoff.pop(key, None)
             await self._remove_finalizers(key, [p for p in pods if _has_finalizer(p)])
             return
@@ -348,15 +432,16 @@ class JobController(Controller):
                         pods: list[core_pb2.Pod]) -> None:
         now = self.clock.wall()
         spec = job.spec
+        satisfied = self.expectations.satisfied(key)
         status = batch_pb2.JobStatus()
         status.CopyFrom(job.status)
-        counted = self._counted.setdefault(key, set())
-        tracked = [p for p in pods if _has_finalizer(p) and p.metadata.uid not in counted]
-        new_succeeded = [p for p in tracked if p.status.phase == "Succeeded"]
-        new_failed = [p for p in tracked if is_pod_failed(p)]
+        status.uncounted_terminated_pods.SetInParent()
+        removing = self._still_removing(key, pods)
+        new_succeeded, new_failed = new_finished_pods(pods, status, removing)
         active_pods = [p for p in pods if is_active(p)]
-        succeeded = status.succeeded + len(new_succeeded)
-        failed = status.failed + len(new_failed)
+        uncounted = status.uncounted_terminated_pods
+        succeeded = status.succeeded + len(new_succeeded) + len(uncounted.succeeded)
+        failed = status.failed + len(new_failed) + len(uncounted.failed)
         suspended = spec.HasField("suspend") and spec.suspend
         if not suspended and (not status.HasField("start_time")
                               or _is_true(status.conditions, SUSPENDED)):
@@ -366,58 +451,114 @@ class JobController(Controller):
         backoff = next_backoff_record(self._backoff.get(key, BackoffRecord()),
                                       [pod_finish_time(p) for p in new_succeeded],
                                       [pod_finish_time(p) for p in new_failed])
-        outcome = _Outcome(counted=new_succeeded + new_failed, backoff=backoff, events=[])
+        events: list[tuple[str, str, str]] = []
+        stopped: set[str] = set()  # stopped on purpose (scaled down): not failures
 
         failure = self._failure(job, status, pods, failed, now)
         finished: tuple[str, str, str] | None = None  # (type, reason, message)
         if failure is not None:
             await self._delete_pods(key, job, active_pods, keep_finalizers=True)
-            # Once the Job has failed, every pod not yet counted that did not succeed
-            # counts as failed, the ones just stopped included.
-            rest = [p for p in tracked if p.status.phase != "Succeeded" and not is_pod_failed(p)]
-            failed += len(rest)
-            outcome.counted += rest
             active, ready = 0, 0
-            finished = (FAILED, *failure)
+            # A pod being created may not be in the cache yet: it would outlive a Job
+            # declared failed now.
+            if satisfied:
+                finished = (FAILED, *failure)
         else:
             active = len(active_pods)
             ready = sum(1 for p in active_pods if is_ready(p))
             managed = False
             if not job.metadata.HasField("deletion_timestamp"):
-                active, ready = await self._manage(key, job, active_pods, succeeded, backoff,
-                                                   now)
+                active, ready, stopped = await self._manage(key, job, active_pods, succeeded,
+                                                            backoff, now)
                 managed = True
             completions = spec.completions if spec.HasField("completions") else None
             if is_complete(completions=completions, succeeded=succeeded, active=active):
                 finished = (COMPLETE, "CompletionsReached",
                             "Reached expected number of succeeded pods")
             elif managed:
-                self._suspension(status, suspended, now, outcome)
+                events += self._suspension(status, suspended, now)
 
         status.active = active
         status.ready = ready
-        status.succeeded = succeeded
-        status.failed = failed
+        await self._track_and_release(key, job, status, pods, removing=removing | stopped,
+                                      finished=finished, backoff=backoff, events=events)
+
+    async def _track_and_release(self, key: str, job: batch_pb2.Job,
+                                 status: batch_pb2.JobStatus, pods: list[core_pb2.Pod], *,
+                                 removing: set[str], finished: tuple[str, str, str] | None,
+                                 backoff: BackoffRecord,
+                                 events: list[tuple[str, str, str]]) -> None:
+        """Kubernetes' trackJobStatusAndRemoveFinalizers. Finished pods enter
+        `uncountedTerminatedPods` in one status write; only then do their finalizers go;
+        a later write moves the uids whose finalizer is gone into the counts. A restart
+        between any two steps finds the uids in the status and neither loses nor
+        repeats a count. The Job finishes only once nothing is left uncounted."""
+        with_finalizer = {p.metadata.uid for p in pods if _has_finalizer(p)} | removing
+        count_released(status, with_finalizer)
+        release, capped = record_uncounted(
+            status, pods, removing=removing, finishing=finished is not None,
+            job_deleting=job.metadata.HasField("deletion_timestamp"))
+        job = await self._write_status(key, job, status)
+        self._backoff[key] = backoff
+        for type_, reason, message in events:
+            self.recorder.event(job, type_, reason, message)
+
+        released, err = await self._release_counted(key, release)
+        count_released(status, with_finalizer - released)
+        if err is not None:
+            await self._write_status(key, job, status)  # keep what did get counted
+            raise err
+        # Kubernetes' enactJobFinished: not while a pod is left to count.
+        if capped or uncounted_total(status) > 0:
+            finished = None
         if finished is not None:
+            now = self.clock.wall()
             set_condition(status.conditions, finished[0], "True", finished[1], finished[2], now)
             if finished[0] == COMPLETE:
                 status.completion_time.CopyFrom(_timestamp(now))
-                if spec.HasField("completions") and succeeded > spec.completions:
-                    outcome.events.append(("Warning", "TooManySucceededPods",
-                                           "Too many succeeded pods running after "
-                                           "completion count reached"))
-                outcome.events.append(("Normal", "Completed", "Job completed"))
+        job = await self._write_status(key, job, status)
+        if finished is not None:
+            self._record_finished(job, status, finished)
+
+    def _record_finished(self, job: batch_pb2.Job, status: batch_pb2.JobStatus,
+                         finished: tuple[str, str, str]) -> None:
+        if finished[0] != COMPLETE:
+            self.recorder.event(job, "Warning", finished[1], finished[2])
+            return
+        if job.spec.HasField("completions") and status.succeeded > job.spec.completions:
+            self.recorder.event(job, "Warning", "TooManySucceededPods",
+                                "Too many succeeded pods running after completion count "
+                                "reached")
+        self.recorder.event(job, "Normal", "Completed", "Job completed")
+
+    def _still_removing(self, key: str, pods: list[core_pb2.Pod]) -> set[str]:
+        """The uids whose finalizer removal the cache has not shown yet; a pod the cache
+        shows without the finalizer, or no longer has, is done."""
+        removing = self._removing.get(key)
+        if not removing:
+            return set()
+        removing.intersection_update(p.metadata.uid for p in pods if _has_finalizer(p))
+        return set(removing)
+
+    async def _release_counted(self, key: str, pods: list[core_pb2.Pod]
+                               ) -> tuple[set[str], BaseException | None]:
+        """Removes the finalizer of pods the status now holds; returns the uids released
+        (or gone) and the first error."""
+        if not pods:
+            return set(), None
+        removing = self._removing.setdefault(key, set())
+        removing.update(p.metadata.uid for p in pods)
+        results = await asyncio.gather(*(self._remove_finalizer(p) for p in pods),
+                                       return_exceptions=True)
+        released: set[str] = set()
+        err: BaseException | None = None
+        for pod, result in zip(pods, results, strict=True):
+            if isinstance(result, BaseException):
+                removing.discard(pod.metadata.uid)  # no cache update will come for it
+                err = err or result
             else:
-                outcome.events.append(("Warning", finished[1], finished[2]))
-        await self._write_status(key, job, status)
-        self._backoff[key] = outcome.backoff
-        counted.update(p.metadata.uid for p in outcome.counted)
-        for type_, reason, message in outcome.events:
-            self.recorder.event(job, type_, reason, message)
-        # A Job being deleted will count nothing more: all its pods may go.
-        deleting = job.metadata.HasField("deletion_timestamp")
-        await self._remove_finalizers(key, [p for p in pods if _has_finalizer(p)
-                                            and (deleting or p.metadata.uid in counted)])
+                released.add(pod.metadata.uid)
+        return released, err
 
     def _failure(self, job: batch_pb2.Job, status: batch_pb2.JobStatus,
                  pods: list[core_pb2.Pod], failed: int, now: datetime
@@ -452,24 +593,28 @@ class JobController(Controller):
         limit = job.spec.backoff_limit
         return restarts > 0 if limit == 0 else restarts >= limit
 
-    def _suspension(self, status: batch_pb2.JobStatus, suspended: bool, now: datetime,
-                    outcome: _Outcome) -> None:
+    @staticmethod
+    def _suspension(status: batch_pb2.JobStatus, suspended: bool, now: datetime
+                    ) -> list[tuple[str, str, str]]:
+        """Sets the Suspended condition; returns the event to record once it is written."""
         if suspended:
             if set_condition(status.conditions, SUSPENDED, "True", "JobSuspended",
                              "Job suspended", now):
-                outcome.events.append(("Normal", "Suspended", "Job suspended"))
+                return [("Normal", "Suspended", "Job suspended")]
         elif set_condition(status.conditions, SUSPENDED, "False", "JobResumed",
                            "Job resumed", now):
-            outcome.events.append(("Normal", "Resumed", "Job resumed"))
+            return [("Normal", "Resumed", "Job resumed")]
+        return []
 
     async def _manage(self, key: str, job: batch_pb2.Job, active_pods: list[core_pb2.Pod],
                       succeeded: int, backoff: BackoffRecord, now: datetime
-                      ) -> tuple[int, int]:
-        """Creates or deletes pods towards the wanted number; returns (active, ready)."""
+                      ) -> tuple[int, int, set[str]]:
+        """Creates or deletes pods towards the wanted number; returns (active, ready, the
+        uids of the pods stopped)."""
         active = len(active_pods)
         ready = sum(1 for p in active_pods if is_ready(p))
         if not self.expectations.satisfied(key):
-            return active, ready
+            return active, ready, set()
         spec = job.spec
         if spec.HasField("suspend") and spec.suspend:
             return await self._scale_down(key, job, active_pods, active)
@@ -480,24 +625,25 @@ class JobController(Controller):
             return await self._scale_down(key, job, active_pods, active - want)
         diff = min(want - active, MAX_POD_CREATE_DELETE_PER_SYNC)
         if diff <= 0:
-            return active, ready
+            return active, ready, set()
         wait = remaining_backoff(backoff, now, self.backoff_base, self.backoff_max)
         if wait > 0:
             log.info("job %s: delaying pod creation %.1fs for back-off", key, wait)
             self.enqueue_after(key, wait)
-            return active, ready
+            return active, ready, set()
         created = await self._create_pods(key, job, diff)
-        return active + created, ready
+        return active + created, ready, set()
 
     async def _scale_down(self, key: str, job: batch_pb2.Job,
-                          active_pods: list[core_pb2.Pod], count: int) -> tuple[int, int]:
+                          active_pods: list[core_pb2.Pod], count: int
+                          ) -> tuple[int, int, set[str]]:
         victims = sorted(active_pods, key=deletion_order)[:min(count,
                                                              MAX_POD_CREATE_DELETE_PER_SYNC)]
         # Pods stopped on purpose are not failures: their finalizer goes first, so they
         # are never counted.
         deleted = await self._delete_pods(key, job, victims, keep_finalizers=False)
         survivors = [p for p in active_pods if p.metadata.uid not in deleted]
-        return len(survivors), sum(1 for p in survivors if is_ready(p))
+        return len(survivors), sum(1 for p in survivors if is_ready(p)), deleted
 
     async def _create_pods(self, key: str, job: batch_pb2.Job, count: int) -> int:
         template = job.spec.template
@@ -531,15 +677,25 @@ class JobController(Controller):
             return set()
         self.expectations.expect(key, deletions=[object_key(p) for p in pods])
 
+        removing = self._removing.setdefault(key, set())
+
         async def delete_one(pod: core_pb2.Pod) -> str:
+            uid: str = pod.metadata.uid
             try:
-                if not keep_finalizers:
-                    await self._remove_finalizer(pod)
+                if not keep_finalizers and _has_finalizer(pod):
+                    # Until the cache shows the finalizer gone, the pod is not to be
+                    # counted, even when the Job finishes meanwhile.
+                    removing.add(uid)
+                    try:
+                        await self._remove_finalizer(pod)
+                    except BaseException:
+                        removing.discard(uid)
+                        raise
                 await self.pod_control.delete(job, pod)
             except BaseException:
                 self.expectations.deleted(key, object_key(pod))
                 raise
-            return pod.metadata.uid  # type: ignore[no-any-return]
+            return uid
 
         results = await asyncio.gather(*(delete_one(p) for p in pods), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
@@ -548,13 +704,16 @@ class JobController(Controller):
         return {r for r in results if isinstance(r, str)}
 
     async def _write_status(self, key: str, job: batch_pb2.Job,
-                            status: batch_pb2.JobStatus) -> None:
+                            status: batch_pb2.JobStatus) -> batch_pb2.Job:
+        """Writes `status` if it differs from `job`'s; returns the Job as now stored, on
+        which a second write in the same sync is based."""
         if status == job.status:
-            return
+            return job
         updated = _copy_job(job)
         updated.status.CopyFrom(status)
-        written = await self.client.update_status(updated)
+        written: batch_pb2.Job = await self.client.update_status(updated)
         self._written[key] = int(written.metadata.resource_version or 0)
+        return written
 
     # ---- pods: ownership and finalizers ----
 
@@ -651,7 +810,7 @@ class JobController(Controller):
 
     def _forget(self, key: str) -> None:
         self.expectations.forget(key)
-        self._counted.pop(key, None)
+        self._removing.pop(key, None)
         self._written.pop(key, None)
         self._backoff.pop(key, None)
 

@@ -10,10 +10,12 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
+from controllers.context import ControllerContext
 from controllers.job import JOB_TRACKING_FINALIZER, JobController, TTLAfterFinishedController
 from skiff.api import defaults
 from skiff.api.v1 import batch_pb2, core_pb2
@@ -386,3 +388,89 @@ async def test_a_job_deleted_while_running_lets_its_pods_go(sim_cluster: SimClus
                 return True
             return False
         await plane.until(all_gone, 45, "the job and its pods gone")
+
+
+class StopsMidCount(JobController):
+    """A Job controller that "crashes" in the middle of counting finished pods of the
+    Jobs in `namespace`: after the status write that put their uids into
+    uncountedTerminatedPods, and either before removing their finalizers ("recorded") or
+    right after ("released"), before the write that counts them. It then hangs until
+    cancelled, which is the crash."""
+
+    def __init__(self, ctx: ControllerContext, *, namespace: str, stop_after: str,
+                 **kwargs: Any) -> None:
+        super().__init__(ctx, **kwargs)
+        self.namespace = namespace
+        self.stop_after = stop_after
+        self.stopped = asyncio.Event()
+
+    async def _release_counted(self, key: str, pods: list[core_pb2.Pod]
+                               ) -> tuple[set[str], BaseException | None]:
+        mine = bool(pods) and key.startswith(f"{self.namespace}/")
+        if mine and self.stop_after == "recorded":
+            await self._crash()
+        result = await super()._release_counted(key, pods)
+        if mine and self.stop_after == "released":
+            await self._crash()
+        return result
+
+    async def _crash(self) -> None:
+        self.stopped.set()
+        await asyncio.Event().wait()
+
+
+@contextlib.asynccontextmanager
+async def run_controller(plane: ControlPlane, controller_class: Any) -> AsyncIterator[Any]:
+    """Runs one controller on a context of its own (its own caches, no memory of any
+    earlier controller) until the block ends, as a controller manager's term does."""
+    ctx = ControllerContext.create(plane.client)
+    controller = controller_class(ctx)
+    task = asyncio.create_task(controller.run(), name=f"controller-{controller.name}")
+    ctx.factory.start_all()
+    try:
+        yield controller
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await ctx.close()
+
+
+@pytest.mark.parametrize("stop_after", ["recorded", "released"])
+async def test_a_restart_between_the_counting_writes_counts_each_pod_once(
+        sim_cluster: SimCluster, stop_after: str) -> None:
+    async with control_plane(sim_cluster) as plane:  # the scheduler only
+        await create_job(plane, job_spec("twice", "sleep 1; exit 0", completions=2,
+                                         parallelism=2))
+        crashing = functools.partial(StopsMidCount, namespace=plane.namespace,
+                                     stop_after=stop_after)
+        async with run_controller(plane, crashing) as first:
+            await asyncio.wait_for(first.stopped.wait(), 20)
+
+            async def both_succeeded() -> list[core_pb2.Pod]:
+                pods = await job_pods(plane, "twice")
+                done = [p for p in pods if p.status.phase == "Succeeded"]
+                return pods if len(done) == len(pods) == 2 else []
+            pods = await plane.until(both_succeeded, 15, "both pods succeeded")
+            # What the crash leaves: uids in uncountedTerminatedPods, nothing counted yet,
+            # and their finalizers still on (or already gone, after "released").
+            job = await get_job(plane, "twice")
+            uncounted = set(job.status.uncounted_terminated_pods.succeeded)
+            assert uncounted and uncounted <= {p.metadata.uid for p in pods}
+            assert not job.status.uncounted_terminated_pods.failed
+            assert (job.status.succeeded, job.status.failed) == (0, 0)
+            assert condition(job, "Complete") is None
+            for p in pods:
+                if p.metadata.uid in uncounted:
+                    has_finalizer = JOB_TRACKING_FINALIZER in p.metadata.finalizers
+                    assert has_finalizer == (stop_after == "recorded")
+
+        async with run_controller(plane, JobController):  # a fresh controller, no memory
+            job = await wait_condition(plane, "twice", "Complete", timeout=20)
+        assert (job.status.succeeded, job.status.failed, job.status.active) == (2, 0, 0)
+        assert not job.status.uncounted_terminated_pods.succeeded
+        assert not job.status.uncounted_terminated_pods.failed
+        pods = await job_pods(plane, "twice")
+        assert len(pods) == 2
+        assert all(JOB_TRACKING_FINALIZER not in p.metadata.finalizers for p in pods)
+        assert await wait_events(plane, "Completed", "twice") == ["Job completed"]
+        assert not await event_messages(plane, "TooManySucceededPods", "twice")

@@ -1,5 +1,6 @@
 """The Job controller's arithmetic: how many pods to run, when a Job is done, the pod
-failure back-off, which pods count as failed, and its condition bookkeeping."""
+failure back-off, which pods count as failed, its condition bookkeeping, and the
+two-phase counting of finished pods through `status.uncountedTerminatedPods`."""
 
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from controllers.job import (
+    JOB_TRACKING_FINALIZER,
     BackoffRecord,
     backoff_delay,
+    count_released,
     finish_time,
     finished_condition,
     is_complete,
     is_pod_failed,
+    new_finished_pods,
     next_backoff_record,
     pod_finish_time,
+    record_uncounted,
     remaining_backoff,
     set_condition,
+    uncounted_total,
     want_active,
 )
 from skiff.api.v1 import batch_pb2, core_pb2
@@ -162,3 +168,151 @@ def test_conditions_follow_kubernetes_rules() -> None:
                   "Reached expected number of succeeded pods", later)
     assert finished_condition(job) == "Complete"
     assert finish_time(job) == later
+
+
+# ---- counting finished pods: uncountedTerminatedPods ----
+
+
+def tracked_pod(uid: str, phase: str, *, finalizer: bool = True,
+                deleting: bool = False) -> core_pb2.Pod:
+    p = pod(phase, deleting=deleting)
+    p.metadata.uid = uid
+    if finalizer:
+        p.metadata.finalizers.append(JOB_TRACKING_FINALIZER)
+    return p
+
+
+def uncounted(status: batch_pb2.JobStatus) -> tuple[list[str], list[str]]:
+    u = status.uncounted_terminated_pods
+    return list(u.succeeded), list(u.failed)
+
+
+def uids(pods: list[core_pb2.Pod]) -> list[str]:
+    return [p.metadata.uid for p in pods]
+
+
+def test_new_finished_pods_are_those_neither_counted_nor_uncounted() -> None:
+    status = batch_pb2.JobStatus()
+    status.uncounted_terminated_pods.succeeded.append("s-uncounted")
+    status.uncounted_terminated_pods.failed.append("f-uncounted")
+    pods = [
+        tracked_pod("s-new", "Succeeded"),
+        tracked_pod("s-uncounted", "Succeeded"),
+        tracked_pod("s-counted", "Succeeded", finalizer=False),
+        tracked_pod("s-removing", "Succeeded"),
+        tracked_pod("f-new", "Failed"),
+        tracked_pod("f-deleted", "Running", deleting=True),
+        tracked_pod("f-uncounted", "Failed"),
+        tracked_pod("running", "Running"),
+    ]
+    succeeded, failed = new_finished_pods(pods, status, {"s-removing"})
+    assert uids(succeeded) == ["s-new"]
+    assert uids(failed) == ["f-new", "f-deleted"]
+
+
+def test_finished_pods_enter_uncounted_once_and_are_released_after() -> None:
+    status = batch_pb2.JobStatus(succeeded=3, failed=1)
+    pods = [tracked_pod("a", "Succeeded"), tracked_pod("b", "Failed"),
+            tracked_pod("c", "Running"), tracked_pod("d", "Pending", deleting=True),
+            tracked_pod("e", "Succeeded", finalizer=False)]
+    release, capped = record_uncounted(status, pods)
+    assert uncounted(status) == (["a"], ["b", "d"])
+    assert uids(release) == ["a", "b", "d"]  # the running pod keeps its finalizer
+    assert not capped
+    # The counts do not move in the first phase.
+    assert (status.succeeded, status.failed) == (3, 1)
+    # Seen again (a retry, a restart): nothing is added twice, the finalizers still go.
+    again, _ = record_uncounted(status, pods)
+    assert uncounted(status) == (["a"], ["b", "d"])
+    assert uids(again) == ["a", "b", "d"]
+
+
+def test_pods_whose_finalizer_is_on_its_way_out_are_left_alone() -> None:
+    status = batch_pb2.JobStatus()
+    release, _ = record_uncounted(status, [tracked_pod("a", "Succeeded")], removing={"a"})
+    assert release == [] and uncounted(status) == ([], [])
+
+
+def test_a_finishing_job_counts_every_pod_not_succeeded_as_failed() -> None:
+    status = batch_pb2.JobStatus()
+    pods = [tracked_pod("ok", "Succeeded"), tracked_pod("run", "Running"),
+            tracked_pod("wait", "Pending")]
+    release, _ = record_uncounted(status, pods, finishing=True)
+    assert uncounted(status) == (["ok"], ["run", "wait"])
+    assert uids(release) == ["ok", "run", "wait"]
+
+
+def test_a_job_being_deleted_lets_running_pods_go_without_counting_them() -> None:
+    status = batch_pb2.JobStatus()
+    pods = [tracked_pod("ok", "Succeeded"), tracked_pod("run", "Running")]
+    release, _ = record_uncounted(status, pods, job_deleting=True)
+    assert uncounted(status) == (["ok"], [])
+    assert uids(release) == ["ok", "run"]
+
+
+def test_a_pod_uncounted_as_failed_stays_failed_when_it_succeeds_later() -> None:
+    status = batch_pb2.JobStatus()
+    status.uncounted_terminated_pods.failed.append("a")
+    record_uncounted(status, [tracked_pod("a", "Succeeded")])
+    assert uncounted(status) == ([], ["a"])
+
+
+def test_uncounted_uids_are_capped() -> None:
+    status = batch_pb2.JobStatus()
+    pods = [tracked_pod(f"p{i}", "Succeeded") for i in range(5)]
+    release, capped = record_uncounted(status, pods, limit=3)
+    assert capped
+    assert uncounted(status) == (["p0", "p1", "p2"], [])
+    assert uids(release) == ["p0", "p1", "p2"]  # the others wait for a later sync
+    assert uncounted_total(status) == 3
+
+
+def test_uids_move_to_the_counts_once_their_finalizer_is_gone() -> None:
+    status = batch_pb2.JobStatus(succeeded=2, failed=1)
+    status.uncounted_terminated_pods.succeeded.extend(["a", "b", "c"])
+    status.uncounted_terminated_pods.failed.extend(["x", "y"])
+    # "b" and "y" still carry the finalizer; the others lost it or are gone.
+    assert count_released(status, {"b", "y", "unrelated"})
+    assert (status.succeeded, status.failed) == (4, 2)
+    assert uncounted(status) == (["b"], ["y"])
+    assert not count_released(status, {"b", "y"})  # nothing more to move
+    assert (status.succeeded, status.failed) == (4, 2)
+
+
+def run_protocol(status: batch_pb2.JobStatus, pods: list[core_pb2.Pod],
+                 crash_after: int | None = None) -> batch_pb2.JobStatus:
+    """One sync's counting as the controller does it, on a copy of what the apiserver
+    holds: phase 1 (record), phase 2 (release), phase 3 (count). With `crash_after` the
+    controller dies after that phase: only what was written survives."""
+    stored = batch_pb2.JobStatus()
+    stored.CopyFrom(status)
+    work = batch_pb2.JobStatus()
+    work.CopyFrom(status)
+    with_finalizer = {p.metadata.uid for p in pods if JOB_TRACKING_FINALIZER in
+                      p.metadata.finalizers}
+    count_released(work, with_finalizer)
+    release, _ = record_uncounted(work, pods)
+    stored.CopyFrom(work)  # the first status write
+    if crash_after == 1:
+        return stored
+    for p in release:
+        p.metadata.finalizers.remove(JOB_TRACKING_FINALIZER)
+        with_finalizer.discard(p.metadata.uid)
+    if crash_after == 2:
+        return stored
+    count_released(work, with_finalizer)
+    stored.CopyFrom(work)  # the second status write
+    return stored
+
+
+@pytest.mark.parametrize("crash_after", [None, 1, 2])
+def test_a_restart_at_any_point_counts_each_pod_exactly_once(crash_after: int | None) -> None:
+    pods = [tracked_pod("a", "Succeeded"), tracked_pod("b", "Succeeded"),
+            tracked_pod("c", "Failed"), tracked_pod("d", "Running")]
+    status = run_protocol(batch_pb2.JobStatus(), pods, crash_after)
+    # A fresh controller with no memory but the stored status, run twice more.
+    for _ in range(2):
+        status = run_protocol(status, pods)
+    assert (status.succeeded, status.failed) == (2, 1)
+    assert uncounted_total(status) == 0
+    assert [p.metadata.uid for p in pods if p.metadata.finalizers] == ["d"]
