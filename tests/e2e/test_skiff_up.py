@@ -213,3 +213,4 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+            down(tmp_path)  # the supervisor is gone: stop what it started
