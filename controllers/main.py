@@ -9,28 +9,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
-from typing import Any
+from collections.abc import Callable
 
 from controllers.context import ControllerContext
+from controllers.cronjob import CronJobController
+from controllers.daemonset import DaemonSetController
+from controllers.deployment import DeploymentController
+from controllers.garbagecollector import GarbageCollector
+from controllers.job import JobController, TTLAfterFinishedController
+from controllers.nodelifecycle import NodeLifecycleController
+from controllers.podgc import PodGCController
+from controllers.replicaset import ReplicaSetController
 from skiff import daemon
 from skiff.client.client import Client
+from skiff.client.controller import Controller
 
 log = logging.getLogger("controller-manager")
 
-# name -> "module:Class"; each class is built as Class(ctx) and has `name` and `run()`.
-CONTROLLERS = {
-    "replicaset": "controllers.replicaset:ReplicaSetController",
-    "deployment": "controllers.deployment:DeploymentController",
-    "daemonset": "controllers.daemonset:DaemonSetController",
-    "job": "controllers.job:JobController",
-    "ttl-after-finished": "controllers.job:TTLAfterFinishedController",
-    "cronjob": "controllers.cronjob:CronJobController",
-    "garbagecollector": "controllers.garbagecollector:GarbageCollector",
-    "nodelifecycle": "controllers.nodelifecycle:NodeLifecycleController",
-    "podgc": "controllers.podgc:PodGCController",
+# The controllers by the names --controllers uses; each is built as Class(ctx).
+CONTROLLERS: dict[str, Callable[[ControllerContext], Controller]] = {
+    "replicaset": ReplicaSetController,
+    "deployment": DeploymentController,
+    "daemonset": DaemonSetController,
+    "job": JobController,
+    "ttl-after-finished": TTLAfterFinishedController,
+    "cronjob": CronJobController,
+    "garbagecollector": GarbageCollector,
+    "nodelifecycle": NodeLifecycleController,
+    "podgc": PodGCController,
 }
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-controller-manager", description=__doc__)
@@ -62,18 +71,10 @@ def chosen_controllers(spec: str) -> list[str]:
     return names
 
 
-def build(ctx: ControllerContext, names: list[str]) -> list[Any]:
-    controllers = []
-    for name in names:
-        module, _, cls = CONTROLLERS[name].partition(":")
-        controllers.append(getattr(importlib.import_module(module), cls)(ctx))
-    return controllers
-
-
 async def run_controllers(client: Client, names: list[str]) -> None:
     """One term: fresh caches, every chosen controller, until cancelled."""
     ctx = ControllerContext.create(client)
-    controllers = build(ctx, names)
+    controllers = [CONTROLLERS[name](ctx) for name in names]
     ctx.factory.start_all()
     log.info("running controllers: %s", ", ".join(c.name for c in controllers))
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}") for c in controllers]

@@ -96,11 +96,13 @@ class SchedulerCache:
             self.remove_pod(key)
             return
         booking = self._bookings.get(key)
-        if (booking is not None and not booking.assumed and booking.node == pod.spec.node_name
-                and booking.pod.pod.metadata.resource_version == pod.metadata.resource_version):
+        if (booking is not None and booking.node == pod.spec.node_name
+                and booking.pod.uid == pod.metadata.uid):
+            # What a pod books cannot change once it is bound, so a status update (or the
+            # confirmation of an assumption) changes nothing but that flag.
+            booking.assumed = False
             return
-        # Requests cannot change once a pod is bound, but a new object under the same name
-        # can: build the view from what the apiserver has.
+        # A new object under the same name, or bound elsewhere: book what the apiserver has.
         self._book(PodInfo(pod), pod.spec.node_name, assumed=False)
 
     def remove_pod(self, key: str) -> PodInfo | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from skiff.api.quantity import QuantityError, parse_quantity
 from skiff.api.resources import pod_requests
@@ -229,13 +229,18 @@ class NodeInfo:
         self.requested.subtract(pod.requests)
         self.non_zero_milli_cpu -= pod.non_zero_milli_cpu
         self.non_zero_memory -= pod.non_zero_memory
-        self.used_ports.subtract(pod.host_ports)
-        self.used_ports += Counter()  # drops the ports whose count fell to zero
+        for port in pod.host_ports:
+            _decrement(self.used_ports, port)
         if pod.owner_uid:
-            self.owner_counts[pod.owner_uid] -= 1
-            if self.owner_counts[pod.owner_uid] <= 0:
-                del self.owner_counts[pod.owner_uid]
+            _decrement(self.owner_counts, pod.owner_uid)
         return pod
+
+
+def _decrement(counter: Counter[Any], key: Any) -> None:
+    """One fewer of `key`; a count that reaches zero is dropped, so `in` stays true to it."""
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 def _count(text: str) -> int:

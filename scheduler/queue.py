@@ -47,13 +47,13 @@ import heapq
 import itertools
 import logging
 import math
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from skiff.client.clock import Clock, RealClock
+from skiff.client.waiters import Waiters
 
 __all__ = ["QueueClosed", "QueuedPod", "SchedulingQueue"]
 
@@ -147,7 +147,7 @@ class SchedulingQueue:
         self._move_request_cycle = -1
         self._closed = False
         # pop() calls blocked on an empty active queue, woken one per activated pod.
-        self._poppers: deque[asyncio.Future[None]] = deque()
+        self._poppers = Waiters()
 
         self._running = False
         self._timer_wakeup = asyncio.Event()
@@ -235,19 +235,7 @@ class SchedulingQueue:
             st = self._take_active()
             if st is not None:
                 break
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._poppers.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                # Woken for a pod, then cancelled before taking it: pass the wake-up on,
-                # or that pod would sit in active while other poppers sleep.
-                if fut.done() and not fut.cancelled():
-                    self._wake_one_popper()
-                raise
-            finally:
-                if fut in self._poppers:
-                    self._poppers.remove(fut)
+            await self._poppers.wait()
         self._cycle += 1
         self._move(st, _Where.IN_FLIGHT)
         st.cycle = self._cycle
@@ -330,10 +318,7 @@ class SchedulingQueue:
         """Stop: blocked and future ``pop`` calls raise ``QueueClosed``; ``run`` returns."""
         self._closed = True
         self._timer_wakeup.set()
-        while self._poppers:
-            fut = self._poppers.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self._poppers.wake_all()
 
     @property
     def closed(self) -> bool:
@@ -369,7 +354,7 @@ class SchedulingQueue:
         st.token = next(self._seq)
         heapq.heappush(self._active, (st.order, st.token, st.key))
         self._maybe_compact(self._active, _Where.ACTIVE)
-        self._wake_one_popper()
+        self._poppers.wake_one()
 
     def _to_active(self, st: _PodState) -> None:
         self._move(st, _Where.ACTIVE)
@@ -454,13 +439,6 @@ class SchedulingQueue:
         return min(backoff, self._max_backoff)
 
     # ------------------------------------------------------------------ poppers
-
-    def _wake_one_popper(self) -> None:
-        while self._poppers:
-            fut = self._poppers.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
 
     # ------------------------------------------------------------------ timers
 

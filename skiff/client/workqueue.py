@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from skiff.client.clock import Clock, RealClock
+from skiff.client.waiters import Waiters
 
 __all__ = [
     "ItemExponentialFailureRateLimiter",
@@ -114,7 +115,7 @@ class WorkQueue:
         self._processing: set[str] = set()
         self._shutting_down = False
         # Futures of get() calls blocked on an empty queue, woken one per added key.
-        self._getters: deque[asyncio.Future[None]] = deque()
+        self._getters = Waiters()
         # Futures of shutdown_with_drain() calls, resolved when nothing is left to do.
         self._drainers: list[asyncio.Future[None]] = []
 
@@ -140,7 +141,7 @@ class WorkQueue:
             # while the first is still processing it.
             return
         self._queue.append(key)
-        self._wake_one_getter()
+        self._getters.wake_one()
 
     async def get(self) -> str:
         """Wait for a key and mark it as processing; the caller must call ``done(key)``.
@@ -151,19 +152,7 @@ class WorkQueue:
         while not self._queue:
             if self._shutting_down:
                 raise QueueShutDown(self.name)
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._getters.append(fut)
-            try:
-                await fut
-            except asyncio.CancelledError:
-                # We may have been woken for a key and cancelled before taking it; pass
-                # the wake-up on or that key would sit in the queue with getters asleep.
-                if fut.done() and not fut.cancelled():
-                    self._wake_one_getter()
-                raise
-            finally:
-                if fut in self._getters:
-                    self._getters.remove(fut)
+            await self._getters.wait()
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
@@ -174,7 +163,7 @@ class WorkQueue:
         self._processing.discard(key)
         if key in self._dirty:
             self._queue.append(key)
-            self._wake_one_getter()
+            self._getters.wake_one()
         self._check_drained()
 
     def __len__(self) -> int:
@@ -196,10 +185,7 @@ class WorkQueue:
             self._timer_task = None
         self._waiting.clear()
         self._heap.clear()
-        while self._getters:
-            fut = self._getters.popleft()
-            if not fut.done():
-                fut.set_result(None)
+        self._getters.wake_all()
         self._check_drained()
 
     async def shutdown_with_drain(self) -> None:
@@ -209,13 +195,6 @@ class WorkQueue:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._drainers.append(fut)
             await fut
-
-    def _wake_one_getter(self) -> None:
-        while self._getters:
-            fut = self._getters.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
 
     def _check_drained(self) -> None:
         if self._shutting_down and not self._queue and not self._processing:

@@ -3,44 +3,21 @@ apiserver. `--from=cronjob/NAME` makes a manual run of a CronJob, as kubectl doe
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from google.protobuf.message import Message
+from fixtures.cli import Cli, call, create
 
 from skiff.api import defaults
 from skiff.api.v1 import batch_pb2, core_pb2
 from skiff.client import errors
-from skiff.client.client import Client
-
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
 
 
 def skiff(address: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "skiff.cli.main", "--server", address, *args],
-                          capture_output=True, text=True, cwd=REPO, env=ENV, timeout=30,
-                          check=False)
-
-
-async def _call(address: str, fn: Any) -> Any:
-    async with Client(address) as client:
-        return await fn(client)
-
-
-def call(address: str, fn: Any) -> Any:
-    return asyncio.run(_call(address, fn))
-
-
-def create(address: str, obj: Message) -> Any:
-    return call(address, lambda c: c.create(obj))
+    return Cli(address)(*args)
 
 
 def get_job(address: str, name: str, ns: str) -> batch_pb2.Job:
@@ -72,7 +49,7 @@ def nightly(ns: str) -> batch_pb2.CronJob:
 
 
 def test_create_job_from_a_cronjob(apiserver: Any, ns: str) -> None:
-    cj = create(apiserver.address, nightly(ns))
+    (cj,) = create(apiserver.address, nightly(ns))
     result = skiff(apiserver.address, "create", "job", "backup-now",
                    "--from=cronjob/nightly", "-n", ns)
     assert result.returncode == 0, result.stderr

@@ -6,76 +6,16 @@ Every test works in namespaces of its own, so they share one apiserver safely.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import queue
-import subprocess
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from google.protobuf.message import Message
+from fixtures.cli import Cli, Running, create, get
 
 from skiff.api import convert, kinds
 from skiff.api.v1 import core_pb2
-from skiff.client.client import Client
-
-REPO = Path(__file__).resolve().parents[2]
-# No client config from the developer's home: --server says where to go, with no token.
-ENV = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
-
-
-class Cli:
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "skiff.cli.main", "--server", self.address, *args]
-
-    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.argv(*args),
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env=ENV,
-            timeout=timeout,
-            check=False,
-        )
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-
-@pytest.fixture
-def cli(apiserver: Any) -> Cli:
-    return Cli(apiserver.address)
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-async def _create(address: str, objects: list[Message]) -> list[Message]:
-    async with Client(address) as client:
-        return [await client.create(o) for o in objects]
-
-
-def create(address: str, *objects: Message) -> list[Message]:
-    return run(_create(address, list(objects)))  # type: ignore[no-any-return]
-
-
-async def _get(address: str, kind: str, name: str, namespace: str) -> Message:
-    async with Client(address) as client:
-        return await client.get(kind, name, namespace)
 
 
 def namespace(address: str) -> str:
@@ -142,7 +82,7 @@ def test_yaml_output_round_trips(cli: Cli, apiserver: Any, ns: str) -> None:
     assert data["kind"] == "Pod" and data["apiVersion"] == "v1"
     parsed, warnings = convert.from_dict(data)
     assert warnings == []
-    assert parsed == run(_get(apiserver.address, "Pod", "a", ns))
+    assert parsed == get(apiserver.address, "Pod", "a", ns)
 
 
 def test_json_and_name_output(cli: Cli, apiserver: Any, ns: str) -> None:
@@ -198,44 +138,24 @@ def test_empty_namespace_says_so(cli: Cli, ns: str) -> None:
     assert result.stderr == f"No resources found in {ns} namespace.\n"
 
 
-def _lines(stream: Any) -> Iterator[str]:
-    yield from iter(stream.readline, "")
-
-
-def test_watch_prints_a_later_change(cli: Cli, apiserver: Any, ns: str) -> None:
+def test_watch_prints_a_later_change(cli: Cli, apiserver: Any, ns: str,
+                                     running: list[Running]) -> None:
     create(apiserver.address, pod("first", ns))
-    proc = subprocess.Popen(
-        cli.argv("get", "pods", "-n", ns, "-w"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=ENV,
-    )
-    seen: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        for line in _lines(proc.stdout):
-            seen.put(line)
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        header = seen.get(timeout=20)
-        assert header.split()[0] == "NAME"
-        assert seen.get(timeout=10).split()[0] == "first"
-        create(apiserver.address, pod("second", ns))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = seen.get(timeout=max(0.1, deadline - time.monotonic()))
-            if line.split()[0] == "second":
-                assert line.split()[1:3] == ["0/1", "Pending"]
-                break
-        else:
-            pytest.fail("the watch never printed the new pod")
-        assert proc.poll() is None  # still watching
-    finally:
-        proc.kill()
-        proc.wait(10)
+    watch = cli.start("get", "pods", "-n", ns, "-w")
+    running.append(watch)
+    header = watch.next_line(timeout=20)
+    assert header.split()[0] == "NAME"
+    assert watch.next_line(timeout=10).split()[0] == "first"
+    create(apiserver.address, pod("second", ns))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = watch.next_line(timeout=max(0.1, deadline - time.monotonic()))
+        if line.split()[0] == "second":
+            assert line.split()[1:3] == ["0/1", "Pending"]
+            break
+    else:
+        pytest.fail("the watch never printed the new pod")
+    assert watch.proc.poll() is None  # still watching
 
 
 # ---- describe ----

@@ -12,7 +12,6 @@ import pty
 import struct
 import sys
 import termios
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,24 +25,6 @@ from skiff.client.client import Client
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
-
-
-@pytest.fixture
-async def client(apiserver: Any) -> AsyncIterator[Client]:
-    c = apiserver.client()
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
-async def ns(client: Client) -> str:
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    namespace = core_pb2.Namespace()
-    namespace.metadata.name = name
-    await client.create(namespace)
-    return name
 
 
 @pytest.fixture

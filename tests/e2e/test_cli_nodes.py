@@ -8,50 +8,15 @@ with names (and selector labels) of its own, and nothing here runs `taint --all`
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
-import pytest
+from fixtures.cli import Cli
 
 from skiff.api.v1 import core_pb2
 from skiff.cli import common
 from skiff.cli.commands.node import set_unschedulable
 from skiff.client.client import Client
-
-REPO = Path(__file__).resolve().parents[2]
-# No client config from the developer's home: --server says where to go, with no token.
-ENV = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
-
-
-class Cli:
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "skiff.cli.main", "--server", self.address, *args],
-            capture_output=True, text=True, cwd=REPO, env=ENV, timeout=30, check=False,
-        )
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def fails(self, *args: str) -> str:
-        """The stderr of a command that must fail."""
-        result = self(*args)
-        assert result.returncode == 1, (result.stdout, result.stderr)
-        return result.stderr
-
-
-@pytest.fixture
-def cli(apiserver: Any) -> Cli:
-    return Cli(apiserver.address)
 
 
 def unique(prefix: str) -> str:

@@ -8,112 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import queue
-import subprocess
-import sys
-import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+from fixtures.cli import Cli, Running, create, get
 from google.protobuf.message import Message
 
 from skiff.api.v1 import apps_pb2, batch_pb2, core_pb2, meta_pb2
 from skiff.client.client import Client
 
-REPO = Path(__file__).resolve().parents[2]
-ENV = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
-
-
-class Cli:
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "skiff.cli.main", "--server", self.address, *args]
-
-    def __call__(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.argv(*args), capture_output=True, text=True, cwd=REPO,
-                              env=ENV, timeout=timeout, check=False)
-
-    def ok(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    def fails(self, *args: str) -> str:
-        result = self(*args)
-        assert result.returncode == 1, (result.stdout, result.stderr)
-        return result.stderr
-
-    def start(self, *args: str) -> Running:
-        return Running(subprocess.Popen(self.argv(*args), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV))
-
-
-class Running:
-    """A CLI process whose output lines are read as they come."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str] | None) -> None:
-        assert stream is not None
-        for line in stream:
-            self.lines.put(line.rstrip("\n"))
-
-    def next_line(self, timeout: float = 20) -> str:
-        return self.lines.get(timeout=timeout)
-
-    def wait(self, timeout: float = 20) -> tuple[int, str]:
-        code = self.proc.wait(timeout)
-        assert self.proc.stderr is not None
-        return code, self.proc.stderr.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-@pytest.fixture
-def cli(apiserver: Any) -> Cli:
-    return Cli(apiserver.address)
-
-
-@pytest.fixture
-def running() -> Iterator[list[Running]]:
-    started: list[Running] = []
-    yield started
-    for r in started:
-        r.stop()
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-async def _create(address: str, objects: list[Message]) -> list[Message]:
-    async with Client(address) as client:
-        return [await client.create(o) for o in objects]
-
-
-def create(address: str, *objects: Message) -> list[Any]:
-    return run(_create(address, list(objects)))  # type: ignore[no-any-return]
-
-
-def get(address: str, kind: type[Message], name: str, ns: str) -> Any:
-    async def body() -> Message:
-        async with Client(address) as client:
-            return await client.get(kind, name, ns)
-    return run(body())
 
 
 def write_status(address: str, kind: type[Message], name: str, ns: str, **fields: Any) -> None:
@@ -128,7 +34,7 @@ def write_status(address: str, kind: type[Message], name: str, ns: str, **fields
             for type_, reason in conditions:
                 obj.status.conditions.add(type=type_, status="True", reason=reason)
             await client.update_status(obj)
-    run(body())
+    asyncio.run(body())
 
 
 @pytest.fixture
@@ -479,7 +385,7 @@ def test_status_says_why_a_pod_of_the_deployment_does_not_start(cli: Cli, apiser
             status.state.waiting.message = "back-off 10s restarting failed container"
             await client.update_status(live)
 
-    run(crash())
+    asyncio.run(crash())
     assert cli.ok("rollout", "status", "deploy/web", "--watch=false", "-n", ns) == (
         'Waiting for deployment "web" rollout to finish: 1 out of 3 new replicas have been '
         "updated... (Warning: CrashLoopBackOff - back-off 10s restarting failed container)\n")

@@ -96,19 +96,6 @@ def finished(job: batch_pb2.Job) -> str | None:
                  if c.type in ("Complete", "Failed") and c.status == "True"), None)
 
 
-async def event_messages(plane: ControlPlane, reason: str, name: str) -> list[str]:
-    return [e.message for e in await plane.events(reason) if e.involved_object.name == name]
-
-
-async def wait_events(plane: ControlPlane, reason: str, name: str, count: int = 1,
-                      timeout: float = 10.0) -> list[str]:
-    async def check() -> list[str] | None:
-        found = await event_messages(plane, reason, name)
-        return found if len(found) >= count else None
-    result: list[str] = await plane.until(check, timeout, f"{count} {reason} event(s)")
-    return result
-
-
 async def wait_jobs(plane: ControlPlane, cj: batch_pb2.CronJob, count: int,
                     timeout: float = 15.0) -> list[batch_pb2.Job]:
     async def check() -> list[batch_pb2.Job] | None:
@@ -152,7 +139,7 @@ async def test_a_due_run_starts_a_job_that_is_then_seen_completed(
         assert [(r.kind, r.name, r.uid) for r in status.active] == [
             ("Job", job.metadata.name, job.metadata.uid)]
         assert status.last_schedule_time.seconds == scheduled.timestamp()
-        assert await wait_events(plane, "SuccessfulCreate", "hello") == [
+        assert await plane.wait_events("SuccessfulCreate", "hello") == [
             f"Created job {job.metadata.name}"]
 
         async def done() -> batch_pb2.CronJob | None:
@@ -162,13 +149,13 @@ async def test_a_due_run_starts_a_job_that_is_then_seen_completed(
         status = (await plane.until(done, 20, "the job seen completed")).status
         finished_job = await plane.client.get(batch_pb2.Job, job.metadata.name, plane.namespace)
         assert status.last_successful_time == finished_job.status.completion_time
-        assert await wait_events(plane, "SawCompletedJob", "hello") == [
+        assert await plane.wait_events("SawCompletedJob", "hello") == [
             f"Saw completed job: {job.metadata.name}, status: Complete"]
         # The next run is a minute away: nothing else was started.
         assert len(await jobs_of(plane, cj)) == 1
         # Its own Job was never taken for someone else's, however the caches lagged.
-        assert not await event_messages(plane, "UnexpectedJob", "hello")
-        assert not await event_messages(plane, "MissingJob", "hello")
+        assert not await plane.event_messages("UnexpectedJob", "hello")
+        assert not await plane.event_messages("MissingJob", "hello")
 
 
 async def test_a_job_created_by_hand_from_the_cronjob_is_reported(
@@ -183,7 +170,7 @@ async def test_a_job_created_by_hand_from_the_cronjob_is_reported(
                                           name="manual", uid=cj.metadata.uid, controller=True)
         job.spec.CopyFrom(cj.spec.job_template.spec)
         await plane.client.create(job)
-        assert await wait_events(plane, "UnexpectedJob", "manual") == [
+        assert await plane.wait_events("UnexpectedJob", "manual") == [
             "Saw a job that the controller did not create or forgot: manual-run"]
         assert not (await get_cronjob(plane, "manual")).status.active
 
@@ -195,7 +182,7 @@ async def test_too_many_missed_runs_start_only_the_latest_with_a_warning(
         cj = await create_cronjob(plane, cronjob_spec("late", "exit 0"))
         [job] = await wait_jobs(plane, cj, 1)
         assert minute_of(job) == int(clock.wall().timestamp()) // 60
-        [warning] = await wait_events(plane, "TooManyMissedTimes", "late")
+        [warning] = await plane.wait_events("TooManyMissedTimes", "late")
         assert warning == ("too many missed start times. Set or decrease "
                            ".spec.startingDeadlineSeconds or check clock skew")
         await asyncio.sleep(1)
@@ -219,7 +206,7 @@ async def test_forbid_skips_runs_while_a_job_is_active(sim_cluster: SimCluster) 
     async with control_plane(sim_cluster, cron_controller(clock), JobController) as plane:
         cj = await create_cronjob(plane, cronjob_spec("single", "sleep 3600", policy="Forbid"))
         [first] = await wait_jobs(plane, cj, 1)
-        [skipped] = await wait_events(plane, "JobAlreadyActive", "single", timeout=10)
+        [skipped] = await plane.wait_events("JobAlreadyActive", "single", timeout=10)
         assert skipped == ("Not starting job because prior execution is running and "
                            "concurrency policy is Forbid")
         jobs = await jobs_of(plane, cj)
@@ -233,9 +220,9 @@ async def test_replace_deletes_the_active_job_and_starts_a_new_one(
     clock = ShiftedClock(offset=61, speed=30)
     async with control_plane(sim_cluster, cron_controller(clock), JobController) as plane:
         cj = await create_cronjob(plane, cronjob_spec("fresh", "sleep 3600", policy="Replace"))
-        created = await wait_events(plane, "SuccessfulCreate", "fresh", 2)
+        created = await plane.wait_events("SuccessfulCreate", "fresh", 2)
         first = min(m.removeprefix("Created job ") for m in created)
-        deleted = await wait_events(plane, "SuccessfulDelete", "fresh")
+        deleted = await plane.wait_events("SuccessfulDelete", "fresh")
         assert f"Deleted job {first}" in deleted
 
         async def replaced() -> batch_pb2.CronJob | None:
@@ -255,8 +242,8 @@ async def test_history_limits_keep_the_newest_finished_jobs(sim_cluster: SimClus
     async with control_plane(sim_cluster, cron_controller(clock), JobController) as plane:
         good = await create_cronjob(plane, cronjob_spec("good", "exit 0", successful_limit=2))
         bad = await create_cronjob(plane, cronjob_spec("bad", "exit 1", failed_limit=1))
-        deleted_good = await wait_events(plane, "SuccessfulDelete", "good", 2, timeout=20)
-        deleted_bad = await wait_events(plane, "SuccessfulDelete", "bad", 2, timeout=20)
+        deleted_good = await plane.wait_events("SuccessfulDelete", "good", 2, timeout=20)
+        deleted_bad = await plane.wait_events("SuccessfulDelete", "bad", 2, timeout=20)
 
         # Oldest first: the names carry the scheduled minute.
         good_deleted = [int(m.rsplit("-", 1)[1]) for m in deleted_good]
@@ -266,8 +253,8 @@ async def test_history_limits_keep_the_newest_finished_jobs(sim_cluster: SimClus
 
         async def settled(cj: batch_pb2.CronJob, outcome: str, limit: int) -> bool:
             done = [j for j in await jobs_of(plane, cj) if finished(j) == outcome]
-            deleted = [int(m.rsplit("-", 1)[1]) for m in await event_messages(
-                plane, "SuccessfulDelete", cj.metadata.name)]
+            deleted = [int(m.rsplit("-", 1)[1]) for m in await plane.event_messages(
+                "SuccessfulDelete", cj.metadata.name)]
             # What is kept is newer than anything deleted.
             return 0 < len(done) <= limit and all(minute_of(j) > max(deleted) for j in done)
         await plane.until(functools.partial(settled, good, "Complete", 2), 10, "2 kept")

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fixtures.cli import ENV, Cli
 from fixtures.simcluster import ControlPlane, control_plane
 from google.protobuf.message import Message
 
@@ -134,9 +133,8 @@ async def release(client: Client, pod: core_pb2.Pod) -> None:
 
 
 async def skiff(address: str, *args: str) -> asyncio.subprocess.Process:
-    env = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skiff.cli.main", "--server", address, *args, cwd=REPO, env=env,
+        *Cli(address).argv(*args), cwd=REPO, env=ENV,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
 

@@ -104,19 +104,6 @@ async def sample_active(plane: ControlPlane, name: str) -> AsyncIterator[list[in
             await task
 
 
-async def event_messages(plane: ControlPlane, reason: str, name: str) -> list[str]:
-    return [e.message for e in await plane.events(reason) if e.involved_object.name == name]
-
-
-async def wait_events(plane: ControlPlane, reason: str, name: str, count: int = 1,
-                      timeout: float = 5.0) -> list[str]:
-    async def check() -> list[str] | None:
-        found = await event_messages(plane, reason, name)
-        return found if len(found) >= count else None
-    result: list[str] = await plane.until(check, timeout, f"{count} {reason} event(s)")
-    return result
-
-
 async def update_job(plane: ControlPlane, name: str, change: functools.partial[None]) -> None:
     while True:
         job = await get_job(plane, name)
@@ -164,9 +151,9 @@ async def test_parallel_job_completes_never_running_more_than_parallelism(
             # Counted, so let go: nothing keeps a finished pod from being deleted.
             assert JOB_TRACKING_FINALIZER not in p.metadata.finalizers
 
-        created_msgs = await wait_events(plane, "SuccessfulCreate", "batch", 5)
+        created_msgs = await plane.wait_events("SuccessfulCreate", "batch", 5)
         assert sorted(created_msgs) == sorted(f"Created pod: {p.metadata.name}" for p in pods)
-        assert await wait_events(plane, "Completed", "batch") == ["Job completed"]
+        assert await plane.wait_events("Completed", "batch") == ["Job completed"]
 
 
 async def test_pods_carry_the_tracking_finalizer_while_they_run(sim_cluster: SimCluster) -> None:
@@ -216,7 +203,7 @@ async def test_failing_job_stops_after_the_backoff_limit(sim_cluster: SimCluster
         # Each replacement waited longer than the one before (0.5 s, then 1 s).
         created = sorted(p.metadata.creation_timestamp.seconds for p in pods)
         assert created[2] - created[0] >= 1
-        assert await wait_events(plane, "BackoffLimitExceeded", "flaky") == [
+        assert await plane.wait_events("BackoffLimitExceeded", "flaky") == [
             "Job has reached the specified backoff limit"]
         [warning] = [e for e in await plane.events("BackoffLimitExceeded")]
         assert warning.type == "Warning"
@@ -232,9 +219,9 @@ async def test_restarts_count_against_the_backoff_limit_with_on_failure(
         # The one pod restarted in place; stopping it made it the Job's one failure.
         assert (job.status.failed, job.status.active) == (1, 0)
         assert not any(running(p) for p in await job_pods(plane, "crashy"))
-        [deleted] = await wait_events(plane, "SuccessfulDelete", "crashy")
+        [deleted] = await plane.wait_events("SuccessfulDelete", "crashy")
         assert deleted.startswith("Deleted pod: crashy-")
-        assert len(await event_messages(plane, "SuccessfulCreate", "crashy")) == 1
+        assert len(await plane.event_messages("SuccessfulCreate", "crashy")) == 1
 
 
 async def test_active_deadline_fails_the_job_and_stops_its_pods(sim_cluster: SimCluster) -> None:
@@ -252,9 +239,9 @@ async def test_active_deadline_fails_the_job_and_stops_its_pods(sim_cluster: Sim
         async def pods_stopped() -> bool:
             return not any(running(p) for p in await job_pods(plane, "slow"))
         await plane.until(pods_stopped, 10, "the pods stopped")
-        deleted = await wait_events(plane, "SuccessfulDelete", "slow", 2)
+        deleted = await plane.wait_events("SuccessfulDelete", "slow", 2)
         assert all(m.startswith("Deleted pod: slow-") for m in deleted)
-        assert await wait_events(plane, "DeadlineExceeded", "slow") == [
+        assert await plane.wait_events("DeadlineExceeded", "slow") == [
             "Job was active longer than specified deadline"]
 
         async def pods_gone() -> bool:
@@ -285,7 +272,7 @@ async def test_suspend_stops_pods_and_resume_restarts_the_clock(sim_cluster: Sim
         job = await plane.until(stopped, 15, "no pod running")
         # Stopped on purpose: not failures.
         assert job.status.failed == 0 and job.status.succeeded == 0
-        assert await wait_events(plane, "Suspended", "pausable") == ["Job suspended"]
+        assert await plane.wait_events("Suspended", "pausable") == ["Job suspended"]
         await asyncio.sleep(0.5)
         assert not any(running(p) for p in await job_pods(plane, "pausable"))
 
@@ -293,7 +280,7 @@ async def test_suspend_stops_pods_and_resume_restarts_the_clock(sim_cluster: Sim
         job = await plane.until(two_active, 15, "two active pods again")
         assert condition(job, "Suspended") == ("False", "JobResumed", "Job resumed")
         assert job.status.start_time.seconds > started
-        assert await wait_events(plane, "Resumed", "pausable") == ["Job resumed"]
+        assert await plane.wait_events("Resumed", "pausable") == ["Job resumed"]
 
 
 async def test_job_created_suspended_has_no_pods_and_no_start_time(
@@ -472,5 +459,5 @@ async def test_a_restart_between_the_counting_writes_counts_each_pod_once(
         pods = await job_pods(plane, "twice")
         assert len(pods) == 2
         assert all(JOB_TRACKING_FINALIZER not in p.metadata.finalizers for p in pods)
-        assert await wait_events(plane, "Completed", "twice") == ["Job completed"]
-        assert not await event_messages(plane, "TooManySucceededPods", "twice")
+        assert await plane.wait_events("Completed", "twice") == ["Job completed"]
+        assert not await plane.event_messages("TooManySucceededPods", "twice")

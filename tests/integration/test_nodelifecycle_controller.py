@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from fixtures.apiserver import ApiServerProcess
 from fixtures.kubelet import KubeletProcess
-from fixtures.simcluster import SIM_NODES, ControlPlane, SimCluster, control_plane
+from fixtures.simcluster import ControlPlane, SimCluster, control_plane, sim_kubelets
 
 from controllers import podutil
 from controllers.nodelifecycle import NodeLifecycleController
@@ -32,8 +32,8 @@ from skiff.client import errors
 from skiff.client.client import Client
 
 GRACE = 3.0
-KUBELET_ARGS = ("--crash-backoff-base", "1", "--relist-period", "0.5",
-                "--node-lease-duration-seconds", "2")
+LEASE_ARGS = ("--node-lease-duration-seconds", "2")
+KUBELET_ARGS = ("--crash-backoff-base", "1", "--relist-period", "0.5", *LEASE_ARGS)
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
 
@@ -42,21 +42,9 @@ NOT_READY = "node.kubernetes.io/not-ready"
 def sim_cluster(private_apiserver: ApiServerProcess, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[SimCluster]:
     """The shared simulated cluster, with kubelets that renew their Leases often."""
-    root = tmp_path_factory.mktemp("sim-nodes")
-    suffix = uuid.uuid4().hex[:4]
-    kubelets = [KubeletProcess(private_apiserver.address, root / f"sim-{i}", fake=True,
-                               node_name=f"sim-{suffix}-{i}", extra_args=KUBELET_ARGS)
-                for i in range(SIM_NODES)]
-    try:
-        for k in kubelets:
-            k.start()
-        for k in kubelets:
-            k.wait_running()
-        yield SimCluster(private_apiserver, kubelets)
-    finally:
-        for k in kubelets:
-            k.stop()
-            k.cleanup()
+    with sim_kubelets(private_apiserver, tmp_path_factory.mktemp("sim-nodes"),
+                      LEASE_ARGS) as cluster:
+        yield cluster
 
 
 def lifecycle(ctx: Any) -> NodeLifecycleController:

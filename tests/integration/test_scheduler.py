@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.cli import ENV, Cli
+from fixtures.simcluster import until
 
 from scheduler.scheduler import Scheduler
 from skiff.api.v1 import coordination_pb2, core_pb2
@@ -94,14 +95,7 @@ class Cluster:
 
     async def until(self, check: Callable[[], Any], timeout: float = 15.0,
                     what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = await check()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {what}")
-            await asyncio.sleep(0.1)
+        return await until(check, timeout, what)
 
 
 @pytest.fixture
@@ -203,10 +197,8 @@ async def test_an_unschedulable_pod_says_why_and_is_placed_once_a_node_fits(
         events = await cluster.until(failed_event, what="a FailedScheduling event")
         assert events[0].type == "Warning" and events[0].message == expected
         assert events[0].involved_object.name == "hungry"
-        described = await asyncio.to_thread(subprocess.run, [
-            sys.executable, "-m", "skiff.cli.main", "--server", cluster.address,
-            "describe", "pod", "hungry", "-n", ns], capture_output=True, text=True, cwd=REPO,
-            env={**os.environ, "SKIFF_CONFIG": "/nonexistent"}, check=False)
+        described = await asyncio.to_thread(Cli(cluster.address), "describe", "pod", "hungry",
+                                            "-n", ns)
         assert described.returncode == 0, described.stderr
         assert "FailedScheduling" in described.stdout
         assert expected in described.stdout
@@ -331,7 +323,7 @@ def start_scheduler(address: str, lease: str, identity: str, log: Path
             [sys.executable, "-m", "scheduler.main", "--server", address,
              "--lease-name", lease, "--identity", identity],
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "SKIFF_CONFIG": "/nonexistent"})
+            env=ENV)
 
 
 async def test_killing_the_active_scheduler_hands_over(cluster: Cluster,
