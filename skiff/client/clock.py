@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "RealClock"]
+__all__ = ["Clock", "FakeClock", "RealClock", "sleep_or_wake"]
 
 
 class Clock(Protocol):
@@ -129,3 +129,19 @@ class FakeClock:
     async def set_time(self, t: float) -> None:
         """Move time forward to absolute ``t`` (same wake-up semantics as ``advance``)."""
         await self.advance(t - self._now)
+
+
+async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> bool:
+    """Sleeps `seconds` of `clock`'s time, or less if `wake` is set first (at once if it is
+    set already). Returns True when woken by the event. The one "wait for a timer or a
+    signal" loop every queue and prober uses."""
+    if wake.is_set():
+        return True
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    waker = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        waker.cancel()
+    return wake.is_set()

@@ -35,6 +35,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 from google.protobuf.message import Message
 
 from skiff.api import kinds
+from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
 from skiff.client.client import KindLike, WatchEvent, kind_of
@@ -81,8 +82,8 @@ _BACKOFF_JITTER = 0.2
 def object_key(obj: Message) -> str:
     """The cache and work-queue key of an object: ``namespace/name``, or ``name`` for
     cluster-scoped objects."""
-    meta = obj.metadata  # type: ignore[attr-defined]
-    return f"{meta.namespace}/{meta.name}" if meta.namespace else meta.name  # type: ignore[no-any-return]
+    m = meta(obj)
+    return f"{m.namespace}/{m.name}" if m.namespace else m.name
 
 
 def split_key(key: str) -> tuple[str, str]:
