@@ -85,13 +85,13 @@ class Registry:
             fsel = parse_field_selector(field_selector)
         except SelectorError as err:
             raise errors.bad_request(str(err)) from None
-        unknown = fields.unsupported(kind.kind, set(fsel.fields()))
+        unknown = fields.unsupported(kind, set(fsel.fields()))
         if unknown:
             raise errors.bad_request(
                 f'field label not supported: {", ".join(unknown)} (for {errors.resource(kind)}'
-                f' use {", ".join(sorted(fields.getters(kind.kind)))})')
+                f' use {", ".join(sorted(fields.getters(kind)))})')
         return Filter(namespace if kind.namespaced else "", labels, fsel,
-                      fields.getters(kind.kind))
+                      fields.getters(kind))
 
     async def list_entries(self, kind: kinds.Kind, f: Filter) -> tuple[list[Entry], int]:
         # A consistent read: the cache first catches up with etcd's current revision,

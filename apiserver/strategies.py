@@ -13,9 +13,6 @@ from google.protobuf.message import Message
 from skiff.api import defaults, kinds
 from skiff.api.v1 import core_pb2
 
-# Kinds whose status a client cannot set on create: the system owns it.
-_RESET_STATUS_ON_CREATE = {"Pod", "Deployment", "ReplicaSet", "DaemonSet", "Job", "CronJob",
-                           "Service", "Namespace"}
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 
 
@@ -24,16 +21,16 @@ class Strategy:
         self.kind = kind
 
     def prepare_for_create(self, obj: Message) -> None:
-        if self.kind.has_status and self.kind.kind in _RESET_STATUS_ON_CREATE:
+        if self.kind.has_status and self.kind.system_status:
             obj.ClearField("status")  # type: ignore[arg-type]
-        defaults.apply_defaults(obj)
+        kinds.apply_defaults(obj)
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         """Update changes everything but status and system-owned metadata."""
         if self.kind.has_status:
             _copy_field(new, old, "status")
         _keep_system_metadata(new, old)
-        defaults.apply_defaults(new)
+        kinds.apply_defaults(new)
 
     def status_update(self, new: Message, old: Message) -> Message:
         """UpdateStatus changes only status: the result is old with new's status."""

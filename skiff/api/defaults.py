@@ -1,8 +1,9 @@
 """Defaulting of objects, as Kubernetes' v1 defaulters (`pkg/apis/*/v1/defaults.go`) do it.
 
-`apply_defaults` fills in, in place, every field Kubernetes fills in when it decodes a
-v1 object, so that what is stored (and printed by `-o yaml`) is what a Kubernetes user
-expects. It is idempotent: defaulting a defaulted object changes nothing.
+Each kind's defaulter (`default_pod`, ...; declared with the kind in skiff.api.kinds,
+applied by `kinds.apply_defaults(obj)`) fills in, in place, every field Kubernetes fills
+in when it decodes a v1 object, so that what is stored (and printed by `-o yaml`) is what
+a Kubernetes user expects. It is idempotent: defaulting a defaulted object changes nothing.
 
 The few mutations that are not defaulting in Kubernetes but steps of the apiserver's
 create path live in their own functions, so the registry calls them where Kubernetes
@@ -16,7 +17,7 @@ fields "unset" means "zero", exactly as Kubernetes treats its non-pointer fields
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -30,7 +31,17 @@ __all__ = [
     "LEGACY_CONTROLLER_UID_LABEL",
     "LEGACY_JOB_NAME_LABEL",
     "add_default_tolerations",
-    "apply_defaults",
+    "default_cron_job",
+    "default_daemon_set",
+    "default_deployment",
+    "default_endpoints",
+    "default_job",
+    "default_namespace",
+    "default_node",
+    "default_pod",
+    "default_replica_set",
+    "default_secret",
+    "default_service",
     "image_tag",
     "job_generate_selector",
     "namespace_on_create",
@@ -53,16 +64,9 @@ _UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 _DEFAULT_FILE_MODE = 0o644  # secret and configMap volumes (420)
 
 
-def apply_defaults(obj: Message) -> None:
-    """Fill in Kubernetes' defaults on an object of any kind, in place."""
-    defaulter = _DEFAULTERS.get(obj.DESCRIPTOR.full_name)
-    if defaulter is not None:
-        defaulter(obj)
-
-
 # ---- workloads ----
 
-def _default_pod(pod: Message) -> None:
+def default_pod(pod: Message) -> None:
     assert isinstance(pod, core_pb2.Pod)
     _default_pod_spec(pod.spec, restart_policy=True)
     # Only on Pods, never on templates (SetDefaults_Pod): a template's missing
@@ -86,14 +90,14 @@ def _default_template(template: core_pb2.PodTemplateSpec, *, restart_policy: boo
     _default_pod_spec(template.spec, restart_policy=restart_policy)
 
 
-def _default_replica_set(rs: Message) -> None:
+def default_replica_set(rs: Message) -> None:
     assert isinstance(rs, apps_pb2.ReplicaSet)
     if not rs.spec.HasField("replicas"):
         rs.spec.replicas = 1
     _default_template(rs.spec.template, restart_policy=True)
 
 
-def _default_deployment(deploy: Message) -> None:
+def default_deployment(deploy: Message) -> None:
     assert isinstance(deploy, apps_pb2.Deployment)
     spec = deploy.spec
     if not spec.HasField("replicas"):
@@ -115,7 +119,7 @@ def _default_deployment(deploy: Message) -> None:
     _default_template(spec.template, restart_policy=True)
 
 
-def _default_daemon_set(ds: Message) -> None:
+def default_daemon_set(ds: Message) -> None:
     assert isinstance(ds, apps_pb2.DaemonSet)
     spec = ds.spec
     strategy = spec.update_strategy
@@ -132,7 +136,7 @@ def _default_daemon_set(ds: Message) -> None:
     _default_template(spec.template, restart_policy=True)
 
 
-def _default_job(job: Message) -> None:
+def default_job(job: Message) -> None:
     assert isinstance(job, batch_pb2.Job)
     spec = job.spec
     # Both unset: a single-pod job. Only parallelism set: a work-queue job, whose
@@ -159,7 +163,7 @@ def _default_job_template_pod(template: core_pb2.PodTemplateSpec) -> None:
     _default_template(template, restart_policy=False)
 
 
-def _default_cron_job(cj: Message) -> None:
+def default_cron_job(cj: Message) -> None:
     assert isinstance(cj, batch_pb2.CronJob)
     spec = cj.spec
     if not spec.concurrency_policy:
@@ -293,7 +297,7 @@ def image_tag(image: str) -> str:
 
 # ---- services and the core kinds ----
 
-def _default_service(svc: Message) -> None:
+def default_service(svc: Message) -> None:
     assert isinstance(svc, core_pb2.Service)
     spec = svc.spec
     if not spec.session_affinity:
@@ -324,7 +328,7 @@ def _default_service(svc: Message) -> None:
                 spec.ip_families.append("IPv4")
 
 
-def _default_secret(secret: Message) -> None:
+def default_secret(secret: Message) -> None:
     assert isinstance(secret, core_pb2.Secret)
     if not secret.type:
         secret.type = "Opaque"
@@ -335,7 +339,7 @@ def _default_secret(secret: Message) -> None:
     secret.ClearField("string_data")
 
 
-def _default_namespace(ns: Message) -> None:
+def default_namespace(ns: Message) -> None:
     assert isinstance(ns, core_pb2.Namespace)
     # A name still to be generated cannot be labelled yet.
     if ns.metadata.name:
@@ -344,7 +348,7 @@ def _default_namespace(ns: Message) -> None:
         ns.status.phase = "Active"
 
 
-def _default_node(node: Message) -> None:
+def default_node(node: Message) -> None:
     assert isinstance(node, core_pb2.Node)
     status = node.status
     if not status.allocatable and status.capacity:
@@ -354,7 +358,7 @@ def _default_node(node: Message) -> None:
     _round_up_to_milli(status.allocatable)
 
 
-def _default_endpoints(ep: Message) -> None:
+def default_endpoints(ep: Message) -> None:
     assert isinstance(ep, core_pb2.Endpoints)
     for subset in ep.subsets:
         for port in subset.ports:
@@ -362,19 +366,6 @@ def _default_endpoints(ep: Message) -> None:
                 port.protocol = "TCP"
 
 
-_DEFAULTERS: dict[str, Callable[[Message], None]] = {
-    core_pb2.Pod.DESCRIPTOR.full_name: _default_pod,
-    apps_pb2.ReplicaSet.DESCRIPTOR.full_name: _default_replica_set,
-    apps_pb2.Deployment.DESCRIPTOR.full_name: _default_deployment,
-    apps_pb2.DaemonSet.DESCRIPTOR.full_name: _default_daemon_set,
-    batch_pb2.Job.DESCRIPTOR.full_name: _default_job,
-    batch_pb2.CronJob.DESCRIPTOR.full_name: _default_cron_job,
-    core_pb2.Service.DESCRIPTOR.full_name: _default_service,
-    core_pb2.Secret.DESCRIPTOR.full_name: _default_secret,
-    core_pb2.Namespace.DESCRIPTOR.full_name: _default_namespace,
-    core_pb2.Node.DESCRIPTOR.full_name: _default_node,
-    core_pb2.Endpoints.DESCRIPTOR.full_name: _default_endpoints,
-}
 
 
 # ---- create-time steps of the apiserver ----

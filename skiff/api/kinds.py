@@ -1,16 +1,30 @@
-"""The kinds Skiff serves: their API groups, resource names, short names and messages.
+"""The registry of kinds: the one place a kind Skiff serves is declared.
 
-One table drives the apiserver's registry, the typed client, `skiff api-resources`
-and the manifest reader, so adding a kind is one line here plus its proto.
+Each `Kind` names its API group, resource names and message, and carries its parts: the
+defaulter, the validators, the field selectors and whether the system owns its status.
+The apiserver's registry, the typed client, the manifest reader, `skiff api-resources`,
+defaulting and validation all read this table. The parts that live above the kernel (the
+apiserver's strategies, the CLI's printers and describers) are keyed by `Kind.kind`, and
+tests/unit/test_kinds.py checks that every kind has every part.
+
+Adding a kind: its message in proto/, one entry here, then whatever that test asks for.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from google.protobuf.message import Message
 
+from skiff.api import defaults, fields
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
+from skiff.api.validation import config, core, jobs, pod, service, workloads
+
+Validator = Callable[[Message], list[str]]
+UpdateValidator = Callable[[Message, Message], list[str]]
+Defaulter = Callable[[Message], None]
 
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
@@ -23,6 +37,14 @@ class Kind:
     short_names: tuple[str, ...]
     namespaced: bool
     message: type[Message]
+    validate: Validator
+    # What an update must also respect (immutable fields), beyond metadata's rules.
+    validate_update: UpdateValidator | None = None
+    default: Defaulter | None = None
+    # Field selectors beyond metadata.name and metadata.namespace.
+    fields: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
+    # The system writes its status: a client's status on create is dropped.
+    system_status: bool = False
     has_status: bool = True
     has_spec: bool = True
     version: str = "v1"
@@ -46,25 +68,47 @@ class Kind:
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("Namespace", "", "namespaces", ("ns",), False, core_pb2.Namespace),
-    Kind("Node", "", "nodes", ("no",), False, core_pb2.Node),
-    Kind("Pod", "", "pods", ("po",), True, core_pb2.Pod),
-    Kind("Service", "", "services", ("svc",), True, core_pb2.Service),
+    Kind("Namespace", "", "namespaces", ("ns",), False, core_pb2.Namespace,
+         core.validate_namespace, default=defaults.default_namespace,
+         fields=fields.NAMESPACE, system_status=True),
+    Kind("Node", "", "nodes", ("no",), False, core_pb2.Node,
+         core.validate_node, core.validate_node_update, defaults.default_node,
+         fields=fields.NODE),
+    Kind("Pod", "", "pods", ("po",), True, core_pb2.Pod,
+         pod.validate_pod, pod.validate_pod_update, defaults.default_pod,
+         fields=fields.POD, system_status=True),
+    Kind("Service", "", "services", ("svc",), True, core_pb2.Service,
+         service.validate_service, service.validate_service_update, defaults.default_service,
+         system_status=True),
     Kind("Endpoints", "", "endpoints", ("ep",), True, core_pb2.Endpoints,
+         service.validate_endpoints, default=defaults.default_endpoints,
          has_status=False, has_spec=False),
     Kind("Secret", "", "secrets", ("secret",), True, core_pb2.Secret,
-         has_status=False, has_spec=False),
+         config.validate_secret, config.validate_secret_update, defaults.default_secret,
+         fields=fields.SECRET, has_status=False, has_spec=False),
     Kind("ConfigMap", "", "configmaps", ("cm",), True, core_pb2.ConfigMap,
+         config.validate_config_map, config.validate_config_map_update,
          has_status=False, has_spec=False),
-    Kind("Event", "", "events", ("ev",), True, core_pb2.Event, has_status=False, has_spec=False),
-    Kind("ReplicaSet", "apps", "replicasets", ("rs",), True, apps_pb2.ReplicaSet),
-    Kind("Deployment", "apps", "deployments", ("deploy",), True, apps_pb2.Deployment),
-    Kind("DaemonSet", "apps", "daemonsets", ("ds",), True, apps_pb2.DaemonSet),
-    Kind("Job", "batch", "jobs", ("job",), True, batch_pb2.Job),
-    Kind("CronJob", "batch", "cronjobs", ("cj",), True, batch_pb2.CronJob),
+    Kind("Event", "", "events", ("ev",), True, core_pb2.Event,
+         core.validate_event, fields=fields.EVENT, has_status=False, has_spec=False),
+    Kind("ReplicaSet", "apps", "replicasets", ("rs",), True, apps_pb2.ReplicaSet,
+         workloads.validate_replica_set, workloads.validate_selector_update,
+         defaults.default_replica_set, fields=fields.REPLICA_SET, system_status=True),
+    Kind("Deployment", "apps", "deployments", ("deploy",), True, apps_pb2.Deployment,
+         workloads.validate_deployment, workloads.validate_selector_update,
+         defaults.default_deployment, system_status=True),
+    Kind("DaemonSet", "apps", "daemonsets", ("ds",), True, apps_pb2.DaemonSet,
+         workloads.validate_daemon_set, workloads.validate_selector_update,
+         defaults.default_daemon_set, system_status=True),
+    Kind("Job", "batch", "jobs", ("job",), True, batch_pb2.Job,
+         jobs.validate_job, jobs.validate_job_update, defaults.default_job,
+         fields=fields.JOB, system_status=True),
+    Kind("CronJob", "batch", "cronjobs", ("cj",), True, batch_pb2.CronJob,
+         jobs.validate_cron_job, default=defaults.default_cron_job, system_status=True),
     Kind("Lease", "coordination.k8s.io", "leases", (), True, coordination_pb2.Lease,
-         has_status=False),
+         core.validate_lease, has_status=False),
 )
+
 
 _BY_KIND = {k.kind: k for k in KINDS}
 _BY_TYPE_URL = {k.type_url: k for k in KINDS}
@@ -100,6 +144,13 @@ def by_kind(kind: str) -> Kind:
         return _BY_KIND[kind]
     except KeyError:
         raise UnknownKindError(f'the server does not serve kind "{kind}"') from None
+
+
+def apply_defaults(obj: Message) -> None:
+    """Fills in Kubernetes' defaults on an object of any kind, in place."""
+    default = by_message(obj).default
+    if default is not None:
+        default(obj)
 
 
 def by_type_url(type_url: str) -> Kind:

@@ -67,7 +67,7 @@ def _service(**spec: Any) -> dict[str, Any]:
 
 def _defaulted(manifest: dict[str, Any]) -> dict[str, Any]:
     obj, _ = convert.from_dict(copy.deepcopy(manifest))
-    defaults.apply_defaults(obj)
+    kinds.apply_defaults(obj)
     return convert.to_dict(obj)
 
 
@@ -403,7 +403,7 @@ def test_defaulting_is_idempotent(doc: dict[str, Any]) -> None:
         obj, _ = convert.from_dict(doc)
     except kinds.UnknownKindError:
         pytest.skip("kind or apiVersion not served")
-    defaults.apply_defaults(obj)
+    kinds.apply_defaults(obj)
     once = obj.SerializeToString(deterministic=True)
-    defaults.apply_defaults(obj)
+    kinds.apply_defaults(obj)
     assert obj.SerializeToString(deterministic=True) == once

@@ -24,7 +24,7 @@ from kubelet.runtime import ContainerConfig, ContainerInfo, SandboxConfig, State
 from kubelet.runtime.fake import FakeRuntime, Script
 from kubelet.volumes import VolumeManager
 from skiff.api.convert import from_dict
-from skiff.api.defaults import apply_defaults
+from skiff.api.kinds import apply_defaults
 from skiff.api.v1 import core_pb2
 from skiff.client.events import FakeRecorder
 

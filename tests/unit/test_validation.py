@@ -105,7 +105,7 @@ def _prepared(manifest: dict[str, Any]) -> Message:
     meta = obj.metadata  # type: ignore[attr-defined]
     if kind.namespaced and not meta.namespace:
         meta.namespace = "default"
-    defaults.apply_defaults(obj)
+    kinds.apply_defaults(obj)
     if kind.kind == "Job":
         meta.uid = meta.uid or JOB_UID
         defaults.job_generate_selector(obj, meta.uid)  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ def test_base_manifests_are_valid(kind: str) -> None:
 def test_every_kind_has_a_validator() -> None:
     for kind in kinds.KINDS:
         obj = kind.message()
-        defaults.apply_defaults(obj)
+        kinds.apply_defaults(obj)
         assert isinstance(validation.validate(obj), list)
 
 

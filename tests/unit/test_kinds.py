@@ -1,0 +1,70 @@
+"""The registry of kinds (skiff.api.kinds) is the one place a kind is declared: every kind
+has every part, and the tables that live above the kernel name only declared kinds."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import skiff.api
+from apiserver import strategies
+from skiff.api import convert, fields, kinds, validation
+from skiff.api.meta import meta
+from skiff.api.v1 import core_pb2
+
+NAMES = [k.kind for k in kinds.KINDS]
+
+
+def test_kind_names_and_messages_are_unique() -> None:
+    assert len(set(NAMES)) == len(NAMES)
+    assert len({k.message for k in kinds.KINDS}) == len(NAMES)
+    for kind in kinds.KINDS:
+        assert kinds.by_kind(kind.kind) is kind
+        assert kinds.by_message(kind.message()) is kind
+        assert kinds.lookup(kind.plural) is kind
+
+
+@pytest.mark.parametrize("kind", kinds.KINDS, ids=NAMES)
+def test_every_kind_has_its_kernel_parts(kind: kinds.Kind) -> None:
+    obj = kind.message()
+    meta(obj).name = "x"
+    if kind.namespaced:
+        meta(obj).namespace = "default"
+    # Defaulting and validation run on any kind without a lookup failing.
+    kinds.apply_defaults(obj)
+    assert isinstance(validation.validate(obj), list)
+    assert isinstance(validation.validate_update(obj, obj), list)
+    # Field selectors: the common ones, plus the kind's own, each readable.
+    getters = fields.getters(kind)
+    assert {"metadata.name", "metadata.namespace"} <= getters.keys()
+    for path, get in getters.items():
+        assert isinstance(get(obj), str), path
+    # A manifest of the kind reads and prints back.
+    assert convert.to_dict(obj)["kind"] == kind.kind
+    # A kind whose status the system owns has a status.
+    assert not kind.system_status or kind.has_status
+
+
+def test_strategies_name_only_declared_kinds() -> None:
+    assert set(strategies._STRATEGIES) <= set(NAMES)
+    for kind in kinds.KINDS:
+        assert isinstance(strategies.for_kind(kind), strategies.Strategy)
+
+
+def test_a_pod_is_defaulted_through_its_kind() -> None:
+    pod = core_pb2.Pod()
+    pod.spec.containers.add(name="c", image="busybox")
+    kinds.apply_defaults(pod)
+    assert pod.spec.restart_policy == "Always"
+
+
+@pytest.mark.parametrize("module", sorted(
+    m.name for m in pkgutil.walk_packages(skiff.api.__path__, "skiff.api.")
+    if ".v1." not in m.name))
+def test_every_api_module_imports_first(module: str) -> None:
+    """kinds declares each kind's parts from the modules that use it: whichever of them a
+    program imports first, the import must not trip over the cycle."""
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
