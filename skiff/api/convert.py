@@ -290,7 +290,7 @@ def _timestamp_in(value: Any, path: str, walk: _Walk) -> str | None:
     if isinstance(value, dt.datetime):  # YAML reads unquoted timestamps as datetimes
         if value.tzinfo is None:
             value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return str(value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
     if isinstance(value, str):
         try:
             dt.datetime.fromisoformat(value.replace("Z", "+00:00"))

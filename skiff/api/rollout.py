@@ -15,6 +15,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2
 
 __all__ = [
@@ -68,14 +69,14 @@ def revision_of(obj: Message) -> int:
     """The revision an object's annotation records; 0 when it has none, as in Kubernetes
     (so an unannotated ReplicaSet sorts before every numbered one). Raises ValueError
     for an annotation that is not an integer."""
-    text = obj.metadata.annotations.get(REVISION_ANNOTATION)  # type: ignore[attr-defined]
+    text = meta(obj).annotations.get(REVISION_ANNOTATION)
     if text is None:
         return 0
     try:
         return int(text, 10)
     except ValueError:
         raise ValueError(f"invalid revision annotation {REVISION_ANNOTATION}={text!r} on "
-                         f"{obj.metadata.name}") from None  # type: ignore[attr-defined]
+                         f"{meta(obj).name}") from None
 
 
 def template_without_hash(template: core_pb2.PodTemplateSpec) -> core_pb2.PodTemplateSpec:
@@ -95,7 +96,7 @@ def equal_ignoring_hash(a: core_pb2.PodTemplateSpec, b: core_pb2.PodTemplateSpec
 def controlled_by(obj: Message, owner_uid: str) -> bool:
     """Whether `obj`'s controller reference (controller=true) names `owner_uid`."""
     return any(ref.controller and ref.uid == owner_uid
-               for ref in obj.metadata.owner_references)  # type: ignore[attr-defined]
+               for ref in meta(obj).owner_references)
 
 
 def rollback_annotations(deployment_annotations: Mapping[str, str],

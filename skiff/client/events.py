@@ -30,6 +30,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 
 from skiff.api import kinds
+from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -61,10 +62,10 @@ def object_reference(obj: Message | meta_pb2.ObjectReference) -> meta_pb2.Object
         ref.CopyFrom(obj)
         return ref
     kind = kinds.by_message(obj)
-    meta = obj.metadata  # type: ignore[attr-defined]
+    m = meta(obj)
     return meta_pb2.ObjectReference(
-        kind=kind.kind, api_version=kind.api_version, namespace=meta.namespace,
-        name=meta.name, uid=meta.uid, resource_version=meta.resource_version)
+        kind=kind.kind, api_version=kind.api_version, namespace=m.namespace,
+        name=m.name, uid=m.uid, resource_version=m.resource_version)
 
 
 # What makes two events "the same" for folding: client-go's eventLogger key. The

@@ -28,9 +28,9 @@ import builtins
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, overload
+from typing import Any, Generic, Protocol, TypeVar, cast, overload
 
 from google.protobuf.message import Message
 
@@ -38,6 +38,7 @@ from skiff.api import kinds
 from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
+from skiff.client.backoff import exponential_delay
 from skiff.client.client import KindLike, WatchEvent, kind_of
 from skiff.client.clock import Clock, RealClock
 
@@ -96,11 +97,11 @@ def split_key(key: str) -> tuple[str, str]:
 
 
 def _index_namespace(obj: Message) -> list[str]:
-    return [obj.metadata.namespace]  # type: ignore[attr-defined]
+    return [meta(obj).namespace]
 
 
 def _index_labels(obj: Message) -> list[str]:
-    return [f"{k}={v}" for k, v in obj.metadata.labels.items()]  # type: ignore[attr-defined]
+    return [f"{k}={v}" for k, v in meta(obj).labels.items()]
 
 
 def _index_node_name(obj: Message) -> list[str]:
@@ -110,7 +111,7 @@ def _index_node_name(obj: Message) -> list[str]:
 
 
 def _index_owner_uids(obj: Message) -> list[str]:
-    return [ref.uid for ref in obj.metadata.owner_references if ref.uid]  # type: ignore[attr-defined]
+    return [ref.uid for ref in meta(obj).owner_references if ref.uid]
 
 
 _DEFAULT_INDEXERS: dict[str, IndexFunc] = {
@@ -370,7 +371,7 @@ class Informer(Generic[T]):
 
     async def _list_and_watch(self) -> None:
         need_list = True
-        backoff = _BACKOFF_INITIAL
+        failures = 0  # in a row, since the connection was last healthy
         while True:
             self._watch_got_events = False
             try:
@@ -378,9 +379,9 @@ class Informer(Generic[T]):
                     items, rv = await self.client.list(
                         self.kind, self.namespace, label_selector=self.label_selector,
                         field_selector=self.field_selector)
-                    self._replace(items, rv)  # type: ignore[arg-type]
+                    self._replace(cast(list[T], items), rv)
                     need_list = False
-                    backoff = _BACKOFF_INITIAL
+                    failures = 0
                 await self._watch()
                 if self._watch_got_events:
                     continue  # the server ended a healthy stream: resume at once
@@ -399,11 +400,10 @@ class Informer(Generic[T]):
             except Exception:
                 # A bug must not silently end the cache every controller relies on.
                 log.exception("informer %s: unexpected error; retrying", self.name)
-            if self._watch_got_events:
-                # The connection was healthy until now: this is a fresh failure.
-                backoff = _BACKOFF_INITIAL
-            await self._clock.sleep(backoff * (1 + _BACKOFF_JITTER * random.random()))
-            backoff = min(backoff * 2, _BACKOFF_MAX)
+            # A connection healthy until now makes this a fresh failure.
+            failures = 1 if self._watch_got_events else failures + 1
+            delay = exponential_delay(failures, _BACKOFF_INITIAL, _BACKOFF_MAX)
+            await self._clock.sleep(delay * (1 + _BACKOFF_JITTER * random.random()))
 
     async def _watch(self) -> None:
         """Watches from the current version until the stream ends or fails."""
@@ -412,7 +412,7 @@ class Informer(Generic[T]):
             field_selector=self.field_selector, resource_version=self._resource_version,
             bookmarks=True)
         # aclosing: cancelling the informer must end the gRPC call now, not at GC.
-        async with contextlib.aclosing(stream):  # type: ignore[type-var]
+        async with contextlib.aclosing(cast(AsyncGenerator[WatchEvent, None], stream)):
             async for event in stream:
                 self._watch_got_events = True
                 self._apply(event)
@@ -420,7 +420,7 @@ class Informer(Generic[T]):
     def _apply(self, event: WatchEvent) -> None:
         if event.resource_version:
             self._resource_version = event.resource_version
-        obj: T | None = event.object  # type: ignore[assignment]
+        obj = cast("T | None", event.object)
         if event.type == "BOOKMARK" or obj is None:
             return
         key = object_key(obj)
@@ -450,8 +450,7 @@ class Informer(Generic[T]):
             old = self.store._put(key, obj)
             if old is None:
                 self._on_add(obj)
-            elif (old.metadata.resource_version  # type: ignore[attr-defined]
-                  != obj.metadata.resource_version):  # type: ignore[attr-defined]
+            elif meta(old).resource_version != meta(obj).resource_version:
                 self._on_update(old, obj)
         self._resource_version = resource_version
         if not self._synced.is_set():

