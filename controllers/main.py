@@ -12,15 +12,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from controllers.context import ControllerContext
-from controllers.cronjob import CronJobController
-from controllers.daemonset import DaemonSetController
-from controllers.deployment import DeploymentController
-from controllers.garbagecollector import GarbageCollector
-from controllers.job import JobController, TTLAfterFinishedController
-from controllers.nodelifecycle import NodeLifecycleController
-from controllers.podgc import PodGCController
-from controllers.replicaset import ReplicaSetController
+from controllers.common.context import ControllerContext
+from controllers.gc.garbagecollector import GarbageCollector
+from controllers.nodes.nodelifecycle import NodeLifecycleController
+from controllers.nodes.podgc import PodGCController
+from controllers.workloads.cronjob import CronJobController
+from controllers.workloads.daemonset import DaemonSetController
+from controllers.workloads.deployment import DeploymentController
+from controllers.workloads.job import JobController, TTLAfterFinishedController
+from controllers.workloads.replicaset import ReplicaSetController
 from skiff import daemon
 from skiff.client.client import Client
 from skiff.client.controller import Controller

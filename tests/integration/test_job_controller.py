@@ -15,8 +15,12 @@ from typing import Any
 import pytest
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
-from controllers.context import ControllerContext
-from controllers.job import JOB_TRACKING_FINALIZER, JobController, TTLAfterFinishedController
+from controllers.common.context import ControllerContext
+from controllers.workloads.job import (
+    JOB_TRACKING_FINALIZER,
+    JobController,
+    TTLAfterFinishedController,
+)
 from skiff.api import defaults
 from skiff.api.v1 import batch_pb2, core_pb2
 from skiff.client import errors
@@ -324,7 +328,7 @@ async def test_parallelism_zero_runs_nothing(sim_cluster: SimCluster) -> None:
 
 
 async def test_ttl_after_finished_removes_the_job_and_its_pods(sim_cluster: SimCluster) -> None:
-    from controllers.garbagecollector import GarbageCollector
+    from controllers.gc.garbagecollector import GarbageCollector
 
     async with control_plane(sim_cluster, JobController, TTLAfterFinishedController,
                              GarbageCollector) as plane:
@@ -351,7 +355,7 @@ async def test_ttl_after_finished_removes_the_job_and_its_pods(sim_cluster: SimC
 @pytest.mark.parametrize("propagation", ["Background", "Foreground"])
 async def test_a_job_deleted_while_running_lets_its_pods_go(sim_cluster: SimCluster,
                                                            propagation: str) -> None:
-    from controllers.garbagecollector import GarbageCollector
+    from controllers.gc.garbagecollector import GarbageCollector
 
     async with control_plane(sim_cluster, JobController, GarbageCollector) as plane:
         await create_job(plane, job_spec("doomed", "sleep 3600", parallelism=2, completions=2))

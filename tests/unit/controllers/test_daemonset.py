@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controllers.daemonset import (
+from controllers.workloads.daemonset import (
     REVISION_HASH_LABEL,
     FailedPodBackoff,
     NodeFit,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.job import (
+from controllers.workloads.job import (
     JOB_TRACKING_FINALIZER,
     BackoffRecord,
     backoff_delay,

@@ -28,17 +28,17 @@ from datetime import UTC, datetime, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.claim import controller_of
-from controllers.context import ControllerContext
-from controllers.cron import (
+from controllers.common.claim import controller_of
+from controllers.common.context import ControllerContext
+from controllers.common.cron import (
     ScheduleError,
     job_name_for,
     next_schedule_time,
     parse_schedule,
     requeue_delay,
 )
-from controllers.job import finished_condition
-from controllers.podcontrol import owner_reference
+from controllers.common.podcontrol import owner_reference
+from controllers.workloads.job import finished_condition
 from skiff.api.v1 import batch_pb2
 from skiff.api.validation.cron import validate_time_zone
 from skiff.client import errors

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from controllers.podcontrol import owner_reference
+from controllers.common.podcontrol import owner_reference
 from skiff.api import kinds
 from skiff.api.selectors import LabelSelector, label_selector_from_proto_like
 from skiff.client import errors

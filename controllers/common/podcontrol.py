@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from controllers.expectations import Expectations
+from controllers.common.expectations import Expectations
 from skiff.api import kinds
 from skiff.api.v1 import core_pb2, meta_pb2
 from skiff.client import errors

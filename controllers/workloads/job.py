@@ -48,11 +48,12 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.claim import claim, controller_of, selector_of
-from controllers.context import ControllerContext
-from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl, slow_start_batch
-from controllers.podutil import deletion_order, is_active, is_ready
+from controllers.common.claim import claim, controller_of, selector_of
+from controllers.common.context import ControllerContext
+from controllers.common.expectations import Expectations
+from controllers.common.podcontrol import PodControl, slow_start_batch
+from controllers.common.replicas import deletion_order
+from skiff.api.pods import is_active, is_ready
 from skiff.api.v1 import batch_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.controller import Controller, controller_owner_key

@@ -37,7 +37,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from controllers.context import ControllerContext
+from controllers.common.context import ControllerContext
 from skiff.api import kinds
 from skiff.api.v1 import meta_pb2
 from skiff.client import errors

@@ -38,12 +38,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controllers import podutil
-from controllers.claim import claim
-from controllers.context import ControllerContext
-from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl
-from controllers.podowners import PodOwnerEvents, usable_selector
+from controllers.common.claim import claim
+from controllers.common.context import ControllerContext
+from controllers.common.expectations import Expectations
+from controllers.common.podcontrol import PodControl
+from controllers.common.podowners import PodOwnerEvents, usable_selector
+from controllers.common.replicas import is_available
+from skiff.api.pods import is_ready
 from skiff.api.scheduling import (
     NO_EXECUTE,
     NO_SCHEDULE,
@@ -322,8 +323,8 @@ def plan_node(should_run: bool, should_continue: bool, pods: Sequence[core_pb2.P
     oldest_old = next((p for p in running if not _is_updated(p, hash_)), None)
     plan.delete = [p for p in running if p is not oldest_new and p is not oldest_old]
     if oldest_new is not None and oldest_old is not None and (
-            not podutil.is_ready(oldest_old)
-            or podutil.is_available(oldest_new, min_ready_seconds, now)):
+            not is_ready(oldest_old)
+            or is_available(oldest_new, min_ready_seconds, now)):
         plan.delete.append(oldest_old)
     return plan
 
@@ -358,7 +359,7 @@ def rolling_update(node_to_pods: Mapping[str, Sequence[core_pb2.Pod]],
     and every node the set has pods for.
     """
     def available(pod: core_pb2.Pod) -> bool:
-        return podutil.is_available(pod, min_ready_seconds, now)
+        return is_available(pod, min_ready_seconds, now)
 
     if max_surge == 0:
         unavailable = 0
@@ -440,9 +441,9 @@ def daemon_set_counts(nodes: Iterable[core_pb2.Node], fit: NodeFit,
             continue
         current += 1
         pod = min(pods, key=_oldest_first)
-        if podutil.is_ready(pod):
+        if is_ready(pod):
             ready += 1
-            if podutil.is_available(pod, min_ready_seconds, now):
+            if is_available(pod, min_ready_seconds, now):
                 available += 1
         if _is_updated(pod, hash_):
             updated += 1

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.context import ControllerContext
+from controllers.common.context import ControllerContext
 from skiff.api.scheduling import (
     NO_EXECUTE,
     NO_SCHEDULE,

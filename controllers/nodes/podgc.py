@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from controllers.context import ControllerContext
+from controllers.common.context import ControllerContext
 from skiff.api.scheduling import TAINT_OUT_OF_SERVICE
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
