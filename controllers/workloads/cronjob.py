@@ -37,8 +37,8 @@ from controllers.common.cron import (
     parse_schedule,
     requeue_delay,
 )
+from controllers.common.jobs import finished_condition
 from controllers.common.podcontrol import owner_reference
-from controllers.workloads.job import finished_condition
 from skiff.api.v1 import batch_pb2
 from skiff.api.validation.cron import validate_time_zone
 from skiff.client import errors

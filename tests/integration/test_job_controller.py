@@ -16,11 +16,10 @@ import pytest
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
 from controllers.common.context import ControllerContext
-from controllers.workloads.job import (
-    JOB_TRACKING_FINALIZER,
-    JobController,
-    TTLAfterFinishedController,
-)
+from controllers.common.jobs import JOB_TRACKING_FINALIZER
+from controllers.workloads.job import JobController
+from controllers.workloads.joborphans import JobOrphanPodController
+from controllers.workloads.ttlafterfinished import TTLAfterFinishedController
 from skiff.api import defaults
 from skiff.api.v1 import batch_pb2, core_pb2
 from skiff.client import errors
@@ -465,3 +464,24 @@ async def test_a_restart_between_the_counting_writes_counts_each_pod_once(
         assert all(JOB_TRACKING_FINALIZER not in p.metadata.finalizers for p in pods)
         assert await plane.wait_events("Completed", "twice") == ["Job completed"]
         assert not await plane.event_messages("TooManySucceededPods", "twice")
+
+
+async def test_an_orphan_pod_with_the_tracking_finalizer_is_released(
+        sim_cluster: SimCluster) -> None:
+    async with control_plane(sim_cluster, JobController, JobOrphanPodController,
+                             scheduler=False) as plane:
+        # A pod no Job controls or may adopt (as after a Job deleted with orphan
+        # propagation) would keep its finalizer forever.
+        pod = core_pb2.Pod()
+        pod.metadata.name, pod.metadata.namespace = "lost", plane.namespace
+        pod.metadata.labels["app"] = "nobody"
+        pod.metadata.finalizers.append(JOB_TRACKING_FINALIZER)
+        pod.spec.containers.add(name="main", image="busybox")
+        await plane.client.create(pod)
+
+        async def released() -> bool:
+            found = await plane.client.get(core_pb2.Pod, "lost", plane.namespace)
+            return JOB_TRACKING_FINALIZER not in found.metadata.finalizers
+        await plane.until(released, 10, "the orphan's finalizer removed")
+        with contextlib.suppress(errors.NotFound):
+            await plane.client.delete(core_pb2.Pod, "lost", plane.namespace, grace_period=0)
