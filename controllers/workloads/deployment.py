@@ -44,8 +44,6 @@ log = logging.getLogger(__name__)
 # lands a hair before it and finds the deployment not yet late.
 _DEADLINE_SLACK = 0.25
 
-# The apiserver's refusal to create in a namespace being deleted: nothing to retry.
-
 
 @dataclass
 class _Sync:

@@ -53,9 +53,6 @@ REPLICA_FAILURE = "ReplicaFailure"
 # recheck never lands a hair before the boundary and finds it still unavailable.
 _AVAILABILITY_SLACK = 0.1
 
-# The apiserver's refusal to create in a namespace being deleted: nothing to retry, the
-# set and its pods are going away with the namespace (Kubernetes ignores it too).
-
 
 class ReplicaSetController(Controller):
     """Reconciles every ReplicaSet with the pods it owns (see the module docstring)."""
