@@ -12,15 +12,17 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from controllers.context import ControllerContext
-from controllers.cronjob import CronJobController
-from controllers.daemonset import DaemonSetController
-from controllers.deployment import DeploymentController
-from controllers.garbagecollector import GarbageCollector
-from controllers.job import JobController, TTLAfterFinishedController
-from controllers.nodelifecycle import NodeLifecycleController
-from controllers.podgc import PodGCController
-from controllers.replicaset import ReplicaSetController
+from controllers.common.context import ControllerContext
+from controllers.gc.garbagecollector import GarbageCollector
+from controllers.nodes.nodelifecycle import NodeLifecycleController
+from controllers.nodes.podgc import PodGCController
+from controllers.workloads.cronjob import CronJobController
+from controllers.workloads.daemonset import DaemonSetController
+from controllers.workloads.deployment import DeploymentController
+from controllers.workloads.job import JobController
+from controllers.workloads.joborphans import JobOrphanPodController
+from controllers.workloads.replicaset import ReplicaSetController
+from controllers.workloads.ttlafterfinished import TTLAfterFinishedController
 from skiff import daemon
 from skiff.client.client import Client
 from skiff.client.controller import Controller
@@ -38,6 +40,12 @@ CONTROLLERS: dict[str, Callable[[ControllerContext], Controller]] = {
     "garbagecollector": GarbageCollector,
     "nodelifecycle": NodeLifecycleController,
     "podgc": PodGCController,
+}
+
+# Loops that run with a controller of CONTROLLERS, under its name: Kubernetes' job
+# controller also releases the pods of Jobs that are gone (its orphan queue).
+COMPANIONS: dict[str, tuple[Callable[[ControllerContext], Controller], ...]] = {
+    "job": (JobOrphanPodController,),
 }
 
 
@@ -74,7 +82,8 @@ def chosen_controllers(spec: str) -> list[str]:
 async def run_controllers(client: Client, names: list[str]) -> None:
     """One term: fresh caches, every chosen controller, until cancelled."""
     ctx = ControllerContext.create(client)
-    controllers = [CONTROLLERS[name](ctx) for name in names]
+    controllers = [make(ctx) for name in names
+                   for make in (CONTROLLERS[name], *COMPANIONS.get(name, ()))]
     ctx.factory.start_all()
     log.info("running controllers: %s", ", ".join(c.name for c in controllers))
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}") for c in controllers]

@@ -28,6 +28,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from skiff.api.meta import meta
 from skiff.client.client import KindLike, kind_of
 from skiff.client.clock import Clock
 from skiff.client.informer import Informer, object_key
@@ -42,10 +43,10 @@ def controller_owner_key(obj: Message, owner_kind: KindLike) -> str | None:
     """The key of the object's managing controller of `owner_kind` (its ownerReference
     with controller=true), or None. Owners live in the object's namespace."""
     kind = kind_of(owner_kind).kind
-    meta = obj.metadata  # type: ignore[attr-defined]
-    for ref in meta.owner_references:
+    obj_meta = meta(obj)
+    for ref in obj_meta.owner_references:
         if ref.controller and ref.kind == kind:
-            return f"{meta.namespace}/{ref.name}" if meta.namespace else ref.name  # type: ignore[no-any-return]
+            return f"{obj_meta.namespace}/{ref.name}" if obj_meta.namespace else ref.name
     return None
 
 

@@ -24,7 +24,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from skiff.client.clock import Clock, RealClock
+from skiff.client.backoff import exponential_delay
+from skiff.client.clock import Clock, RealClock, sleep_or_wake
 from skiff.client.waiters import Waiters
 
 __all__ = [
@@ -58,7 +59,8 @@ class RateLimiter(Protocol):
 
 
 class ItemExponentialFailureRateLimiter:
-    """Per-key exponential backoff: ``base_delay * 2**failures``, capped at ``max_delay``."""
+    """Per-key exponential backoff: ``base_delay * 2**failures``, capped at ``max_delay``
+    (the kernel's ``exponential_delay``)."""
 
     def __init__(self, base_delay: float = 0.005, max_delay: float = 1000.0) -> None:
         if base_delay < 0 or max_delay < base_delay:
@@ -68,15 +70,9 @@ class ItemExponentialFailureRateLimiter:
         self._failures: dict[str, int] = {}
 
     def when(self, key: str) -> float:
-        exp = self._failures.get(key, 0)
-        self._failures[key] = exp + 1
-        try:
-            backoff = self.base_delay * 2.0**exp
-        except OverflowError:
-            # A key that has failed ~1000 times: the exponent no longer fits a float,
-            # but the answer is simply the cap.
-            return self.max_delay
-        return min(backoff, self.max_delay)
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return exponential_delay(failures, self.base_delay, self.max_delay)
 
     def forget(self, key: str) -> None:
         self._failures.pop(key, None)
@@ -252,13 +248,7 @@ class WorkQueue:
                 await self._timer_wakeup.wait()
                 continue
             delay = self._heap[0][0] - self._clock.now()
-            sleeper = asyncio.ensure_future(self._clock.sleep(delay))
-            waker = asyncio.ensure_future(self._timer_wakeup.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+            await sleep_or_wake(self._clock, delay, self._timer_wakeup)
 
     # ------------------------------------------------------------------ rate limiting
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
-from controllers.cronjob import SCHEDULED_TIMESTAMP_ANNOTATION, CronJobController
-from controllers.job import JobController
+from controllers.workloads.cronjob import SCHEDULED_TIMESTAMP_ANNOTATION, CronJobController
+from controllers.workloads.job import JobController
 from skiff.api.v1 import batch_pb2
 from skiff.client import errors
 

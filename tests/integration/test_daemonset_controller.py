@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Callable
 
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
-from controllers import podutil
-from controllers.daemonset import REVISION_HASH_LABEL, DaemonSetController
-from controllers.podgc import PodGCController
+from controllers.nodes.podgc import PodGCController
+from controllers.workloads.daemonset import REVISION_HASH_LABEL, DaemonSetController
+from skiff.api import pods as pod_facts
 from skiff.api.v1 import apps_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -81,7 +81,7 @@ async def node_changed(client: Client, name: str,
 
 
 async def live_pods(plane: ControlPlane, app: str) -> list[core_pb2.Pod]:
-    return [p for p in await plane.pods(f"app={app}") if podutil.is_active(p)]
+    return [p for p in await plane.pods(f"app={app}") if pod_facts.is_active(p)]
 
 
 async def wait_status(plane: ControlPlane, name: str, timeout: float = 20.0,
@@ -240,7 +240,7 @@ async def watch_unserved(client: Client, namespace: str, nodes: set[str],
         else:
             pods[pod.metadata.name] = pod
         serving = {p.spec.node_name for p in pods.values()
-                   if podutil.is_active(p) and podutil.is_ready(p)}
+                   if pod_facts.is_active(p) and pod_facts.is_ready(p)}
         seen.append(len(nodes - serving))
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
-from controllers import podutil, rollout
-from controllers.deployment import DeploymentController
-from controllers.replicaset import ReplicaSetController
+from controllers.common import replicas, rollout
+from controllers.workloads.deployment import DeploymentController
+from controllers.workloads.replicaset import ReplicaSetController
+from skiff.api import pods as pod_facts
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.client import WatchEvent
@@ -128,7 +129,7 @@ async def wait_complete(plane: ControlPlane, name: str, timeout: float = 20.0
 
 
 def live(pod: core_pb2.Pod) -> bool:
-    return not pod.metadata.HasField("deletion_timestamp") and not podutil.is_terminal(pod)
+    return not pod.metadata.HasField("deletion_timestamp") and not pod_facts.is_terminal(pod)
 
 
 @contextlib.asynccontextmanager
@@ -168,7 +169,7 @@ class PodHistory:
         pod = event.object
         if not isinstance(pod, core_pb2.Pod):
             return  # a bookmark
-        if event.type == "DELETED" or podutil.is_terminal(pod):
+        if event.type == "DELETED" or pod_facts.is_terminal(pod):
             self.pods.pop(pod.metadata.name, None)
         else:
             self.pods[pod.metadata.name] = pod
@@ -190,7 +191,7 @@ async def watching_pods(plane: ControlPlane, selector: str) -> AsyncIterator[Pod
     task = asyncio.create_task(watch())
     await started.wait()
     # The watch starts with the current pods as ADDED events: wait until they are in.
-    current = [p for p in await plane.pods(selector) if not podutil.is_terminal(p)]
+    current = [p for p in await plane.pods(selector) if not pod_facts.is_terminal(p)]
     deadline = asyncio.get_running_loop().time() + 5
     while len(history.pods) < len(current):
         assert asyncio.get_running_loop().time() < deadline, "the pod watch did not start"
@@ -269,7 +270,7 @@ async def test_rolling_update_keeps_within_surge_and_availability(
         async def check() -> str | None:
             pods = [p for p in await plane.pods("app=web") if live(p)]
             now = datetime.now(UTC)
-            available = sum(1 for p in pods if podutil.is_available(p, 1, now))
+            available = sum(1 for p in pods if replicas.is_available(p, 1, now))
             if len(pods) > 4 + 1:
                 return f"{len(pods)} pods > replicas + maxSurge"
             if available < 4 - 1:
@@ -363,7 +364,7 @@ async def test_crash_looping_template_exceeds_progress_deadline(
         assert old.metadata.name == first.metadata.name and old.spec.replicas == 2
         old_pods = [p for p in await plane.pods(f"{HASH}={old.metadata.labels[HASH]}")
                     if live(p)]
-        assert len(old_pods) == 2 and all(podutil.is_ready(p) for p in old_pods)
+        assert len(old_pods) == 2 and all(pod_facts.is_ready(p) for p in old_pods)
         available = condition(d, "Available")
         assert available is not None and available.status == "True"
         assert d.status.updated_replicas == 1 and d.status.available_replicas == 2

@@ -17,8 +17,8 @@ from fixtures.cli import ENV, Cli
 from fixtures.simcluster import ControlPlane, control_plane
 from google.protobuf.message import Message
 
-from controllers.garbagecollector import FOREGROUND_FINALIZER, GarbageCollector
-from controllers.podcontrol import owner_reference
+from controllers.common.podcontrol import owner_reference
+from controllers.gc.garbagecollector import FOREGROUND_FINALIZER, GarbageCollector
 from skiff.api import kinds
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors

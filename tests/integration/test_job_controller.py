@@ -15,8 +15,11 @@ from typing import Any
 import pytest
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 
-from controllers.context import ControllerContext
-from controllers.job import JOB_TRACKING_FINALIZER, JobController, TTLAfterFinishedController
+from controllers.common.context import ControllerContext
+from controllers.common.jobs import JOB_TRACKING_FINALIZER
+from controllers.workloads.job import JobController
+from controllers.workloads.joborphans import JobOrphanPodController
+from controllers.workloads.ttlafterfinished import TTLAfterFinishedController
 from skiff.api import defaults
 from skiff.api.v1 import batch_pb2, core_pb2
 from skiff.client import errors
@@ -324,7 +327,7 @@ async def test_parallelism_zero_runs_nothing(sim_cluster: SimCluster) -> None:
 
 
 async def test_ttl_after_finished_removes_the_job_and_its_pods(sim_cluster: SimCluster) -> None:
-    from controllers.garbagecollector import GarbageCollector
+    from controllers.gc.garbagecollector import GarbageCollector
 
     async with control_plane(sim_cluster, JobController, TTLAfterFinishedController,
                              GarbageCollector) as plane:
@@ -351,7 +354,7 @@ async def test_ttl_after_finished_removes_the_job_and_its_pods(sim_cluster: SimC
 @pytest.mark.parametrize("propagation", ["Background", "Foreground"])
 async def test_a_job_deleted_while_running_lets_its_pods_go(sim_cluster: SimCluster,
                                                            propagation: str) -> None:
-    from controllers.garbagecollector import GarbageCollector
+    from controllers.gc.garbagecollector import GarbageCollector
 
     async with control_plane(sim_cluster, JobController, GarbageCollector) as plane:
         await create_job(plane, job_spec("doomed", "sleep 3600", parallelism=2, completions=2))
@@ -461,3 +464,24 @@ async def test_a_restart_between_the_counting_writes_counts_each_pod_once(
         assert all(JOB_TRACKING_FINALIZER not in p.metadata.finalizers for p in pods)
         assert await plane.wait_events("Completed", "twice") == ["Job completed"]
         assert not await plane.event_messages("TooManySucceededPods", "twice")
+
+
+async def test_an_orphan_pod_with_the_tracking_finalizer_is_released(
+        sim_cluster: SimCluster) -> None:
+    async with control_plane(sim_cluster, JobController, JobOrphanPodController,
+                             scheduler=False) as plane:
+        # A pod no Job controls or may adopt (as after a Job deleted with orphan
+        # propagation) would keep its finalizer forever.
+        pod = core_pb2.Pod()
+        pod.metadata.name, pod.metadata.namespace = "lost", plane.namespace
+        pod.metadata.labels["app"] = "nobody"
+        pod.metadata.finalizers.append(JOB_TRACKING_FINALIZER)
+        pod.spec.containers.add(name="main", image="busybox")
+        await plane.client.create(pod)
+
+        async def released() -> bool:
+            found = await plane.client.get(core_pb2.Pod, "lost", plane.namespace)
+            return JOB_TRACKING_FINALIZER not in found.metadata.finalizers
+        await plane.until(released, 10, "the orphan's finalizer removed")
+        with contextlib.suppress(errors.NotFound):
+            await plane.client.delete(core_pb2.Pod, "lost", plane.namespace, grace_period=0)

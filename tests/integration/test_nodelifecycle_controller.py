@@ -24,9 +24,9 @@ from fixtures.apiserver import ApiServerProcess
 from fixtures.kubelet import KubeletProcess
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane, sim_kubelets
 
-from controllers import podutil
-from controllers.nodelifecycle import NodeLifecycleController
-from controllers.podgc import PodGCController
+from controllers.nodes.nodelifecycle import NodeLifecycleController
+from controllers.nodes.podgc import PodGCController
+from skiff.api import pods as pod_facts
 from skiff.api.v1 import coordination_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -117,7 +117,7 @@ async def test_dead_kubelet_node_goes_unknown_and_its_pods_are_evicted(
 
         async def all_ready() -> bool:
             pods = await plane.pods()
-            return len(pods) == 4 and all(podutil.is_ready(p) for p in pods)
+            return len(pods) == 4 and all(pod_facts.is_ready(p) for p in pods)
         await plane.until(all_ready, 15, "the pods running on the extra node")
         node = await plane.client.get(core_pb2.Node, node_name)
         assert not any(k == UNREACHABLE for k, _ in taint_keys(node))
@@ -156,7 +156,7 @@ async def test_dead_kubelet_node_goes_unknown_and_its_pods_are_evicted(
         await plane.until(eviction_events, 5, "TaintManagerEviction events")
         now_pod = await get_pod(plane, "now")
         assert now_pod is not None
-        disruption = podutil.condition(now_pod, "DisruptionTarget")
+        disruption = pod_facts.condition(now_pod, "DisruptionTarget")
         assert disruption is not None and disruption.reason == "DeletionByTaintManager"
 
         # The others stay, but no longer count as ready; events say why.
@@ -166,7 +166,7 @@ async def test_dead_kubelet_node_goes_unknown_and_its_pods_are_evicted(
 
         async def marked_not_ready() -> bool:
             pods = [await get_pod(plane, n) for n in ("forever", "default")]
-            return all(p is not None and not podutil.is_ready(p) for p in pods)
+            return all(p is not None and not pod_facts.is_ready(p) for p in pods)
         await plane.until(marked_not_ready, 5, "the staying pods marked not ready")
 
         async def node_not_ready_events() -> bool:
@@ -194,7 +194,7 @@ async def test_dead_kubelet_node_goes_unknown_and_its_pods_are_evicted(
         async def settled() -> bool:
             pods = {p.metadata.name: p for p in await plane.pods()}
             return (set(pods) == {"forever", "default"}
-                    and all(podutil.is_ready(p) for p in pods.values()))
+                    and all(pod_facts.is_ready(p) for p in pods.values()))
         await plane.until(settled, 15, "evicted pods gone, the others ready again")
 
         for pod in await plane.pods():  # gone before the kubelet is
@@ -289,7 +289,7 @@ async def test_pods_of_a_deleted_node_are_collected_after_the_quarantine(
 
 async def test_a_replica_set_replaces_its_pods_evicted_from_a_dead_node(
         sim_cluster: SimCluster, tmp_path: Path) -> None:
-    from controllers.replicaset import ReplicaSetController
+    from controllers.workloads.replicaset import ReplicaSetController
     from skiff.api.v1 import apps_pb2
 
     async with (extra_kubelet(sim_cluster, tmp_path / "doomed") as kubelet,
@@ -309,7 +309,7 @@ async def test_a_replica_set_replaces_its_pods_evicted_from_a_dead_node(
         async def running_on(nodes: set[str]) -> list[core_pb2.Pod]:
             pods = [p for p in await plane.pods() if not p.metadata.HasField(
                 "deletion_timestamp")]
-            ok = len(pods) == 4 and all(podutil.is_ready(p) and p.spec.node_name in nodes
+            ok = len(pods) == 4 and all(pod_facts.is_ready(p) and p.spec.node_name in nodes
                                         for p in pods)
             return pods if ok else []
 

@@ -11,9 +11,9 @@ from typing import Any
 from fixtures.simcluster import ControlPlane, SimCluster, control_plane
 from google.protobuf.message import Message
 
-from controllers import podutil
-from controllers.context import ControllerContext
-from controllers.replicaset import ReplicaSetController
+from controllers.common.context import ControllerContext
+from controllers.workloads.replicaset import ReplicaSetController
+from skiff.api import pods as pod_facts
 from skiff.api.v1 import apps_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client, WatchEvent, kind_of
@@ -53,7 +53,7 @@ async def scale(plane: ControlPlane, name: str, replicas: int) -> None:
 
 
 async def active_pods(plane: ControlPlane, app: str) -> list[core_pb2.Pod]:
-    return [p for p in await plane.pods(f"app={app}") if podutil.is_active(p)]
+    return [p for p in await plane.pods(f"app={app}") if pod_facts.is_active(p)]
 
 
 def owned_by(pod: core_pb2.Pod, rs: apps_pb2.ReplicaSet) -> bool:
@@ -187,7 +187,7 @@ async def test_relabelled_pod_is_released_and_replaced(sim_cluster: SimCluster) 
         await plane.until(replaced, 10, "a replacement pod")
         rs = await wait_ready(plane, "web", 2)
         kept = await plane.client.get(core_pb2.Pod, name, plane.namespace)
-        assert podutil.is_active(kept) and not owned_by(kept, rs)
+        assert pod_facts.is_active(kept) and not owned_by(kept, rs)
 
 
 async def test_min_ready_seconds_delays_availability(sim_cluster: SimCluster) -> None:
@@ -203,7 +203,7 @@ async def test_min_ready_seconds_delays_availability(sim_cluster: SimCluster) ->
         # Nothing changes on the pods from now on: the controller has to come back by
         # itself once each has been ready for two seconds.
         rs = await wait_ready(plane, "web", 2, timeout=6)
-        ready_since = [podutil.condition(p, "Ready").last_transition_time  # type: ignore[union-attr]
+        ready_since = [pod_facts.condition(p, "Ready").last_transition_time  # type: ignore[union-attr]
                        .ToDatetime(tzinfo=UTC) for p in await active_pods(plane, "web")]
         assert (datetime.now(UTC) - max(ready_since)).total_seconds() >= 2.0
 
@@ -218,7 +218,7 @@ async def test_crash_looping_pod_stays_owned(sim_cluster: SimCluster) -> None:
             restarts = [s.restart_count for p in pods for s in p.status.container_statuses]
             return pods[0] if len(pods) == 1 and restarts and restarts[0] >= 1 else None
         pod = await plane.until(restarted, 15, "the container restarted")
-        assert owned_by(pod, rs) and podutil.is_active(pod)
+        assert owned_by(pod, rs) and pod_facts.is_active(pod)
         assert len(await plane.pods("app=crash")) == 1
         assert len(await plane.events("SuccessfulCreate")) == 1
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controllers.cron import (
+from controllers.common.cron import (
     Missed,
     ScheduleError,
     job_name_for,
@@ -254,7 +254,7 @@ def test_job_names_are_the_minute_since_the_epoch() -> None:
 
 
 def test_the_job_of_a_run_carries_its_scheduled_time_in_the_cronjobs_zone() -> None:
-    from controllers.cronjob import SCHEDULED_TIMESTAMP_ANNOTATION, job_from_template
+    from controllers.workloads.cronjob import SCHEDULED_TIMESTAMP_ANNOTATION, job_from_template
     from skiff.api.v1 import batch_pb2
 
     cj = batch_pb2.CronJob()

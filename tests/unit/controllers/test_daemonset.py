@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controllers.daemonset import (
+from controllers.workloads.daemonset import (
     REVISION_HASH_LABEL,
-    FailedPodBackoff,
     NodeFit,
     add_daemon_tolerations,
     daemon_set_counts,
@@ -19,13 +18,14 @@ from controllers.daemonset import (
     max_unavailable,
     plan_node,
     rolling_update,
-    scaled_value,
     set_node_affinity,
     target_node_name,
     template_hash,
 )
+from skiff.api.intstr import scaled_value
 from skiff.api.scheduling import CompiledAffinity
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
+from skiff.client.backoff import Backoff
 from skiff.client.clock import FakeClock
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -220,9 +220,17 @@ def int_or_string(value: int | str) -> meta_pb2.IntOrString:
 
 @pytest.mark.parametrize(("value", "total", "round_up", "want"), [
     (2, 10, True, 2), ("25%", 10, True, 3), ("25%", 10, False, 2), ("100%", 3, True, 3),
-    ("0%", 5, True, 0), ("bad%", 5, True, 0)])
+    ("0%", 5, True, 0)])
 def test_scaled_value(value: int | str, total: int, round_up: bool, want: int) -> None:
     assert scaled_value(int_or_string(value), total, round_up=round_up) == want
+
+
+@pytest.mark.parametrize("bad", ["bad%", "5"])
+def test_a_malformed_bound_counts_as_zero(bad: str) -> None:
+    # Validation refuses these; a DaemonSet that has one anyway is not a crash.
+    assert max_surge(make_ds(unavailable=0, surge=bad), 5) == 0
+    assert max_unavailable(make_ds(unavailable=bad, surge=1), 5) == 0
+    assert max_unavailable(make_ds(unavailable=bad, surge=0), 5) == 1  # must progress
 
 
 def test_update_bounds() -> None:
@@ -389,7 +397,7 @@ def test_counts_look_at_the_oldest_pod_of_a_node() -> None:
 
 async def test_failed_pod_backoff_doubles_and_resets() -> None:
     clock = FakeClock()
-    backoff = FailedPodBackoff(clock, initial=1.0, maximum=8.0)
+    backoff = Backoff(1.0, 8.0, clock=clock)  # as the controller builds it
     assert backoff.remaining("k") == 0
     backoff.next("k")
     assert backoff.remaining("k") == pytest.approx(1.0)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 
-from controllers.context import ControllerContext
-from controllers.garbagecollector import (
+from controllers.common.context import ControllerContext
+from controllers.gc.garbagecollector import (
     FOREGROUND_FINALIZER,
     ORPHAN_FINALIZER,
     Classification,

@@ -9,13 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.job import (
-    JOB_TRACKING_FINALIZER,
+from controllers.common.jobs import JOB_TRACKING_FINALIZER, finished_condition
+from controllers.workloads.job import (
+    DEFAULT_BACKOFF_BASE,
+    MAX_BACKOFF,
     BackoffRecord,
-    backoff_delay,
     count_released,
-    finish_time,
-    finished_condition,
     is_complete,
     is_pod_failed,
     new_finished_pods,
@@ -27,7 +26,9 @@ from controllers.job import (
     uncounted_total,
     want_active,
 )
+from controllers.workloads.ttlafterfinished import finish_time
 from skiff.api.v1 import batch_pb2, core_pb2
+from skiff.client.backoff import exponential_delay
 
 T0 = datetime(2024, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -73,6 +74,12 @@ def test_complete(completions: int | None, succeeded: int, active: int, done: bo
 
 
 # ---- back-off ----
+
+
+def backoff_delay(failures: int, base: float = DEFAULT_BACKOFF_BASE,
+                  cap: float = MAX_BACKOFF) -> float:
+    """The Job's wait before replacing a pod after `failures` failures in a row."""
+    return exponential_delay(failures, base, cap)
 
 
 def test_backoff_doubles_from_ten_seconds_to_six_minutes() -> None:

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controllers.nodelifecycle import (
+from controllers.nodes.nodelifecycle import (
     NodeHealth,
     eviction_delay,
     mark_unknown,
     observe,
     reconcile_taints,
 )
-from controllers.podgc import ORPHANED, OUT_OF_SERVICE, UNSCHEDULED_TERMINATING, gc_reason
+from controllers.nodes.podgc import ORPHANED, OUT_OF_SERVICE, UNSCHEDULED_TERMINATING, gc_reason
 from skiff.api.v1 import coordination_pb2, core_pb2
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

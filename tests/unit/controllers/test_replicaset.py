@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from google.protobuf.message import Message
 
-from controllers.context import ControllerContext
-from controllers.replicaset import (
+from controllers.common.context import ControllerContext
+from controllers.workloads.replicaset import (
     REPLICA_FAILURE,
     ReplicaSetController,
     calculate_status,

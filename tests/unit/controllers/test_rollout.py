@@ -1,4 +1,4 @@
-"""Rollout arithmetic and bookkeeping (controllers.rollout), against Kubernetes' rules and
+"""Rollout arithmetic and bookkeeping (controllers.common.rollout), against Kubernetes' rules and
 the cases of Kubernetes' own deployment controller tests."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controllers import rollout
-from controllers.rollout import (
+from controllers.common import rollout
+from controllers.common.rollout import (
     DESIRED_REPLICAS_ANNOTATION,
     MAX_REPLICAS_ANNOTATION,
     POD_TEMPLATE_HASH_LABEL,

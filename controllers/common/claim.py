@@ -17,9 +17,11 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from controllers.podcontrol import owner_reference
+from controllers.common.podcontrol import owner_reference
 from skiff.api import kinds
+from skiff.api.meta import meta
 from skiff.api.selectors import LabelSelector, label_selector_from_proto_like
+from skiff.api.v1 import meta_pb2
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -34,9 +36,9 @@ def selector_of(obj: Any) -> LabelSelector:
     return label_selector_from_proto_like(selector.match_labels, selector.match_expressions)
 
 
-def controller_of(obj: Message) -> Any | None:
+def controller_of(obj: Message) -> meta_pb2.OwnerReference | None:
     """The object's ownerReference with controller=true, if any."""
-    for ref in obj.metadata.owner_references:  # type: ignore[attr-defined]
+    for ref in meta(obj).owner_references:
         if ref.controller:
             return ref
     return None
@@ -47,24 +49,24 @@ async def claim(client: Client, owner: Message, selector: LabelSelector,
     """The objects `owner` controls after adopting and releasing as the rules say.
     Objects adopted or released are written back; a conflict or a vanished object is
     skipped (its informer event brings the owner back to look again)."""
-    meta = owner.metadata  # type: ignore[attr-defined]
-    owner_deleting = meta.HasField("deletion_timestamp")
+    owner_meta = meta(owner)
+    owner_deleting = owner_meta.HasField("deletion_timestamp")
     owned: list[M] = []
     fresh_owner_checked: bool | None = None
     for obj in candidates:
         ref = controller_of(obj)
-        matches = selector.matches(obj.metadata.labels)  # type: ignore[attr-defined]
+        obj_meta = meta(obj)
+        matches = selector.matches(obj_meta.labels)
         if ref is not None:
-            if ref.uid != meta.uid:
+            if ref.uid != owner_meta.uid:
                 continue  # another controller's
             if matches or owner_deleting:
                 owned.append(obj)
                 continue
             with contextlib.suppress(errors.Conflict, errors.NotFound):
-                await client.update(_without_owner(obj, meta.uid))
+                await client.update(_without_owner(obj, owner_meta.uid))
             continue
-        if (not matches or owner_deleting
-                or obj.metadata.HasField("deletion_timestamp")):  # type: ignore[attr-defined]
+        if not matches or owner_deleting or obj_meta.HasField("deletion_timestamp"):
             continue
         if fresh_owner_checked is None:
             fresh_owner_checked = await _owner_is_current(client, owner)
@@ -79,27 +81,28 @@ async def claim(client: Client, owner: Message, selector: LabelSelector,
 
 
 async def _owner_is_current(client: Client, owner: Message) -> bool:
-    meta = owner.metadata  # type: ignore[attr-defined]
+    owner_meta = meta(owner)
     try:
-        fresh = await client.get(kinds.by_message(owner).kind, meta.name, meta.namespace)
+        fresh = await client.get(kinds.by_message(owner).kind, owner_meta.name,
+                                 owner_meta.namespace)
     except errors.NotFound:
         return False
-    fresh_meta = fresh.metadata  # type: ignore[attr-defined]
-    return bool(fresh_meta.uid == meta.uid and not fresh_meta.HasField("deletion_timestamp"))
+    fresh_meta = meta(fresh)
+    return fresh_meta.uid == owner_meta.uid and not fresh_meta.HasField("deletion_timestamp")
 
 
 def _with_owner(obj: M, owner: Message) -> M:
     copy = type(obj)()
     copy.CopyFrom(obj)
-    copy.metadata.owner_references.append(owner_reference(owner))  # type: ignore[attr-defined]
+    meta(copy).owner_references.append(owner_reference(owner))
     return copy
 
 
 def _without_owner(obj: M, owner_uid: str) -> M:
     copy = type(obj)()
     copy.CopyFrom(obj)
-    refs = [r for r in copy.metadata.owner_references  # type: ignore[attr-defined]
-            if r.uid != owner_uid]
-    del copy.metadata.owner_references[:]  # type: ignore[attr-defined]
-    copy.metadata.owner_references.extend(refs)  # type: ignore[attr-defined]
+    refs = meta(copy).owner_references
+    kept = [r for r in refs if r.uid != owner_uid]
+    del refs[:]
+    refs.extend(kept)
     return copy

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controllers.claim import controller_of, selector_of
-from controllers.expectations import Expectations
+from controllers.common.claim import controller_of, selector_of
+from controllers.common.expectations import Expectations
 from skiff.api.selectors import LabelSelector, SelectorError
 from skiff.api.v1 import core_pb2
 from skiff.client.controller import Controller

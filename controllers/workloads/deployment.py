@@ -17,7 +17,7 @@ Progress is reported in the Progressing condition, which turns False
 (ProgressDeadlineExceeded) once no progress was made for progressDeadlineSeconds; the
 controller looks again when that deadline passes, without waiting for an event. Old
 ReplicaSets beyond revisionHistoryLimit are deleted once they are empty. All arithmetic
-lives in controllers.rollout; this module reads the caches and writes.
+lives in controllers.common.rollout; this module reads the caches and writes.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
-from controllers import rollout
-from controllers.claim import claim, controller_of, selector_of
-from controllers.context import ControllerContext
-from controllers.podcontrol import namespace_terminating, owner_reference
-from controllers.rollout import Scaling
+from controllers.common import rollout
+from controllers.common.claim import claim, controller_of, selector_of
+from controllers.common.context import ControllerContext
+from controllers.common.podcontrol import namespace_terminating, owner_reference
+from controllers.common.rollout import Scaling
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.controller import Controller
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 # Looked at again this long after the progress deadline passes, so the recheck never
 # lands a hair before it and finds the deployment not yet late.
 _DEADLINE_SLACK = 0.25
-
-# The apiserver's refusal to create in a namespace being deleted: nothing to retry.
 
 
 @dataclass

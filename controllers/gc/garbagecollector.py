@@ -33,12 +33,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from controllers.context import ControllerContext
+from controllers.common.context import ControllerContext
 from skiff.api import kinds
+from skiff.api.meta import meta
 from skiff.api.v1 import meta_pb2
 from skiff.client import errors
 from skiff.client.controller import Controller
@@ -65,6 +66,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
 
 FOREGROUND_FINALIZER = "foregroundDeletion"
 ORPHAN_FINALIZER = "orphan"
@@ -134,16 +137,16 @@ Action = Keep | RemoveOwnerReferences | Delete
 
 
 def being_deleted(obj: Message) -> bool:
-    return obj.metadata.HasField("deletion_timestamp")  # type: ignore[attr-defined, no-any-return]
+    return meta(obj).HasField("deletion_timestamp")
 
 
 def is_deleting_dependents(obj: Message) -> bool:
     """Being deleted in the foreground: the owner waits for its dependents."""
-    return being_deleted(obj) and FOREGROUND_FINALIZER in obj.metadata.finalizers  # type: ignore[attr-defined]
+    return being_deleted(obj) and FOREGROUND_FINALIZER in meta(obj).finalizers
 
 
 def is_orphaning(obj: Message) -> bool:
-    return being_deleted(obj) and ORPHAN_FINALIZER in obj.metadata.finalizers  # type: ignore[attr-defined]
+    return being_deleted(obj) and ORPHAN_FINALIZER in meta(obj).finalizers
 
 
 def owner_state(owner: Message) -> OwnerState:
@@ -185,7 +188,7 @@ def decide(obj: Message, found: Classification, *, has_dependents: bool,
       so its own dependents go first;
     * otherwise no owner remains: delete it, honouring a finalizer it already carries.
     """
-    if found.invalid or not obj.metadata.owner_references:  # type: ignore[attr-defined]
+    if found.invalid or not meta(obj).owner_references:
         return Keep()
     if found.solid:
         gone = found.dangling + found.waiting
@@ -194,7 +197,7 @@ def decide(obj: Message, found: Classification, *, has_dependents: bool,
         # A dependent that itself waits on this object could be waiting on us in a
         # cycle; making our references non-blocking lets the owner go regardless.
         return Delete("Foreground", unblock=a_dependent_deletes_dependents)
-    finalizers = obj.metadata.finalizers  # type: ignore[attr-defined]
+    finalizers = meta(obj).finalizers
     if ORPHAN_FINALIZER in finalizers:
         return Delete("Orphan")
     if FOREGROUND_FINALIZER in finalizers:
@@ -205,37 +208,39 @@ def decide(obj: Message, found: Classification, *, has_dependents: bool,
 def blocks_owner(dependent: Message, owner_uid: str) -> bool:
     """Whether the dependent's reference to the owner has blockOwnerDeletion=true."""
     return any(ref.uid == owner_uid and ref.block_owner_deletion
-               for ref in dependent.metadata.owner_references)  # type: ignore[attr-defined]
+               for ref in meta(dependent).owner_references)
 
 
-def _copy(obj: Message) -> Any:
+def _copy(obj: M) -> M:
     copy = type(obj)()
     copy.CopyFrom(obj)
     return copy
 
 
-def without_owner_references(obj: Message, uids: Iterable[str]) -> Any:
+def without_owner_references(obj: M, uids: Iterable[str]) -> M:
     """A copy of the object without its references to these owner uids."""
     drop = set(uids)
     copy = _copy(obj)
-    keep = [ref for ref in copy.metadata.owner_references if ref.uid not in drop]
-    del copy.metadata.owner_references[:]
-    copy.metadata.owner_references.extend(keep)
+    refs = meta(copy).owner_references
+    keep = [ref for ref in refs if ref.uid not in drop]
+    del refs[:]
+    refs.extend(keep)
     return copy
 
 
-def without_finalizer(obj: Message, finalizer: str) -> Any:
+def without_finalizer(obj: M, finalizer: str) -> M:
     copy = _copy(obj)
-    keep = [f for f in copy.metadata.finalizers if f != finalizer]
-    del copy.metadata.finalizers[:]
-    copy.metadata.finalizers.extend(keep)
+    finalizers = meta(copy).finalizers
+    keep = [f for f in finalizers if f != finalizer]
+    del finalizers[:]
+    finalizers.extend(keep)
     return copy
 
 
-def with_unblocked_references(obj: Message) -> Any:
+def with_unblocked_references(obj: M) -> M:
     """A copy whose references no longer block their owners' foreground deletion."""
     copy = _copy(obj)
-    for ref in copy.metadata.owner_references:
+    for ref in meta(copy).owner_references:
         if ref.block_owner_deletion:
             ref.block_owner_deletion = False
     return copy
@@ -274,7 +279,7 @@ class GarbageCollector(Controller):
 
     def _updater(self, kind: kinds.Kind) -> Callable[[Message, Message], None]:
         def on_update(old: Message, new: Message) -> None:
-            om, nm = old.metadata, new.metadata  # type: ignore[attr-defined]
+            om, nm = meta(old), meta(new)
             if om.uid != nm.uid:
                 # Deleted and recreated between two lists: for the graph, two events.
                 self._on_delete(kind, old)
@@ -301,34 +306,34 @@ class GarbageCollector(Controller):
 
     def _enqueue_if_pending(self, kind: kinds.Kind, obj: Message) -> None:
         """Enqueues an object that has owners to check or a deletion mode to carry out."""
-        meta = obj.metadata  # type: ignore[attr-defined]
-        if meta.owner_references or is_deleting_dependents(obj) or is_orphaning(obj):
+        obj_meta = meta(obj)
+        if obj_meta.owner_references or is_deleting_dependents(obj) or is_orphaning(obj):
             self.enqueue_key(self._key(kind, obj))
 
     def _enqueue_owners(self, obj: Message) -> None:
-        meta = obj.metadata  # type: ignore[attr-defined]
-        for ref in meta.owner_references:
+        obj_meta = meta(obj)
+        for ref in obj_meta.owner_references:
             if ref.kind not in self._informers:
                 continue
-            namespace = owner_namespace(meta.namespace, kinds.by_kind(ref.kind))
+            namespace = owner_namespace(obj_meta.namespace, kinds.by_kind(ref.kind))
             if namespace is not None:
                 self.enqueue_key(item_key(ref.kind, namespace, ref.name))
 
     @staticmethod
     def _key(kind: kinds.Kind, obj: Message) -> str:
-        meta = obj.metadata  # type: ignore[attr-defined]
-        return item_key(kind.kind, meta.namespace, meta.name)
+        obj_meta = meta(obj)
+        return item_key(kind.kind, obj_meta.namespace, obj_meta.name)
 
     # ---- the graph ----
 
     def _dependents(self, kind: kinds.Kind, owner: Message) -> list[tuple[kinds.Kind, Message]]:
         """Every cached object whose references name the owner's uid, leaving out
         references from other namespaces (invalid: they cannot mean this owner)."""
-        meta = owner.metadata  # type: ignore[attr-defined]
+        owner_meta = meta(owner)
         found = []
         for dep_kind_name, informer in self._informers.items():
-            for dep in informer.store.by_index(INDEX_OWNER_UID, meta.uid):
-                if kind.namespaced and dep.metadata.namespace != meta.namespace:
+            for dep in informer.store.by_index(INDEX_OWNER_UID, owner_meta.uid):
+                if kind.namespaced and dep.metadata.namespace != owner_meta.namespace:
                     continue
                 found.append((kinds.by_kind(dep_kind_name), dep))
         return found
@@ -356,7 +361,7 @@ class GarbageCollector(Controller):
             await self._collect(kind, obj)
 
     async def _collect(self, kind: kinds.Kind, obj: Message) -> None:
-        refs = list(obj.metadata.owner_references)  # type: ignore[attr-defined]
+        refs = list(meta(obj).owner_references)
         states = [await self._owner_state(obj, ref) for ref in refs]
         found = classify(refs, states)
         dependents = self._dependents(kind, obj) if found.waiting and not found.solid else []
@@ -387,9 +392,9 @@ class GarbageCollector(Controller):
         except kinds.UnknownKindError:
             # An owner we cannot look up is never assumed gone.
             log.debug("garbage collector: %s names an owner of unknown kind %s",
-                      dependent.metadata.name, ref.kind)  # type: ignore[attr-defined]
+                      meta(dependent).name, ref.kind)
             return OwnerState.SOLID
-        namespace = owner_namespace(dependent.metadata.namespace, owner_kind)  # type: ignore[attr-defined]
+        namespace = owner_namespace(meta(dependent).namespace, owner_kind)
         if namespace is None:
             return OwnerState.INVALID
         absent_key = (ref.kind, namespace, ref.name, ref.uid)
@@ -406,7 +411,7 @@ class GarbageCollector(Controller):
             live = await self.client.get(owner_kind, ref.name, namespace)
         except errors.NotFound:
             live = None
-        if live is None or live.metadata.uid != ref.uid:  # type: ignore[attr-defined]
+        if live is None or meta(live).uid != ref.uid:
             self._remember_absent(absent_key)
             return OwnerState.ABSENT
         return owner_state(live)
@@ -419,7 +424,7 @@ class GarbageCollector(Controller):
 
     async def _delete_dependents(self, kind: kinds.Kind, owner: Message) -> None:
         """Foreground deletion: the owner goes once no blocking dependent is left."""
-        uid = owner.metadata.uid  # type: ignore[attr-defined]
+        uid = meta(owner).uid
         dependents = self._dependents(kind, owner)
         if not any(blocks_owner(dep, uid) for _, dep in dependents):
             log.info("garbage collector: removing the %s finalizer from %s: no blocking "
@@ -435,7 +440,7 @@ class GarbageCollector(Controller):
 
     async def _orphan_dependents(self, kind: kinds.Kind, owner: Message) -> None:
         """Orphan deletion: dependents lose their reference, then the owner may go."""
-        uid = owner.metadata.uid  # type: ignore[attr-defined]
+        uid = meta(owner).uid
         owner_key = self._key(kind, owner)
         for dep_kind, dep in self._dependents(kind, owner):
             log.info("garbage collector: orphaning %s: removing its ownerReference to %s",
@@ -467,7 +472,7 @@ class GarbageCollector(Controller):
         live = await self._live(kind, obj)
         if live is None:
             return
-        if list(live.metadata.owner_references) != list(obj.metadata.owner_references):  # type: ignore[attr-defined]
+        if list(meta(live).owner_references) != list(meta(obj).owner_references):
             raise errors.Conflict(f"{self._key(kind, obj)} changed its ownerReferences "
                                   "meanwhile; deciding again")
         changed = change(live)
@@ -481,10 +486,11 @@ class GarbageCollector(Controller):
         """Deletes the object the decision was made on: same uid and, unless only its
         status moved on meanwhile, same version (so an object adopted by a new owner in
         between is spared)."""
-        meta = obj.metadata  # type: ignore[attr-defined]
+        obj_meta = meta(obj)
         try:
-            await self.client.delete(kind, meta.name, meta.namespace, propagation=propagation,
-                                     uid=meta.uid, resource_version=meta.resource_version)
+            await self.client.delete(kind, obj_meta.name, obj_meta.namespace,
+                                     propagation=propagation, uid=obj_meta.uid,
+                                     resource_version=obj_meta.resource_version)
             return
         except errors.NotFound:
             return
@@ -493,20 +499,20 @@ class GarbageCollector(Controller):
         live = await self._live(kind, obj)
         if live is None:
             return
-        if list(live.metadata.owner_references) != list(meta.owner_references):  # type: ignore[attr-defined]
+        if list(meta(live).owner_references) != list(obj_meta.owner_references):
             raise errors.Conflict(f"{self._key(kind, obj)} changed its ownerReferences "
                                   "meanwhile; deciding again")
         try:
-            await self.client.delete(kind, meta.name, meta.namespace, propagation=propagation,
-                                     uid=meta.uid)
+            await self.client.delete(kind, obj_meta.name, obj_meta.namespace,
+                                     propagation=propagation, uid=obj_meta.uid)
         except errors.NotFound:
             return
 
     async def _live(self, kind: kinds.Kind, obj: Message) -> Message | None:
         """The object as the apiserver has it now; None when gone or replaced."""
-        meta = obj.metadata  # type: ignore[attr-defined]
+        obj_meta = meta(obj)
         try:
-            live = await self.client.get(kind, meta.name, meta.namespace)
+            live = await self.client.get(kind, obj_meta.name, obj_meta.namespace)
         except errors.NotFound:
             return None
-        return live if live.metadata.uid == meta.uid else None  # type: ignore[attr-defined]
+        return live if meta(live).uid == obj_meta.uid else None

@@ -33,17 +33,18 @@ revision number, and ``revisionHistoryLimit`` and ``collisionCount`` are not use
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from controllers import podutil
-from controllers.claim import claim
-from controllers.context import ControllerContext
-from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl
-from controllers.podowners import PodOwnerEvents, usable_selector
+from controllers.common.claim import claim
+from controllers.common.context import ControllerContext
+from controllers.common.expectations import Expectations
+from controllers.common.podcontrol import PodControl
+from controllers.common.podowners import PodOwnerEvents, usable_selector
+from controllers.common.replicas import is_available
+from skiff.api.intstr import scaled_value
+from skiff.api.pods import FAILED, SUCCEEDED, is_ready
 from skiff.api.scheduling import (
     NO_EXECUTE,
     NO_SCHEDULE,
@@ -61,7 +62,7 @@ from skiff.api.scheduling import (
 from skiff.api.selectors import LabelSelector
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
-from skiff.client.clock import Clock
+from skiff.client.backoff import Backoff
 from skiff.client.controller import Controller
 from skiff.client.informer import INDEX_NAMESPACE, object_key
 
@@ -70,7 +71,6 @@ __all__ = [
     "REVISION_HASH_LABEL",
     "DaemonSetController",
     "DaemonSetCounts",
-    "FailedPodBackoff",
     "NodeFit",
     "NodePlan",
     "add_daemon_tolerations",
@@ -79,7 +79,6 @@ __all__ = [
     "max_unavailable",
     "plan_node",
     "rolling_update",
-    "scaled_value",
     "set_node_affinity",
     "target_node_name",
     "template_hash",
@@ -102,8 +101,6 @@ ON_DELETE = "OnDelete"
 # Looked at again this much after a pod should have become available, so that the
 # recheck never lands a hair before the boundary.
 _AVAILABILITY_SLACK = 0.1
-
-# The apiserver's refusal to create in a namespace being deleted (nothing to retry).
 
 
 # --------------------------------------------------------------------------- pod shape
@@ -224,20 +221,13 @@ class NodeFit:
 # --------------------------------------------------------------------------- counting
 
 
-def scaled_value(value: meta_pb2.IntOrString, total: int, *, round_up: bool) -> int:
-    """An IntOrString as a number: an int as is, "N%" as N percent of `total` (rounded
-    up or down). A malformed percentage counts as 0."""
-    if value.WhichOneof("value") != "str_val":
-        return value.int_val
-    text = value.str_val.strip()
+def _scaled(value: meta_pb2.IntOrString, total: int) -> int:
+    """An IntOrString resolved against `total`, rounded up; a value that is not a number
+    or a percentage (validation refuses those) counts as 0."""
     try:
-        percent = int(text[:-1]) if text.endswith("%") else int(text)
+        return scaled_value(value, total, round_up=True)
     except ValueError:
         return 0
-    if not text.endswith("%"):
-        return percent
-    scaled = percent * total / 100
-    return math.ceil(scaled) if round_up else math.floor(scaled)
 
 
 def _rolling(ds: apps_pb2.DaemonSet) -> apps_pb2.RollingUpdateDaemonSet | None:
@@ -252,7 +242,7 @@ def max_surge(ds: apps_pb2.DaemonSet, desired: int) -> int:
     rolling = _rolling(ds)
     if rolling is None or not rolling.HasField("max_surge"):
         return 0
-    return max(0, scaled_value(rolling.max_surge, desired, round_up=True))
+    return max(0, _scaled(rolling.max_surge, desired))
 
 
 def max_unavailable(ds: apps_pb2.DaemonSet, desired: int) -> int:
@@ -261,7 +251,7 @@ def max_unavailable(ds: apps_pb2.DaemonSet, desired: int) -> int:
     rolling = _rolling(ds)
     if rolling is None:
         return 0
-    unavailable = (scaled_value(rolling.max_unavailable, desired, round_up=True)
+    unavailable = (_scaled(rolling.max_unavailable, desired)
                    if rolling.HasField("max_unavailable") else 1)
     if desired > 0 and unavailable <= 0 and max_surge(ds, desired) == 0:
         return 1
@@ -302,9 +292,9 @@ def plan_node(should_run: bool, should_continue: bool, pods: Sequence[core_pb2.P
     for pod in pods:
         if pod.metadata.HasField("deletion_timestamp"):
             continue
-        if pod.status.phase == "Failed":
+        if pod.status.phase == FAILED:
             plan.failed.append(pod)
-        elif pod.status.phase == "Succeeded":
+        elif pod.status.phase == SUCCEEDED:
             plan.succeeded.append(pod)
         else:
             running.append(pod)
@@ -322,8 +312,8 @@ def plan_node(should_run: bool, should_continue: bool, pods: Sequence[core_pb2.P
     oldest_old = next((p for p in running if not _is_updated(p, hash_)), None)
     plan.delete = [p for p in running if p is not oldest_new and p is not oldest_old]
     if oldest_new is not None and oldest_old is not None and (
-            not podutil.is_ready(oldest_old)
-            or podutil.is_available(oldest_new, min_ready_seconds, now)):
+            not is_ready(oldest_old)
+            or is_available(oldest_new, min_ready_seconds, now)):
         plan.delete.append(oldest_old)
     return plan
 
@@ -358,7 +348,7 @@ def rolling_update(node_to_pods: Mapping[str, Sequence[core_pb2.Pod]],
     and every node the set has pods for.
     """
     def available(pod: core_pb2.Pod) -> bool:
-        return podutil.is_available(pod, min_ready_seconds, now)
+        return is_available(pod, min_ready_seconds, now)
 
     if max_surge == 0:
         unavailable = 0
@@ -440,52 +430,13 @@ def daemon_set_counts(nodes: Iterable[core_pb2.Node], fit: NodeFit,
             continue
         current += 1
         pod = min(pods, key=_oldest_first)
-        if podutil.is_ready(pod):
+        if is_ready(pod):
             ready += 1
-            if podutil.is_available(pod, min_ready_seconds, now):
+            if is_available(pod, min_ready_seconds, now):
                 available += 1
         if _is_updated(pod, hash_):
             updated += 1
     return DaemonSetCounts(desired, current, misscheduled, ready, updated, available)
-
-
-# --------------------------------------------------------------------------- back-off
-
-
-class FailedPodBackoff:
-    """Kubernetes' failedPodsBackoff: replacing a failed daemon pod on a node at once the
-    first time, then after 1 s, 2 s, 4 s ... at most 15 minutes, so a pod the node keeps
-    rejecting does not become a hot loop. An entry idle for twice the maximum resets."""
-
-    def __init__(self, clock: Clock, initial: float = FAILED_POD_BACKOFF_INITIAL,
-                 maximum: float = FAILED_POD_BACKOFF_MAX) -> None:
-        self._clock = clock
-        self.initial = initial
-        self.maximum = maximum
-        self._entries: dict[str, tuple[float, float]] = {}  # key -> (delay, last update)
-
-    def remaining(self, key: str) -> float:
-        """Seconds until `key` may act again (0 when it may now)."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return 0.0
-        delay, last = entry
-        return max(0.0, last + delay - self._clock.now())
-
-    def next(self, key: str) -> None:
-        """Records an action for `key`, doubling its delay."""
-        now = self._clock.now()
-        entry = self._entries.get(key)
-        if entry is None or now - entry[1] > 2 * self.maximum:
-            self._entries[key] = (self.initial, now)
-        else:
-            self._entries[key] = (min(entry[0] * 2, self.maximum), now)
-        self._gc(now)
-
-    def _gc(self, now: float) -> None:
-        stale = [k for k, (_, last) in self._entries.items() if now - last > 2 * self.maximum]
-        for key in stale:
-            del self._entries[key]
 
 
 # --------------------------------------------------------------------------- controller
@@ -505,7 +456,9 @@ class DaemonSetController(Controller):
         self.recorder = ctx.recorder("daemonset-controller")
         self.pod_control = PodControl(ctx.client, self.recorder)
         self.expectations = Expectations(ctx.clock)
-        self.failed_backoff = FailedPodBackoff(ctx.clock, initial=failed_pod_backoff)
+        # Kubernetes' failedPodsBackoff, per (set, generation, node).
+        self.failed_backoff = Backoff(failed_pod_backoff, FAILED_POD_BACKOFF_MAX,
+                                      clock=ctx.clock)
 
         self.enqueue_from(self.daemon_sets)
         self.daemon_sets.add_handlers(on_delete=self._daemon_set_deleted)

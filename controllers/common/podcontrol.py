@@ -16,8 +16,9 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from controllers.expectations import Expectations
+from controllers.common.expectations import Expectations
 from skiff.api import kinds
+from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -42,9 +43,9 @@ def namespace_terminating(err: errors.ApiError) -> bool:
 def owner_reference(owner: Message) -> meta_pb2.OwnerReference:
     """A controller reference to `owner` (controller and blockOwnerDeletion set)."""
     kind = kinds.by_message(owner)
-    meta = owner.metadata  # type: ignore[attr-defined]
+    owner_meta = meta(owner)
     return meta_pb2.OwnerReference(api_version=kind.api_version, kind=kind.kind,
-                                   name=meta.name, uid=meta.uid, controller=True,
+                                   name=owner_meta.name, uid=owner_meta.uid, controller=True,
                                    block_owner_deletion=True)
 
 
@@ -57,11 +58,11 @@ class PodControl:
                           generate_name: str | None = None) -> core_pb2.Pod:
         """The pod `owner` would create from `template` (not yet sent); callers may add to
         it (a node name, a label, a finalizer) before `create`."""
-        meta = owner.metadata  # type: ignore[attr-defined]
+        owner_meta = meta(owner)
         pod = core_pb2.Pod()
-        pod.metadata.namespace = meta.namespace
+        pod.metadata.namespace = owner_meta.namespace
         pod.metadata.generate_name = (generate_name if generate_name is not None
-                                      else f"{meta.name}-")
+                                      else f"{owner_meta.name}-")
         pod.metadata.labels.update(template.metadata.labels)
         pod.metadata.annotations.update(template.metadata.annotations)
         pod.metadata.finalizers.extend(template.metadata.finalizers)
@@ -151,7 +152,7 @@ async def slow_start_batch(count: int, call: Callable[[], Awaitable[T]], *,
         outcomes = await asyncio.gather(*(call() for _ in range(batch)),
                                         return_exceptions=True)
         failures = [o for o in outcomes if isinstance(o, BaseException)]
-        done += [o for o in outcomes if not isinstance(o, BaseException)]  # type: ignore[misc]
+        done += [o for o in outcomes if not isinstance(o, BaseException)]
         if failures:
             return done, failures[0]
         remaining -= batch

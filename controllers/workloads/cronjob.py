@@ -28,17 +28,17 @@ from datetime import UTC, datetime, tzinfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.claim import controller_of
-from controllers.context import ControllerContext
-from controllers.cron import (
+from controllers.common.claim import controller_of
+from controllers.common.context import ControllerContext
+from controllers.common.cron import (
     ScheduleError,
     job_name_for,
     next_schedule_time,
     parse_schedule,
     requeue_delay,
 )
-from controllers.job import finished_condition
-from controllers.podcontrol import owner_reference
+from controllers.common.jobs import COMPLETE, FAILED, finished_condition
+from controllers.common.podcontrol import owner_reference
 from skiff.api.v1 import batch_pb2
 from skiff.api.validation.cron import validate_time_zone
 from skiff.client import errors
@@ -170,7 +170,7 @@ class CronJobController(Controller):
                 self.recorder.event(cronjob, "Normal", "SawCompletedJob",
                                     f"Saw completed job: {job.metadata.name}, "
                                     f"status: {finished}")
-            if finished == "Complete" and job.status.HasField("completion_time"):
+            if finished == COMPLETE and job.status.HasField("completion_time"):
                 done = job.status.completion_time
                 if (not status.HasField("last_successful_time")
                         or _dt(done) > _dt(status.last_successful_time)):
@@ -192,9 +192,9 @@ class CronJobController(Controller):
                                 status: batch_pb2.CronJobStatus,
                                 jobs: list[batch_pb2.Job]) -> None:
         spec = cronjob.spec
-        limits = (("Complete", spec.successful_jobs_history_limit
+        limits = ((COMPLETE, spec.successful_jobs_history_limit
                    if spec.HasField("successful_jobs_history_limit") else None),
-                  ("Failed", spec.failed_jobs_history_limit
+                  (FAILED, spec.failed_jobs_history_limit
                    if spec.HasField("failed_jobs_history_limit") else None))
         for outcome, limit in limits:
             if limit is None:

@@ -36,7 +36,9 @@ from datetime import datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.context import ControllerContext
+from controllers.common.context import ControllerContext
+from skiff.api import conditions
+from skiff.api.pods import condition
 from skiff.api.scheduling import (
     NO_EXECUTE,
     NO_SCHEDULE,
@@ -107,7 +109,7 @@ class NodeHealth:
 
 
 def _ready(node: core_pb2.Node) -> core_pb2.NodeCondition | None:
-    return next((c for c in node.status.conditions if c.type == READY), None)
+    return conditions.find(node.status.conditions, READY)
 
 
 def ready_status(node: core_pb2.Node) -> str:
@@ -147,18 +149,17 @@ def mark_unknown(node: core_pb2.Node, now: datetime) -> core_pb2.NodeStatus | No
     status.CopyFrom(node.status)
     changed = False
     if _ready(node) is None:
-        cond = status.conditions.add(type=READY, status="Unknown",
-                                     reason="NodeStatusNeverUpdated",
-                                     message="Kubelet never posted node status.")
-        cond.last_heartbeat_time.CopyFrom(node.metadata.creation_timestamp)
-        cond.last_transition_time.FromDatetime(now)
+        added, _ = conditions.set_condition(status.conditions, READY, "Unknown", now,
+                                            reason="NodeStatusNeverUpdated",
+                                            message="Kubelet never posted node status.")
+        added.last_heartbeat_time.CopyFrom(node.metadata.creation_timestamp)
         changed = True
-    for cond in status.conditions:
-        if cond.type in _KUBELET_CONDITIONS and cond.status != "Unknown":
-            cond.status = "Unknown"
-            cond.reason = "NodeStatusUnknown"
-            cond.message = "Kubelet stopped posting node status."
-            cond.last_transition_time.FromDatetime(now)
+    for type_ in _KUBELET_CONDITIONS:
+        found = conditions.find(status.conditions, type_)
+        if found is not None and found.status != "Unknown":
+            conditions.set_condition(status.conditions, type_, "Unknown", now,
+                                     reason="NodeStatusUnknown",
+                                     message="Kubelet stopped posting node status.")
             changed = True
     return status if changed else None
 
@@ -336,15 +337,14 @@ class NodeLifecycleController(Controller):
         """Kubernetes' MarkPodsNotReady: Ready=False on every pod of the node."""
         now = self.clock.wall()
         for pod in self.pods.store.by_index(INDEX_NODE_NAME, node.metadata.name):
-            ready = next((c for c in pod.status.conditions if c.type == READY), None)
+            ready = condition(pod, READY)
             if ready is None or ready.status != "True":
                 continue
             updated = core_pb2.Pod()
             updated.CopyFrom(pod)
-            for cond in updated.status.conditions:
-                if cond.type == READY:
-                    cond.status = "False"
-                    cond.last_transition_time.FromDatetime(now)
+            # Only the status changes (its reason and message stay), as in Kubernetes.
+            conditions.set_condition(updated.status.conditions, READY, "False", now,
+                                     reason=ready.reason, message=ready.message)
             try:
                 await self.client.update_status(updated)
             except errors.NotFound:
@@ -406,13 +406,8 @@ class NodeLifecycleController(Controller):
 def _set_disruption_target(pod: core_pb2.Pod, now: datetime) -> bool:
     """Adds (or sets) the DisruptionTarget condition saying why the pod goes; False if
     it already says so."""
-    reason, message = "DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint"
-    cond = next((c for c in pod.status.conditions if c.type == "DisruptionTarget"), None)
-    if cond is None:
-        cond = pod.status.conditions.add(type="DisruptionTarget")
-    elif (cond.status, cond.reason, cond.message) == ("True", reason, message):
-        return False
-    if cond.status != "True":
-        cond.last_transition_time.FromDatetime(now)
-    cond.status, cond.reason, cond.message = "True", reason, message
-    return True
+    _, changed = conditions.set_condition(
+        pod.status.conditions, "DisruptionTarget", "True", now,
+        reason="DeletionByTaintManager",
+        message="Taint manager: deleting due to NoExecute taint")
+    return changed

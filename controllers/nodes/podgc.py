@@ -22,7 +22,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from controllers.context import ControllerContext
+from controllers.common.context import ControllerContext
+from skiff.api import conditions
+from skiff.api.pods import FAILED, is_terminal
 from skiff.api.scheduling import TAINT_OUT_OF_SERVICE
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
@@ -45,8 +47,7 @@ def _terminating(pod: core_pb2.Pod) -> bool:
 
 
 def _out_of_service(node: core_pb2.Node) -> bool:
-    ready = next((c for c in node.status.conditions if c.type == "Ready"), None)
-    not_ready = ready is None or ready.status != "True"
+    not_ready = not conditions.is_true(node.status.conditions, "Ready")
     return not_ready and any(t.key == TAINT_OUT_OF_SERVICE for t in node.spec.taints)
 
 
@@ -64,18 +65,13 @@ def gc_reason(pod: core_pb2.Pod, node: core_pb2.Node | None) -> str | None:
 
 def _mark_failed(pod: core_pb2.Pod, now: datetime) -> core_pb2.Pod | None:
     """The pod Failed, with DisruptionTarget saying why; None if already finished."""
-    if pod.status.phase in ("Succeeded", "Failed"):
+    if is_terminal(pod):
         return None
     updated = core_pb2.Pod()
     updated.CopyFrom(pod)
-    updated.status.phase = "Failed"
-    cond = next((c for c in updated.status.conditions if c.type == "DisruptionTarget"), None)
-    if cond is None:
-        cond = updated.status.conditions.add(type="DisruptionTarget")
-    if cond.status != "True":
-        cond.last_transition_time.FromDatetime(now)
-    cond.status, cond.reason = "True", "DeletionByPodGC"
-    cond.message = "PodGC: node no longer exists"
+    updated.status.phase = FAILED
+    conditions.set_condition(updated.status.conditions, "DisruptionTarget", "True", now,
+                             reason="DeletionByPodGC", message="PodGC: node no longer exists")
     return updated
 
 

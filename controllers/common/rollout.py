@@ -26,7 +26,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from skiff.api import conditions
 from skiff.api import rollout as shared
+from skiff.api.intstr import IntOrStringLike, scaled_value
+from skiff.api.pods import is_terminal
 from skiff.api.rollout import (
     CHANGE_CAUSE_ANNOTATION,
     DEPRECATED_ROLLBACK_TO_ANNOTATION,
@@ -103,7 +106,6 @@ __all__ = [
     "rollout_status",
     "safe_encode",
     "scale_plan",
-    "scaled_value",
     "set_condition",
     "set_paused_condition",
 ]
@@ -140,30 +142,7 @@ MINIMUM_REPLICAS_UNAVAILABLE = "MinimumReplicasUnavailable"
 # progressDeadlineSeconds / revisionHistoryLimit at MaxInt32 mean "never" / "keep all".
 _MAX_INT32 = 2**31 - 1
 
-IntOrStringLike = meta_pb2.IntOrString | int | str | None
-
 # ---------------------------------------------------------------------------- fenceposts
-
-
-def scaled_value(value: IntOrStringLike, total: int, *, round_up: bool) -> int:
-    """An IntOrString resolved against `total`: an int as is, "N%" as N% of total
-    (rounded up or down). Anything else is a ValueError, as in Kubernetes."""
-    if isinstance(value, meta_pb2.IntOrString):
-        which = value.WhichOneof("value")
-        value = value.str_val if which == "str_val" else value.int_val
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    if not value.endswith("%"):
-        raise ValueError(f"invalid value for IntOrString: invalid type: string is not a "
-                         f"percentage: {value!r}")
-    try:
-        percent = int(value[:-1])
-    except ValueError:
-        raise ValueError(f"invalid value for IntOrString: {value!r}") from None
-    scaled = percent * total
-    return -(-scaled // 100) if round_up else scaled // 100
 
 
 def resolve_fenceposts(max_surge: IntOrStringLike, max_unavailable: IntOrStringLike,
@@ -377,7 +356,7 @@ def old_pods_running(new_rs: apps_pb2.ReplicaSet | None, old_rss: Sequence[apps_
     if sum(rs.status.replicas for rs in old_rss) > 0:
         return True
     new_uid = new_rs.metadata.uid if new_rs is not None else None
-    return any(pod.status.phase not in ("Succeeded", "Failed")
+    return any(not is_terminal(pod)
                for uid, pods in pods_by_rs_uid.items() if uid != new_uid
                for pod in pods)
 
@@ -396,7 +375,7 @@ class Scaling:
 
     @property
     def name(self) -> str:
-        return self.replica_set.metadata.name  # type: ignore[no-any-return]
+        return self.replica_set.metadata.name
 
 
 def _step(rs: apps_pb2.ReplicaSet, replicas: int) -> Scaling:
@@ -416,9 +395,9 @@ def new_rs_new_replicas(d: apps_pb2.Deployment, all_rss: Sequence[apps_pb2.Repli
     current = _spec_total(all_rss)
     max_total = d.spec.replicas + surge
     if current >= max_total:
-        return new_rs.spec.replicas  # type: ignore[no-any-return]
+        return new_rs.spec.replicas
     grow = min(max_total - current, d.spec.replicas - new_rs.spec.replicas)
-    return new_rs.spec.replicas + grow  # type: ignore[no-any-return]
+    return new_rs.spec.replicas + grow
 
 
 def reconcile_new_replica_set(d: apps_pb2.Deployment,
@@ -545,7 +524,7 @@ def _round_half_away(x: float) -> int:
 
 def _replica_set_fraction(rs: apps_pb2.ReplicaSet, d: apps_pb2.Deployment) -> int:
     if d.spec.replicas == 0:
-        return -rs.spec.replicas  # type: ignore[no-any-return]
+        return -rs.spec.replicas
     deployment_replicas = d.spec.replicas + max_surge(d)
     annotated = _int_annotation(rs, MAX_REPLICAS_ANNOTATION)
     if annotated is None:
@@ -555,7 +534,7 @@ def _replica_set_fraction(rs: apps_pb2.ReplicaSet, d: apps_pb2.Deployment) -> in
     if annotated == 0:
         return 0
     size = rs.spec.replicas * deployment_replicas / annotated
-    return _round_half_away(size) - rs.spec.replicas  # type: ignore[no-any-return]
+    return _round_half_away(size) - rs.spec.replicas
 
 
 def get_proportion(rs: apps_pb2.ReplicaSet | None, d: apps_pb2.Deployment, to_add: int,
@@ -652,7 +631,7 @@ def new_condition(type_: str, status: str, reason: str, message: str,
 
 
 def get_condition(status: apps_pb2.DeploymentStatus, type_: str) -> meta_pb2.Condition | None:
-    return next((c for c in status.conditions if c.type == type_), None)
+    return conditions.find(status.conditions, type_)
 
 
 def remove_condition(status: apps_pb2.DeploymentStatus, type_: str) -> None:
@@ -662,17 +641,22 @@ def remove_condition(status: apps_pb2.DeploymentStatus, type_: str) -> None:
 
 
 def set_condition(status: apps_pb2.DeploymentStatus, cond: meta_pb2.Condition) -> None:
-    """Sets `cond` unless one of its type has the same status and reason already (then
-    nothing changes, timestamps included); a condition whose status stays keeps its
-    lastTransitionTime."""
+    """Kubernetes' SetDeploymentCondition: sets `cond` unless one of its type has the
+    same status and reason already (then nothing changes, timestamps included); a
+    condition whose status stays keeps its lastTransitionTime. The condition set moves to
+    the end of the list, as in Kubernetes."""
     current = get_condition(status, cond.type)
     if current is not None and current.status == cond.status and current.reason == cond.reason:
         return
-    cond = _copy_condition(cond)
-    if current is not None and current.status == cond.status:
-        cond.last_transition_time.CopyFrom(current.last_transition_time)
-    remove_condition(status, cond.type)
-    status.conditions.append(cond)
+    if current is not None:
+        kept = _copy_condition(current)
+        remove_condition(status, cond.type)
+        status.conditions.append(kept)
+    updated, _ = conditions.set_condition(
+        status.conditions, cond.type, cond.status,
+        cond.last_transition_time.ToDatetime(tzinfo=UTC), reason=cond.reason,
+        message=cond.message)
+    updated.last_update_time.CopyFrom(cond.last_update_time)
 
 
 def _copy_condition(cond: meta_pb2.Condition) -> meta_pb2.Condition:

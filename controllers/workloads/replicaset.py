@@ -19,12 +19,13 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers import podutil
-from controllers.claim import claim
-from controllers.context import ControllerContext
-from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl
-from controllers.podowners import PodOwnerEvents, usable_selector
+from controllers.common.claim import claim
+from controllers.common.context import ControllerContext
+from controllers.common.expectations import Expectations
+from controllers.common.podcontrol import PodControl
+from controllers.common.podowners import PodOwnerEvents, usable_selector
+from controllers.common.replicas import deletion_order, is_available
+from skiff.api.pods import condition, is_active, is_ready
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.controller import Controller
@@ -52,9 +53,6 @@ REPLICA_FAILURE = "ReplicaFailure"
 # recheck never lands a hair before the boundary and finds it still unavailable.
 _AVAILABILITY_SLACK = 0.1
 
-# The apiserver's refusal to create in a namespace being deleted: nothing to retry, the
-# set and its pods are going away with the namespace (Kubernetes ignores it too).
-
 
 class ReplicaSetController(Controller):
     """Reconciles every ReplicaSet with the pods it owns (see the module docstring)."""
@@ -74,7 +72,7 @@ class ReplicaSetController(Controller):
         self.replica_sets.add_handlers(on_delete=self._replica_set_deleted)
         self.pod_events = PodOwnerEvents(self, self.replica_sets, self.pods, self.expectations)
 
-    # ---- handlers (pods: see controllers/podowners.py) ----
+    # ---- handlers (pods: see controllers/common/podowners.py) ----
 
     def _replica_set_deleted(self, rs: apps_pb2.ReplicaSet) -> None:
         # A set recreated under the same name must not wait on its predecessor's pods.
@@ -96,7 +94,7 @@ class ReplicaSetController(Controller):
         expectations_met = self.expectations.satisfied(key)
         candidates = [pod for pod in self.pods.store.by_index(INDEX_NAMESPACE,
                                                                 rs.metadata.namespace)
-                      if podutil.is_active(pod)]
+                      if is_active(pod)]
         owned = await claim(self.client, rs, selector, candidates)
 
         manage_error: BaseException | None = None
@@ -159,7 +157,7 @@ def pods_to_delete(pods: Iterable[core_pb2.Pod], count: int) -> list[core_pb2.Po
     """The `count` (at most BURST_REPLICAS) pods whose loss hurts least, in
     Kubernetes' order: unscheduled, pending, not ready, recently ready, restarting,
     newest."""
-    return sorted(pods, key=podutil.deletion_order)[:min(count, BURST_REPLICAS)]
+    return sorted(pods, key=deletion_order)[:min(count, BURST_REPLICAS)]
 
 
 def is_fully_labeled(pod: core_pb2.Pod, template_labels: Mapping[str, str]) -> bool:
@@ -180,8 +178,8 @@ def calculate_status(rs: apps_pb2.ReplicaSet, pods: Sequence[core_pb2.Pod],
     template_labels = rs.spec.template.metadata.labels
     status.replicas = len(pods)
     status.fully_labeled_replicas = sum(1 for p in pods if is_fully_labeled(p, template_labels))
-    status.ready_replicas = sum(1 for p in pods if podutil.is_ready(p))
-    status.available_replicas = sum(1 for p in pods if podutil.is_available(p, min_ready, now))
+    status.ready_replicas = sum(1 for p in pods if is_ready(p))
+    status.available_replicas = sum(1 for p in pods if is_available(p, min_ready, now))
     status.observed_generation = rs.metadata.generation
 
     failure = next((c for c in status.conditions if c.type == REPLICA_FAILURE), None)
@@ -210,10 +208,10 @@ def seconds_until_available(rs: apps_pb2.ReplicaSet, pods: Iterable[core_pb2.Pod
         return None
     waits: list[float] = []
     for pod in pods:
-        ready = podutil.condition(pod, "Ready")
+        ready = condition(pod, "Ready")
         if (ready is None or ready.status != "True"
                 or not ready.HasField("last_transition_time")
-                or podutil.is_available(pod, min_ready, now)):
+                or is_available(pod, min_ready, now)):
             continue
         since = ready.last_transition_time.ToDatetime(tzinfo=UTC)
         waits.append((since + timedelta(seconds=min_ready) - now).total_seconds())

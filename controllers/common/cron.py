@@ -107,10 +107,11 @@ class CronSchedule(Schedule):
         local = _aware(start).astimezone(self.zone)
         try:
             it = croniter(self.fields, local)
-            found = it.get_prev(datetime) if backwards else it.get_next(datetime)
+            found: datetime = (it.get_prev(datetime) if backwards
+                               else it.get_next(datetime))
         except CroniterError as err:
             raise ScheduleError(f"no time matches the schedule {self.fields!r}: {err}") from None
-        return found  # type: ignore[no-any-return]
+        return found
 
 
 class EverySchedule(Schedule):

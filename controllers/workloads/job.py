@@ -1,4 +1,4 @@
-"""The Job controller, and the TTL-after-finished controller that removes finished Jobs.
+"""The Job controller.
 
 A Job runs pods from its template until enough of them succeed (Kubernetes' job
 controller, NonIndexed completion mode):
@@ -30,46 +30,52 @@ controller's own last status write, which a cached Job must have reached before 
 acted on again; and, as Kubernetes' finalizer expectations, the uids whose finalizer
 removal was asked for and is not yet in the pod cache (such a pod is not counted again).
 
-`TTLAfterFinishedController` deletes a finished Job `ttlSecondsAfterFinished` seconds
-after its Complete/Failed condition, with background propagation (the garbage collector
-removes its pods). Kubernetes deletes with foreground propagation, which keeps the Job
-until every pod is gone; background does not depend on the collector's foreground support
-and the user sees the same end state.
+Pod events reach the controller as they reach the ReplicaSet's (``PodOwnerEvents``): they
+tick off expectations and enqueue the owning Job, or the Jobs that may adopt an orphan.
+Pods whose Job is gone altogether are released by ``controllers.workloads.joborphans``.
+Finished Jobs are deleted by ``controllers.workloads.ttlafterfinished``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from controllers.claim import claim, controller_of, selector_of
-from controllers.context import ControllerContext
-from controllers.expectations import Expectations
-from controllers.podcontrol import PodControl, slow_start_batch
-from controllers.podutil import deletion_order, is_active, is_ready
+from controllers.common.claim import claim, controller_of, selector_of
+from controllers.common.context import ControllerContext
+from controllers.common.expectations import Expectations
+from controllers.common.jobs import (
+    COMPLETE,
+    FAILED,
+    JOB_TRACKING_FINALIZER,
+    finished_condition,
+    has_tracking_finalizer,
+    remove_tracking_finalizer,
+)
+from controllers.common.podcontrol import PodControl
+from controllers.common.podowners import PodOwnerEvents
+from controllers.common.replicas import deletion_order
+from skiff.api import conditions
+from skiff.api.pods import FAILED as POD_FAILED
+from skiff.api.pods import PENDING, RUNNING, SUCCEEDED, is_active, is_ready, is_terminal
 from skiff.api.v1 import batch_pb2, core_pb2, meta_pb2
-from skiff.client import errors
-from skiff.client.controller import Controller, controller_owner_key
+from skiff.client.backoff import exponential_delay
+from skiff.client.controller import Controller
 from skiff.client.informer import INDEX_NAMESPACE, object_key, split_key
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
-    "JOB_TRACKING_FINALIZER",
     "MAX_BACKOFF",
     "MAX_UNCOUNTED_PODS",
     "BackoffRecord",
     "JobController",
-    "TTLAfterFinishedController",
-    "backoff_delay",
     "count_released",
-    "finish_time",
-    "finished_condition",
     "is_complete",
     "is_pod_failed",
     "new_finished_pods",
@@ -84,19 +90,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 DEFAULT_BACKOFF_BASE = 10.0  # Kubernetes' DefaultJobPodFailureBackOff
 MAX_BACKOFF = 360.0  # MaxJobPodFailureBackOff
 MAX_POD_CREATE_DELETE_PER_SYNC = 500
 MAX_UNCOUNTED_PODS = 500  # Kubernetes' MaxUncountedPods
 
-COMPLETE = "Complete"
-FAILED = "Failed"
 SUSPENDED = "Suspended"
-
-# Work-queue keys for pods that carry our finalizer but have no Job to release them.
-_ORPHAN_POD_PREFIX = "orphan-pod:"
-_FINALIZER_RETRIES = 5
 
 
 # --------------------------------------------------------------------------- pure logic
@@ -119,20 +118,6 @@ def is_complete(*, completions: int | None, succeeded: int, active: int) -> bool
     if completions is None:
         return succeeded > 0
     return succeeded >= completions
-
-
-def backoff_delay(failures: int, base: float = DEFAULT_BACKOFF_BASE,
-                  cap: float = MAX_BACKOFF) -> float:
-    """The wait before replacing a pod after `failures` failures in a row: `base`,
-    doubling with each, at most `cap`; none without failures."""
-    if failures <= 0:
-        return 0.0
-    delay = base
-    for _ in range(1, failures):
-        delay *= 2
-        if delay >= cap:
-            return cap
-    return delay
 
 
 @dataclass(frozen=True)
@@ -163,7 +148,7 @@ def remaining_backoff(record: BackoffRecord, now: datetime, base: float = DEFAUL
     """Seconds left before a new pod may be created."""
     if record.failures_after_last_success <= 0 or record.last_failure is None:
         return 0.0
-    delay = backoff_delay(record.failures_after_last_success, base, cap)
+    delay = exponential_delay(record.failures_after_last_success, base, cap)
     elapsed = (now - record.last_failure).total_seconds()
     return max(0.0, delay - elapsed)
 
@@ -192,43 +177,26 @@ def pod_finish_time(pod: core_pb2.Pod) -> datetime:
 
 def is_pod_failed(pod: core_pb2.Pod) -> bool:
     """Failed, or deleted before it succeeded (it may never reach a phase of its own)."""
-    if pod.status.phase == "Failed":
+    if pod.status.phase == POD_FAILED:
         return True
-    return pod.metadata.HasField("deletion_timestamp") and pod.status.phase != "Succeeded"
+    return pod.metadata.HasField("deletion_timestamp") and pod.status.phase != SUCCEEDED
 
 
-def finished_condition(job: batch_pb2.Job) -> str | None:
-    """"Complete" or "Failed" once the Job has finished, else None."""
-    for cond in job.status.conditions:
-        if cond.type in (COMPLETE, FAILED) and cond.status == "True":
-            return cond.type  # type: ignore[no-any-return]
-    return None
-
-
-def set_condition(conditions: Sequence[meta_pb2.Condition], type_: str, status: str,
-                  reason: str, message: str, now: datetime) -> bool:
+def set_condition(conds: conditions.Conditions[meta_pb2.Condition], type_: str,
+                  status: str, reason: str, message: str, now: datetime) -> bool:
     """Kubernetes' ensureJobConditionStatus on a repeated field (changed in place):
     nothing to do when the condition is already as true as asked; a False condition
-    that does not exist is not added. Returns whether anything changed."""
-    existing = next((c for c in conditions if c.type == type_), None)
-    is_true = existing is not None and existing.status == "True"
-    if is_true == (status == "True"):
+    that does not exist is not added. Otherwise the status changes, so its times are
+    stamped (in whole seconds, as Kubernetes' object times). Returns whether anything
+    changed."""
+    if conditions.is_true(conds, type_) == (status == "True"):
         return False
-    stamp = _timestamp(now)
-    if existing is not None:
-        existing.status, existing.reason, existing.message = status, reason, message
-        existing.last_transition_time.CopyFrom(stamp)
-        existing.last_probe_time.CopyFrom(stamp)
-        return True
-    if status == "False":
+    if status == "False" and conditions.find(conds, type_) is None:
         return False
-    conditions.add(type=type_, status=status, reason=reason,  # type: ignore[attr-defined]
-                   message=message, last_transition_time=stamp, last_probe_time=stamp)
+    cond, _ = conditions.set_condition(conds, type_, status, now.replace(microsecond=0),
+                                       reason=reason, message=message)
+    cond.last_probe_time.CopyFrom(cond.last_transition_time)
     return True
-
-
-def _is_true(conditions: Iterable[meta_pb2.Condition], type_: str) -> bool:
-    return any(c.type == type_ and c.status == "True" for c in conditions)
 
 
 def _timestamp(t: datetime) -> Timestamp:
@@ -236,10 +204,6 @@ def _timestamp(t: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(t.replace(microsecond=0))
     return ts
-
-
-def _has_finalizer(pod: core_pb2.Pod) -> bool:
-    return JOB_TRACKING_FINALIZER in pod.metadata.finalizers
 
 
 def _copy_job(job: batch_pb2.Job) -> batch_pb2.Job:
@@ -254,7 +218,7 @@ def _copy_job(job: batch_pb2.Job) -> batch_pb2.Job:
 def _tracked(pod: core_pb2.Pod, removing: AbstractSet[str]) -> bool:
     """Still to be accounted for: it carries the finalizer, and its removal was not asked
     for already (the cache may not show that yet)."""
-    return _has_finalizer(pod) and pod.metadata.uid not in removing
+    return has_tracking_finalizer(pod) and pod.metadata.uid not in removing
 
 
 def uncounted_total(status: batch_pb2.JobStatus) -> int:
@@ -272,7 +236,7 @@ def new_finished_pods(pods: Iterable[core_pb2.Pod], status: batch_pb2.JobStatus,
     uncounted = status.uncounted_terminated_pods
     known = {*uncounted.succeeded, *uncounted.failed}
     fresh = [p for p in pods if _tracked(p, removing) and p.metadata.uid not in known]
-    return ([p for p in fresh if p.status.phase == "Succeeded"],
+    return ([p for p in fresh if p.status.phase == SUCCEEDED],
             [p for p in fresh if is_pod_failed(p)])
 
 
@@ -316,13 +280,13 @@ def record_uncounted(status: batch_pb2.JobStatus, pods: Iterable[core_pb2.Pod], 
         if not _tracked(pod, removing):
             continue
         stopped = pod.metadata.HasField("deletion_timestamp") or finishing
-        if pod.status.phase in ("Succeeded", "Failed") or stopped or job_deleting:
+        if is_terminal(pod) or stopped or job_deleting:
             release.append(pod)
-        if pod.status.phase == "Succeeded" and uid not in failed:
+        if pod.status.phase == SUCCEEDED and uid not in failed:
             if uid not in succeeded:
                 uncounted.succeeded.append(uid)
                 succeeded.add(uid)
-        elif (pod.status.phase == "Failed" or stopped) and uid not in failed:
+        elif (pod.status.phase == POD_FAILED or stopped) and uid not in failed:
             uncounted.failed.append(uid)
             failed.add(uid)
         if uncounted_total(status) >= limit:
@@ -356,57 +320,21 @@ class JobController(Controller):
         self._backoff: dict[str, BackoffRecord] = {}
         self._warned_indexed: set[str] = set()
         self.enqueue_from(self.jobs)
-        self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated,
-                               on_delete=self._pod_deleted)
+        self.jobs.add_handlers(on_delete=self._job_deleted)
+        # Pods tick off expectations and bring back their Job, or the Jobs that may
+        # adopt them. A finalizer removal the cache has not shown yet is pruned from
+        # `_removing` at the start of each sync (`_still_removing`).
+        self.pod_events = PodOwnerEvents(self, self.jobs, self.pods, self.expectations)
 
-    # ---- events -> keys ----
+    # ---- handlers (pods: see controllers/common/podowners.py) ----
 
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        key = controller_owner_key(pod, batch_pb2.Job)
-        if key is None:
-            self._maybe_orphan(pod)
-            return
-        if pod.metadata.HasField("deletion_timestamp"):
-            # A restarted informer may first see a pod already being deleted.
-            self.expectations.deleted(key, object_key(pod))
-        else:
-            self.expectations.created(key)
-        self.enqueue_key(key)
-
-    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        new_key = controller_owner_key(new, batch_pb2.Job)
-        old_key = controller_owner_key(old, batch_pb2.Job)
-        if new_key is not None:
-            if (new.metadata.HasField("deletion_timestamp")
-                    and not old.metadata.HasField("deletion_timestamp")):
-                self.expectations.deleted(new_key, object_key(new))
-            if not _has_finalizer(new):
-                self._removing.get(new_key, set()).discard(new.metadata.uid)
-            self.enqueue_key(new_key)
-        else:
-            self._maybe_orphan(new)
-        if old_key is not None and old_key != new_key:
-            self._removing.get(old_key, set()).discard(new.metadata.uid)
-            self.enqueue_key(old_key)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        key = controller_owner_key(pod, batch_pb2.Job)
-        if key is None:
-            return
-        self.expectations.deleted(key, object_key(pod))
-        self._removing.get(key, set()).discard(pod.metadata.uid)
-        self.enqueue_key(key)
-
-    def _maybe_orphan(self, pod: core_pb2.Pod) -> None:
-        if _has_finalizer(pod):
-            self.enqueue_key(_ORPHAN_POD_PREFIX + object_key(pod))
+    def _job_deleted(self, job: batch_pb2.Job) -> None:
+        # A Job recreated under the same name must not wait on its predecessor's pods.
+        self.expectations.forget(object_key(job))
 
     # ---- sync ----
 
     async def sync(self, key: str) -> None:
-        if key.startswith(_ORPHAN_POD_PREFIX):
-            await self._sync_orphan_pod(key[len(_ORPHAN_POD_PREFIX):])
-            return
         job = self.jobs.store.get(key)
         if job is None:
             self._forget(key)
@@ -421,7 +349,7 @@ class JobController(Controller):
             # Finished (so nothing is left uncounted): count nothing more, but let every
             # pod go.
             self._backoff.pop(key, None)
-            await self._remove_finalizers(key, [p for p in pods if _has_finalizer(p)])
+            await self._remove_finalizers(key, [p for p in pods if has_tracking_finalizer(p)])
             return
         if job.spec.completion_mode == "Indexed":
             self._warn_indexed(job)
@@ -444,7 +372,7 @@ class JobController(Controller):
         failed = status.failed + len(new_failed) + len(uncounted.failed)
         suspended = spec.HasField("suspend") and spec.suspend
         if not suspended and (not status.HasField("start_time")
-                              or _is_true(status.conditions, SUSPENDED)):
+                              or conditions.is_true(status.conditions, SUSPENDED)):
             # First start, or resuming: activeDeadlineSeconds counts the time a Job is
             # continuously active, so the clock starts again.
             status.start_time.CopyFrom(_timestamp(now))
@@ -493,7 +421,7 @@ class JobController(Controller):
         a later write moves the uids whose finalizer is gone into the counts. A restart
         between any two steps finds the uids in the status and neither loses nor
         repeats a count. The Job finishes only once nothing is left uncounted."""
-        with_finalizer = {p.metadata.uid for p in pods if _has_finalizer(p)} | removing
+        with_finalizer = {p.metadata.uid for p in pods if has_tracking_finalizer(p)} | removing
         count_released(status, with_finalizer)
         release, capped = record_uncounted(
             status, pods, removing=removing, finishing=finished is not None,
@@ -537,7 +465,7 @@ class JobController(Controller):
         removing = self._removing.get(key)
         if not removing:
             return set()
-        removing.intersection_update(p.metadata.uid for p in pods if _has_finalizer(p))
+        removing.intersection_update(p.metadata.uid for p in pods if has_tracking_finalizer(p))
         return set(removing)
 
     async def _release_counted(self, key: str, pods: list[core_pb2.Pod]
@@ -548,8 +476,8 @@ class JobController(Controller):
             return set(), None
         removing = self._removing.setdefault(key, set())
         removing.update(p.metadata.uid for p in pods)
-        results = await asyncio.gather(*(self._remove_finalizer(p) for p in pods),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(remove_tracking_finalizer(self.client, p) for p in pods), return_exceptions=True)
         released: set[str] = set()
         err: BaseException | None = None
         for pod, result in zip(pods, results, strict=True):
@@ -587,7 +515,7 @@ class JobController(Controller):
         if job.spec.template.spec.restart_policy != "OnFailure":
             return False
         restarts = sum(s.restart_count
-                       for p in pods if p.status.phase in ("Running", "Pending")
+                       for p in pods if p.status.phase in (RUNNING, PENDING)
                        for s in [*p.status.init_container_statuses,
                                  *p.status.container_statuses])
         limit = job.spec.backoff_limit
@@ -641,67 +569,67 @@ class JobController(Controller):
                                                              MAX_POD_CREATE_DELETE_PER_SYNC)]
         # Pods stopped on purpose are not failures: their finalizer goes first, so they
         # are never counted.
-        deleted = await self._delete_pods(key, job, victims, keep_finalizers=False)
+        await self._delete_pods(key, job, victims, keep_finalizers=False)
+        deleted = {p.metadata.uid for p in victims}
         survivors = [p for p in active_pods if p.metadata.uid not in deleted]
         return len(survivors), sum(1 for p in survivors if is_ready(p)), deleted
 
     async def _create_pods(self, key: str, job: batch_pb2.Job, count: int) -> int:
-        template = job.spec.template
+        """Creates `count` pods from the template, each with the tracking finalizer;
+        returns how many were asked for (a refusal by a terminating namespace is no
+        error, as in Kubernetes). Raises the first error."""
         self.expectations.expect(key, creations=count)
-        attempts = 0
-
-        async def create_one() -> core_pb2.Pod:
-            nonlocal attempts
-            attempts += 1
-            pod = self.pod_control.pod_from_template(job, template)
+        pods = []
+        for _ in range(count):
+            pod = self.pod_control.pod_from_template(job, job.spec.template)
             if JOB_TRACKING_FINALIZER not in pod.metadata.finalizers:
                 pod.metadata.finalizers.append(JOB_TRACKING_FINALIZER)
-            try:
-                return await self.pod_control.create(job, pod)
-            except BaseException:
-                self.expectations.created(key)  # no pod will arrive for this one
-                raise
-
-        done, err = await slow_start_batch(count, create_one)
-        # Slow start gave up after a failure: the pods it never asked for will not come.
-        self.expectations.created(key, count - attempts)
+            pods.append(pod)
+        err = await self.pod_control.create_all(job, pods, self.expectations, key)
         if err is not None:
             raise err
-        return len(done)
+        return count
 
     async def _delete_pods(self, key: str, job: batch_pb2.Job, pods: list[core_pb2.Pod], *,
-                           keep_finalizers: bool) -> set[str]:
-        """Deletes `pods`; returns the uids deleted (or already gone). Raises the first
-        error after trying them all."""
+                           keep_finalizers: bool) -> None:
+        """Deletes `pods` (without `keep_finalizers`, their finalizer goes first, so that
+        they are never counted). Raises the first error after trying them all."""
         if not pods:
-            return set()
+            return
         self.expectations.expect(key, deletions=[object_key(p) for p in pods])
+        error: BaseException | None = None
+        if not keep_finalizers:
+            pods, error = await self._release_before_deleting(key, pods)
+        delete_error = await self.pod_control.delete_all(job, pods, self.expectations, key)
+        error = error or delete_error
+        if error is not None:
+            raise error
 
+    async def _release_before_deleting(self, key: str, pods: list[core_pb2.Pod]
+                                       ) -> tuple[list[core_pb2.Pod], BaseException | None]:
+        """Removes the finalizer of the `pods` about to be deleted; returns those that
+        may now be deleted and the first error (a pod whose finalizer stayed is not
+        deleted, and no event will come for it)."""
         removing = self._removing.setdefault(key, set())
 
-        async def delete_one(pod: core_pb2.Pod) -> str:
-            uid: str = pod.metadata.uid
+        async def release(pod: core_pb2.Pod) -> None:
+            if not has_tracking_finalizer(pod):
+                return
+            # Until the cache shows the finalizer gone, the pod is not to be counted,
+            # even when the Job finishes meanwhile.
+            removing.add(pod.metadata.uid)
             try:
-                if not keep_finalizers and _has_finalizer(pod):
-                    # Until the cache shows the finalizer gone, the pod is not to be
-                    # counted, even when the Job finishes meanwhile.
-                    removing.add(uid)
-                    try:
-                        await self._remove_finalizer(pod)
-                    except BaseException:
-                        removing.discard(uid)
-                        raise
-                await self.pod_control.delete(job, pod)
+                await remove_tracking_finalizer(self.client, pod)
             except BaseException:
+                removing.discard(pod.metadata.uid)
                 self.expectations.deleted(key, object_key(pod))
                 raise
-            return uid
 
-        results = await asyncio.gather(*(delete_one(p) for p in pods), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
-        return {r for r in results if isinstance(r, str)}
+        results = await asyncio.gather(*(release(p) for p in pods), return_exceptions=True)
+        released = [p for p, r in zip(pods, results, strict=True)
+                    if not isinstance(r, BaseException)]
+        error = next((r for r in results if isinstance(r, BaseException)), None)
+        return released, error
 
     async def _write_status(self, key: str, job: batch_pb2.Job,
                             status: batch_pb2.JobStatus) -> batch_pb2.Job:
@@ -733,47 +661,20 @@ class JobController(Controller):
                 candidates.append(pod)
         pods = await claim(self.client, job, selector, candidates)
         kept = {p.metadata.uid for p in pods}
-        released = [p for u, p in owned_before.items() if u not in kept and _has_finalizer(p)]
+        released = [p for u, p in owned_before.items()
+                    if u not in kept and has_tracking_finalizer(p)]
         for pod in released:
-            await self._remove_finalizer(pod)
+            await remove_tracking_finalizer(self.client, pod)
         return pods
 
     async def _remove_finalizers(self, key: str, pods: list[core_pb2.Pod]) -> None:
         if not pods:
             return
-        results = await asyncio.gather(*(self._remove_finalizer(p) for p in pods),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(remove_tracking_finalizer(self.client, p) for p in pods), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
             raise failures[0]
-
-    async def _remove_finalizer(self, pod: core_pb2.Pod) -> None:
-        """Removes the tracking finalizer (read-modify-write: the kubelet writes the pod
-        often, so a conflict is read again and retried)."""
-        current = pod
-        for _ in range(_FINALIZER_RETRIES):
-            if not _has_finalizer(current):
-                return
-            updated = core_pb2.Pod()
-            updated.CopyFrom(current)
-            kept = [f for f in updated.metadata.finalizers if f != JOB_TRACKING_FINALIZER]
-            del updated.metadata.finalizers[:]
-            updated.metadata.finalizers.extend(kept)
-            try:
-                await self.client.update(updated)
-                return
-            except errors.NotFound:
-                return
-            except errors.Conflict:
-                try:
-                    current = await self.client.get(core_pb2.Pod, pod.metadata.name,
-                                                    pod.metadata.namespace)
-                except errors.NotFound:
-                    return
-                if current.metadata.uid != pod.metadata.uid:
-                    return
-        raise errors.Conflict(f"pod {pod.metadata.namespace}/{pod.metadata.name}: could not "
-                              f"remove finalizer {JOB_TRACKING_FINALIZER}")
 
     async def _release_pods_of_gone_job(self, key: str, live_uid: str | None) -> None:
         """Pods whose Job (by this name) is gone, or was replaced by a new one of the same
@@ -783,22 +684,9 @@ class JobController(Controller):
         for pod in self.pods.store.by_index(INDEX_NAMESPACE, namespace):
             ref = controller_of(pod)
             if (ref is not None and ref.kind == "Job" and ref.name == name
-                    and ref.uid != live_uid and _has_finalizer(pod)):
+                    and ref.uid != live_uid and has_tracking_finalizer(pod)):
                 orphans.append(pod)
         await self._remove_finalizers(key, orphans)
-
-    async def _sync_orphan_pod(self, pod_key: str) -> None:
-        """A pod with our finalizer and no Job controlling it is released, unless a Job
-        whose selector matches it may still adopt it."""
-        pod = self.pods.store.get(pod_key)
-        if pod is None or not _has_finalizer(pod) or controller_of(pod) is not None:
-            return
-        for job in self.jobs.store.by_index(INDEX_NAMESPACE, pod.metadata.namespace):
-            if (finished_condition(job) is None
-                    and not job.metadata.HasField("deletion_timestamp")
-                    and selector_of(job).matches(pod.metadata.labels)):
-                return
-        await self._remove_finalizer(pod)
 
     def _warn_indexed(self, job: batch_pb2.Job) -> None:
         if job.metadata.uid in self._warned_indexed:
@@ -813,52 +701,3 @@ class JobController(Controller):
         self._removing.pop(key, None)
         self._written.pop(key, None)
         self._backoff.pop(key, None)
-
-
-# --------------------------------------------------------------------------- TTL
-
-
-def finish_time(job: batch_pb2.Job) -> datetime | None:
-    """When the Job finished: its Complete or Failed condition's transition."""
-    for cond in job.status.conditions:
-        if (cond.type in (COMPLETE, FAILED) and cond.status == "True"
-                and cond.HasField("last_transition_time")):
-            return _dt(cond.last_transition_time)
-    return None
-
-
-class TTLAfterFinishedController(Controller):
-    """Deletes each finished Job `ttlSecondsAfterFinished` seconds after it finished."""
-
-    def __init__(self, ctx: ControllerContext, *, workers: int = 1) -> None:
-        self.jobs = ctx.factory.informer(batch_pb2.Job)
-        super().__init__("ttl-after-finished", informers=[self.jobs], workers=workers,
-                         clock=ctx.clock)
-        self.client = ctx.client
-        self.clock = ctx.clock
-        self.enqueue_from(self.jobs)
-
-    async def sync(self, key: str) -> None:
-        job = self.jobs.store.get(key)
-        if job is None or job.metadata.HasField("deletion_timestamp"):
-            return
-        if not job.spec.HasField("ttl_seconds_after_finished"):
-            return
-        finished = finish_time(job)
-        if finished is None:
-            return
-        expires = finished + timedelta(seconds=job.spec.ttl_seconds_after_finished)
-        left = (expires - self.clock.wall()).total_seconds()
-        if left > 0:
-            self.enqueue_after(key, left)
-            return
-        log.info("job %s: deleting, finished at %s with ttlSecondsAfterFinished %d", key,
-                 finished.isoformat(), job.spec.ttl_seconds_after_finished)
-        try:
-            # Only the very Job judged here: a changed one (a new TTL) comes back through
-            # the informer and is judged again.
-            await self.client.delete(batch_pb2.Job, job.metadata.name, job.metadata.namespace,
-                                     propagation="Background", uid=job.metadata.uid,
-                                     resource_version=job.metadata.resource_version)
-        except (errors.NotFound, errors.FailedPrecondition):
-            return
