@@ -13,9 +13,9 @@ from typing import Any
 
 from fixtures.cli import Cli
 
+from cli import common
+from cli.commands.node import set_unschedulable
 from skiff.api.v1 import core_pb2
-from skiff.cli import common
-from skiff.cli.commands.node import set_unschedulable
 from skiff.client.client import Client
 
 

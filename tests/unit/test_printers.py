@@ -8,11 +8,11 @@ import json
 import pytest
 import yaml
 
+from cli import describe, printers
+from cli.commands.get import parse_targets
+from cli.errors import CliError
 from skiff.api import convert, kinds
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
-from skiff.cli import describe, printers
-from skiff.cli.commands.get import parse_targets
-from skiff.cli.errors import CliError
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 

@@ -16,12 +16,12 @@ import yaml
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cli import printers
+from cli.printers import NONE, format_label_selector, format_labels, since, timestamp
 from skiff.api import convert, kinds
 from skiff.api.quantity import Quantity, QuantityError, parse_quantity
 from skiff.api.resources import pod_limits, pod_requests
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2, meta_pb2
-from skiff.cli import printers
-from skiff.cli.printers import NONE, format_label_selector, format_labels, since, timestamp
 from skiff.client import errors
 from skiff.client.client import Client
 

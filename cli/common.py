@@ -9,8 +9,8 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from cli.errors import CliError
 from skiff.api import kinds
-from skiff.cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 

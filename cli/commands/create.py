@@ -29,12 +29,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common, printers
+from cli.commands.apply import desired_object
+from cli.errors import CliError
+from cli.manifests import load, print_warnings, target_namespace
 from skiff.api import convert, kinds
 from skiff.api.v1 import batch_pb2, core_pb2, meta_pb2
-from skiff.cli import common, printers
-from skiff.cli.commands.apply import desired_object
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import load, print_warnings, target_namespace
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -31,13 +31,13 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common, describe, printers, selection
+from cli.commands.delete import parse_bool, parse_duration
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.api import kinds, rollout
 from skiff.api.selectors import label_selector_from_proto_like
 from skiff.api.v1 import apps_pb2, core_pb2
-from skiff.cli import common, describe, printers, selection
-from skiff.cli.commands.delete import parse_bool, parse_duration
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -21,12 +21,12 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Selection, Target
 from skiff.api import kinds
 from skiff.api.selectors import validate_label_key, validate_label_value
 from skiff.api.v1 import core_pb2
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Selection, Target
 from skiff.client.client import Client
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")

@@ -1,7 +1,7 @@
 """`skiff apply -f SRC`: make the cluster match manifests (kubectl's client-side apply).
 
 Each object is created when it does not exist. When it does, the three-way merge of
-`skiff.cli.merge` combines the configuration applied last time (the annotation
+`cli.merge` combines the configuration applied last time (the annotation
 `kubectl.kubernetes.io/last-applied-configuration`), the manifest and the live object, and the
 result is written with the live object's resourceVersion, so a concurrent writer is never
 overwritten blindly: on a conflict the object is read again and the merge redone.
@@ -27,11 +27,11 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common
+from cli.errors import CliError
+from cli.manifests import Manifest, ManifestError, load, print_warnings, target_namespace
+from cli.merge import LAST_APPLIED_ANNOTATION, three_way_merge
 from skiff.api import convert
-from skiff.cli import common
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import Manifest, ManifestError, load, print_warnings, target_namespace
-from skiff.cli.merge import LAST_APPLIED_ANNOTATION, three_way_merge
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -16,9 +16,9 @@ import argparse
 
 from google.protobuf.message import Message
 
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.client.client import Client
 
 SCALABLE = ("Deployment", "ReplicaSet")

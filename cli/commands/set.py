@@ -20,10 +20,10 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.api.v1 import apps_pb2, batch_pb2, core_pb2
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from google.protobuf.message import Message
 
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.api.selectors import validate_label_key, validate_label_value
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 

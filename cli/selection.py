@@ -13,10 +13,10 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common
+from cli.errors import CliError
+from cli.manifests import ManifestError, load, target_namespace
 from skiff.api import kinds
-from skiff.cli import common
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import ManifestError, load, target_namespace
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -14,8 +14,8 @@ import contextlib
 import os
 import sys
 
-from skiff.cli import common
-from skiff.cli.errors import CliError
+from cli import common
+from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -15,9 +15,9 @@ import asyncio
 import re
 import sys
 
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 

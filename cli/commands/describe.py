@@ -11,8 +11,8 @@ import sys
 
 from google.protobuf.message import Message
 
-from skiff.cli import common, describe
-from skiff.cli.commands.get import (
+from cli import common, describe
+from cli.commands.get import (
     Request,
     Target,
     emit,
@@ -22,7 +22,7 @@ from skiff.cli.commands.get import (
     parse_targets,
     sort_key,
 )
-from skiff.cli.errors import CliError
+from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 

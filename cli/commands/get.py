@@ -15,9 +15,9 @@ from typing import TextIO
 
 from google.protobuf.message import Message
 
+from cli import common, printers
+from cli.errors import CliError
 from skiff.api import convert, kinds
-from skiff.cli import common, printers
-from skiff.cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client, WatchEvent
 

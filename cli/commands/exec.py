@@ -21,9 +21,9 @@ import threading
 import tty
 from collections.abc import Iterator
 
-from skiff.cli import common
-from skiff.cli.commands.logs import kubelet_error, pod_name
-from skiff.cli.errors import CliError
+from cli import common
+from cli.commands.logs import kubelet_error, pod_name
+from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client, ExecStream
 
