@@ -90,7 +90,7 @@ def run_describe(args: argparse.Namespace) -> int:
     return common.run(args, lambda client: _describe(client, request, args))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "describe",
         help="show details of a resource or group of resources",

@@ -43,7 +43,7 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     common.add_namespace_flags(p, all_namespaces=False)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("exec", help="run a command in a container of a pod",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -624,6 +624,26 @@ def test_describe_pod() -> None:
     assert lines[-1] == "Events:          <none>"
 
 
+def qos_line(p: core_pb2.Pod) -> str:
+    text = describe.render(p, describe.Context(now=NOW, events=[]))
+    return next(line for line in text.splitlines() if line.startswith("QoS Class:")).split()[-1]
+
+
+def test_describe_qos_class_counts_only_cpu_and_memory() -> None:
+    """As Kubernetes: a pod that asks only for ephemeral-storage is BestEffort."""
+    p = pod()
+    p.spec.containers[0].resources.requests["ephemeral-storage"].value = "1Gi"
+    assert qos_line(p) == "BestEffort"
+    p.spec.containers[0].resources.requests["memory"].value = "64Mi"
+    assert qos_line(p) == "Burstable"
+    for name in ("cpu", "memory"):
+        p.spec.containers[0].resources.requests[name].value = "100m" if name == "cpu" else "64Mi"
+        p.spec.containers[0].resources.limits[name].value = "100m" if name == "cpu" else "64Mi"
+    assert qos_line(p) == "Guaranteed"
+    p.status.qos_class = "Burstable"  # what the kubelet recorded wins
+    assert qos_line(p) == "Burstable"
+
+
 def test_describe_events_section() -> None:
     p = pod()
     single = event(1)
