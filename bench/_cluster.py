@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from skiff.cli.etcd_launcher import EtcdProcess, find_etcd, free_ports
+from cluster.components import apiserver_command
+from cluster.etcd import EtcdProcess, find_etcd
+from cluster.process import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,8 +52,8 @@ def cluster(*apiserver_args: str) -> Iterator[BenchCluster]:
     log = workdir / "apiserver.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "apiserver.main", "--etcd-servers", etcd.endpoint,
-             "--port", str(port), "--log-level", "WARNING", *apiserver_args],
+            apiserver_command(etcd_servers=etcd.endpoint, port=port, log_level="WARNING",
+                              extra=apiserver_args),
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_port(port, proc, log)

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from apiserver.storage import EtcdStore
 from bench._cluster import cluster, percentile, wait_port
+from cluster.process import free_ports
 from skiff.api.v1 import core_pb2, service_pb2, service_pb2_grpc
-from skiff.cli.etcd_launcher import free_ports
 from skiff.client.client import Client
 
 CLIENTS = 16

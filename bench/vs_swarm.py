@@ -45,8 +45,8 @@ import docker  # noqa: E402
 import yaml  # noqa: E402
 from fixtures.docker import BUSYBOX_IMAGE, busybox_image  # noqa: E402
 
+from cluster.process import free_ports  # noqa: E402
 from skiff.api.v1 import apps_pb2  # noqa: E402
-from skiff.cli.etcd_launcher import free_ports  # noqa: E402
 from skiff.client.client import Client  # noqa: E402
 
 COMMAND = ["sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait']
@@ -55,7 +55,7 @@ POLL = 0.1
 
 def skiff(*args: str, config: Path | None = None, stdin: str | None = None
           ) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "skiff.cli.main"]
+    argv = [sys.executable, "-m", "cli.main"]
     if config is not None:
         argv += ["--config", str(config)]
     out = subprocess.run([*argv, *args], cwd=REPO, input=stdin, capture_output=True,
@@ -91,7 +91,7 @@ class SkiffCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        subprocess.run([sys.executable, "-m", "skiff.cli.main", "down", "--data-dir",
+        subprocess.run([sys.executable, "-m", "cli.main", "down", "--data-dir",
                         str(self.data)], cwd=REPO, capture_output=True, timeout=120)
         shutil.rmtree(self.data, ignore_errors=True)
 

@@ -64,7 +64,7 @@ def skiff(apiserver: Any, tmp_path: Path) -> Skiff:
 
     def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "skiff.cli.main", "--server", apiserver.address, *args],
+            [sys.executable, "-m", "cli.main", "--server", apiserver.address, *args],
             cwd=tmp_path, env=env, input=input, capture_output=True, text=True, timeout=120)
     return run
 

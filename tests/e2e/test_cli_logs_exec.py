@@ -43,7 +43,7 @@ class Result:
 
 async def skiff(apiserver: Any, *args: str, stdin: bytes = b"", timeout: float = 30) -> Result:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skiff.cli.main", "--server", apiserver.address, *args,
+        sys.executable, "-m", "cli.main", "--server", apiserver.address, *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, cwd=REPO, env=ENV)
     out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
@@ -73,7 +73,7 @@ async def test_logs_follow_ends_with_the_container(apiserver: Any, ns: str,
                                                    node: FakeNode) -> None:
     pod = await node.add_pod(ns, "web", logs={"app": b"started\n"})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skiff.cli.main", "--server", apiserver.address, "logs", "-f",
+        sys.executable, "-m", "cli.main", "--server", apiserver.address, "logs", "-f",
         "web", "-n", ns, stdout=asyncio.subprocess.PIPE, cwd=REPO, env=ENV)
     assert proc.stdout is not None
     assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"started\n"
@@ -112,7 +112,7 @@ async def test_exec_tty_sends_the_window_size_and_restores_the_terminal(
         fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 77, 0, 0))
         before = termios.tcgetattr(follower)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "skiff.cli.main", "--server", apiserver.address, "exec",
+            sys.executable, "-m", "cli.main", "--server", apiserver.address, "exec",
             "-it", "web", "-n", ns, "--", "stty", "size", stdin=follower, stdout=follower,
             stderr=asyncio.subprocess.PIPE, cwd=REPO, env=ENV)
         code = await asyncio.wait_for(proc.wait(), 30)

@@ -14,9 +14,8 @@ from typing import Any
 from fixtures.cli import Cli
 
 from skiff.api.v1 import core_pb2
-from skiff.cli import common
-from skiff.cli.commands.node import set_unschedulable
 from skiff.client.client import Client
+from skiff.client.retry import update_with_retries
 
 
 def unique(prefix: str) -> str:
@@ -128,10 +127,15 @@ def test_a_conflicting_write_is_retried_on_a_fresh_read(apiserver: Any) -> None:
                 await self.update(theirs)
             return obj
 
+    def cordon_node(node: core_pb2.Node) -> str:  # what `skiff cordon` does to each node
+        if node.spec.unschedulable:
+            return "already cordoned"
+        node.spec.unschedulable = True
+        return "cordoned"
+
     async def cordon() -> str:
         async with RacingClient(apiserver.address) as client:
-            return await common.update_with_retries(
-                client, core_pb2.Node, a, "", lambda node: set_unschedulable(node, True))
+            return await update_with_retries(client, core_pb2.Node, a, "", cordon_node)
 
     assert asyncio.run(cordon()) == "cordoned"
     node = get(apiserver.address, a)

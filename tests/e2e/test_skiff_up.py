@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from skiff.cli.etcd_launcher import free_ports
+from cluster.process import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def skiff(*args: str, config: Path | None = None, stdin: str | None = None,
           timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "skiff.cli.main"]
+    argv = [sys.executable, "-m", "cli.main"]
     if config:
         argv += ["--config", str(config)]
     return subprocess.run([*argv, *args], cwd=REPO, input=stdin, capture_output=True,
@@ -184,7 +184,7 @@ def test_down_then_up_keeps_the_data(tmp_path: Path) -> None:
 
 def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "skiff.cli.main", "up", *cluster_args(tmp_path)],
+        [sys.executable, "-m", "cli.main", "up", *cluster_args(tmp_path)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         pid_files = tmp_path / "run"

@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
+from cluster.etcd import etcdctl
 from skiff.api.v1 import core_pb2
-from skiff.cli.etcd_launcher import etcdctl
 from skiff.client import errors
 from skiff.client.client import Client, WatchEvent
 

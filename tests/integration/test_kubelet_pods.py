@@ -36,9 +36,9 @@ import pytest
 from fixtures.kubelet import REPO, KubeletProcess
 from fixtures.registry import Registry
 
+from cluster.process import free_ports
 from kubelet.runtime import LABEL_NODE, LABEL_POD_UID, LABEL_SANDBOX
 from skiff.api.v1 import coordination_pb2, core_pb2
-from skiff.cli.etcd_launcher import free_ports
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -187,7 +187,7 @@ async def delete_and_wait_gone(client: Client, ns: str, name: str,
 async def skiff(server: str, *args: str) -> str:
     """Runs the `skiff` CLI; returns its output."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "skiff.cli.main", "--server", server, *args, cwd=REPO,
+        sys.executable, "-m", "cli.main", "--server", server, *args, cwd=REPO,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = await proc.communicate()
     assert proc.returncode == 0, out.decode()

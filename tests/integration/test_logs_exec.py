@@ -15,11 +15,11 @@ import grpc
 import pytest
 from fixtures.fake_node import FakeNode
 
+from cluster.process import free_ports
 from kubelet.runtime import LABEL_POD_UID
 from kubelet.server import start_kubelet_server
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import kubelet_pb2_grpc
-from skiff.cli.etcd_launcher import free_ports
 from skiff.client import errors
 from skiff.client.client import Client
 

@@ -13,15 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from skiff.cli.etcd_launcher import (
-    EtcdError,
-    EtcdProcess,
-    etcd_is_healthy,
-    etcdctl,
-    find_etcd,
-    free_ports,
-    port_is_free,
-)
+from cluster.etcd import EtcdError, EtcdProcess, etcd_is_healthy, etcdctl, find_etcd
+from cluster.process import free_ports, port_is_free
 
 StartEtcd = Callable[..., EtcdProcess]
 

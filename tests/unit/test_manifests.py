@@ -1,4 +1,4 @@
-"""Unit tests for skiff.cli.manifests: reading -f sources, and resolving command targets."""
+"""Unit tests for cli.manifests: reading -f sources, and resolving command targets."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fixtures.examples import EXAMPLES
 
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import Manifest, ManifestError, load, parse, target_namespace
-from skiff.cli.selection import select
+from cli.errors import CliError
+from cli.manifests import Manifest, ManifestError, load, parse, target_namespace
+from cli.selection import select
 
 CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
 

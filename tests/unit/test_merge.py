@@ -1,4 +1,4 @@
-"""Unit tests for skiff.cli.merge: the three-way merge of client-side apply."""
+"""Unit tests for cli.merge: the three-way merge of client-side apply."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from skiff.cli.merge import list_rule, three_way_merge
+from cli.merge import list_rule, three_way_merge
 
 
 def deployment(**spec: Any) -> dict[str, Any]:

@@ -8,11 +8,11 @@ import json
 import pytest
 import yaml
 
+from cli import describe, printers
+from cli.commands.get import parse_targets
+from cli.errors import CliError
 from skiff.api import convert, kinds
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
-from skiff.cli import describe, printers
-from skiff.cli.commands.get import parse_targets
-from skiff.cli.errors import CliError
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -622,6 +622,26 @@ def test_describe_pod() -> None:
         assert expected in lines, expected
     assert "QoS Class:" in text and "Burstable" in text
     assert lines[-1] == "Events:          <none>"
+
+
+def qos_line(p: core_pb2.Pod) -> str:
+    text = describe.render(p, describe.Context(now=NOW, events=[]))
+    return next(line for line in text.splitlines() if line.startswith("QoS Class:")).split()[-1]
+
+
+def test_describe_qos_class_counts_only_cpu_and_memory() -> None:
+    """As Kubernetes: a pod that asks only for ephemeral-storage is BestEffort."""
+    p = pod()
+    p.spec.containers[0].resources.requests["ephemeral-storage"].value = "1Gi"
+    assert qos_line(p) == "BestEffort"
+    p.spec.containers[0].resources.requests["memory"].value = "64Mi"
+    assert qos_line(p) == "Burstable"
+    for name in ("cpu", "memory"):
+        p.spec.containers[0].resources.requests[name].value = "100m" if name == "cpu" else "64Mi"
+        p.spec.containers[0].resources.limits[name].value = "100m" if name == "cpu" else "64Mi"
+    assert qos_line(p) == "Guaranteed"
+    p.status.qos_class = "Burstable"  # what the kubelet recorded wins
+    assert qos_line(p) == "Burstable"
 
 
 def test_describe_events_section() -> None:

@@ -21,19 +21,20 @@ import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Selection, Target
 from skiff.api import kinds
 from skiff.api.selectors import validate_label_key, validate_label_value
 from skiff.api.v1 import core_pb2
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Selection, Target
 from skiff.client.client import Client
+from skiff.client.retry import update_with_retries
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 NODE = kinds.lookup("nodes")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for command, unschedulable, help_text in (
         ("cordon", True, "mark nodes as unschedulable"),
         ("uncordon", False, "mark nodes as schedulable"),
@@ -75,7 +76,7 @@ def node_selection(resources: Sequence[str], selector: str = "",
 
 def _run_on_nodes(args: argparse.Namespace, chosen: Selection,
                   edit: Callable[[core_pb2.Node], str]) -> int:
-    """Applies `edit` to each chosen node (see common.update_with_retries) and prints
+    """Applies `edit` to each chosen node (see update_with_retries) and prints
     `node/NAME OUTCOME` for each; 1 when any of them failed."""
 
     async def body(client: Client) -> bool:
@@ -83,7 +84,7 @@ def _run_on_nodes(args: argparse.Namespace, chosen: Selection,
                                          label_selector=args.selector)
 
         async def one(target: Target) -> str:
-            return await common.update_with_retries(client, core_pb2.Node, target.name, "", edit)
+            return await update_with_retries(client, core_pb2.Node, target.name, "", edit)
 
         return await selection.edit_each(targets, one)
 

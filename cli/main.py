@@ -1,6 +1,6 @@
 """The `skiff` command: a kubectl-shaped CLI for a Skiff cluster.
 
-Each subcommand lives in its own module under `skiff.cli.commands` and exposes
+Each subcommand lives in its own module under `cli.commands` and exposes
 `register(subparsers)`, which adds its parser and sets `func=run` where
 `run(args) -> int` returns the exit code. Errors a user can act on are raised as
 `CliError` and printed as one line on stderr.
@@ -13,8 +13,8 @@ import importlib
 import pkgutil
 import sys
 
-from skiff.cli import commands
-from skiff.cli.errors import CliError
+from cli import commands
+from cli.errors import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:

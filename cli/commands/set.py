@@ -20,15 +20,16 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.api.v1 import apps_pb2, batch_pb2, core_pb2
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
+from skiff.client.retry import update_with_retries
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "set", help="set specific features on objects",
         description="Set specific features on objects: `set image`.")
@@ -114,7 +115,7 @@ def run_set_image(args: argparse.Namespace) -> int:
                 return _change(obj, target, images)
 
             try:
-                changed, missing = await common.update_with_retries(
+                changed, missing = await update_with_retries(
                     client, target.kind.message, target.name, target.namespace, change)
             except errors.Unavailable:
                 raise

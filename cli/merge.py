@@ -1,8 +1,9 @@
 """The three-way merge of client-side apply, as `kubectl apply` computes it.
 
 Three inputs: the configuration applied last time (kept on the object in the annotation
-`kubectl.kubernetes.io/last-applied-configuration`), the manifest applied now, and the live
-object as the server has it. The result is the object to write back:
+`kubectl.kubernetes.io/last-applied-configuration`, skiff.api.rollout.LAST_APPLIED_ANNOTATION),
+the manifest applied now, and the live object as the server has it. The result is the object
+to write back:
 - every field the manifest sets wins;
 - a field that was in the last applied configuration and is gone from the manifest is removed
   (the user deleted it from the file, so it goes from the cluster too);
@@ -27,8 +28,6 @@ import copy
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
 
 Path = tuple[str, ...]
 

@@ -15,9 +15,10 @@ import asyncio
 import re
 import sys
 
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
+from skiff.api.meta import meta
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -60,7 +61,7 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "delete",
         help="delete objects",
@@ -120,7 +121,7 @@ def grace_period(args: argparse.Namespace) -> int | None:
             raise CliError("--now and --grace-period cannot be specified together")
         return 1
     if args.force:
-        return max(args.grace_period, 0)
+        return max(int(args.grace_period), 0)
     if args.grace_period == 0:
         return 1
     return args.grace_period if args.grace_period > 0 else None
@@ -174,7 +175,7 @@ def run_delete(args: argparse.Namespace) -> int:
                 ok = False
                 continue
             print(f'{target.kind.qualified} "{target.name}" deleted', flush=True)
-            deleted.append((target, obj.metadata.uid))  # type: ignore[attr-defined]
+            deleted.append((target, meta(obj).uid))
         if args.wait and deleted:
             ok = await wait_gone(client, deleted, timeout=args.timeout) and ok
         return ok
@@ -199,7 +200,7 @@ async def wait_gone(client: Client, deleted: list[tuple[Target, str]], *, timeou
                 obj = await client.get(target.kind, target.name, target.namespace)
             except errors.NotFound:
                 continue
-            if obj.metadata.uid == uid:  # type: ignore[attr-defined]
+            if meta(obj).uid == uid:
                 still.append((target, uid))
         pending = still
         if not pending:

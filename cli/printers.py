@@ -19,6 +19,9 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from skiff.api import convert, kinds
+from skiff.api.conditions import is_true
+from skiff.api.meta import meta
+from skiff.api.pods import PENDING, is_terminal
 from skiff.api.selectors import SelectorError, label_selector_from_proto_like
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2, meta_pb2
 
@@ -127,10 +130,6 @@ def container_cells(containers: Iterable[core_pb2.Container]) -> Cells:
     return [",".join(c.name for c in items), ",".join(c.image for c in items)]
 
 
-def _condition_true(conditions: Iterable[Any], type_: str) -> bool:
-    return any(c.type == type_ and c.status == "True" for c in conditions)
-
-
 # ---- pods ----
 
 
@@ -175,7 +174,7 @@ def _later(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
 
 
 def summarize_pod(pod: core_pb2.Pod) -> PodSummary:
-    reason = pod.status.reason or pod.status.phase or "Pending"
+    reason = pod.status.reason or pod.status.phase or PENDING
     restarts = 0
     last_restart: dt.datetime | None = None
     for status in pod.status.init_container_statuses:
@@ -184,7 +183,7 @@ def summarize_pod(pod: core_pb2.Pod) -> PodSummary:
             last_restart = _later(last_restart, timestamp(status.last_state.terminated.finished_at))
     init_reason = _init_status(pod)
     ready = 0
-    initialized = _condition_true(pod.status.conditions, "Initialized")
+    initialized = is_true(pod.status.conditions, "Initialized")
     if init_reason is not None:
         reason = init_reason
     if init_reason is None or initialized:
@@ -207,8 +206,8 @@ def summarize_pod(pod: core_pb2.Pod) -> PodSummary:
                 has_running = True
                 ready += 1
         if reason == "Completed" and has_running:
-            reason = "Running" if _condition_true(pod.status.conditions, "Ready") else "NotReady"
-    terminal = pod.status.phase in ("Succeeded", "Failed")
+            reason = "Running" if is_true(pod.status.conditions, "Ready") else "NotReady"
+    terminal = is_terminal(pod)
     if pod.metadata.HasField("deletion_timestamp"):
         if pod.status.reason == "NodeLost":
             reason = "Unknown"
@@ -304,14 +303,14 @@ def _daemonset_wide(ds: apps_pb2.DaemonSet, now: dt.datetime) -> Cells:
 def job_status(job: batch_pb2.Job) -> str:
     """The STATUS column of `get jobs`, in recent kubectl's order of precedence."""
     conditions = job.status.conditions
-    if _condition_true(conditions, "Complete"):
+    if is_true(conditions, "Complete"):
         return "Complete"
-    if _condition_true(conditions, "Failed"):
+    if is_true(conditions, "Failed"):
         return "Failed"
     if job.metadata.HasField("deletion_timestamp"):
         return "Terminating"
     for type_ in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
-        if _condition_true(conditions, type_):
+        if is_true(conditions, type_):
             return type_
     return "Running"
 
@@ -725,14 +724,14 @@ def row(kind: kinds.Kind, obj: Message, options: PrintOptions) -> Cells:
     if wide and spec.wide_cells:
         extra = spec.wide_cells(obj, now)
         cells = extra if spec.wide_replaces else cells + extra
-    meta: meta_pb2.ObjectMeta = obj.metadata  # type: ignore[attr-defined]
+    metadata = meta(obj)
     if options.with_kind and spec.name_column:
         index = headers(kind, PrintOptions(output=options.output)).index(spec.name_column)
         cells[index] = f"{kind.qualified}/{cells[index]}"
     if options.all_namespaces and kind.namespaced:
-        cells.insert(0, meta.namespace)
+        cells.insert(0, metadata.namespace)
     if options.show_labels:
-        cells.append(format_labels(meta.labels))
+        cells.append(format_labels(metadata.labels))
     return cells
 
 
@@ -812,7 +811,7 @@ def table(
 
 def name_of(obj: Message) -> str:
     """`-o name`: `pod/x`, `deployment.apps/web`."""
-    return f"{kinds.by_message(obj).qualified}/{obj.metadata.name}"  # type: ignore[attr-defined]
+    return f"{kinds.by_message(obj).qualified}/{meta(obj).name}"
 
 
 def as_list(objects: Iterable[Message]) -> dict[str, Any]:

@@ -13,18 +13,34 @@ with its resourceVersion, so a concurrent writer is never silently undone.
 from __future__ import annotations
 
 import argparse
+from typing import Protocol, cast
 
 from google.protobuf.message import Message
 
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
+from skiff.api.meta import meta
 from skiff.client.client import Client
+from skiff.client.retry import update_with_retries
 
 SCALABLE = ("Deployment", "ReplicaSet")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+class _ReplicasSpec(Protocol):
+    replicas: int
+
+    def HasField(self, field_name: str) -> bool: ...
+
+
+class _Scalable(Protocol):
+    """A Deployment or a ReplicaSet: a spec with an optional replicas field."""
+
+    @property
+    def spec(self) -> _ReplicasSpec: ...
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = common.take_intermixed(subparsers.add_parser(
         "scale",
         help="set the number of replicas of deployments and replica sets",
@@ -53,12 +69,12 @@ def check_flags(replicas: int, current_replicas: int) -> None:
 def scale(obj: Message, replicas: int, current_replicas: int = -1,
           resource_version: str = "") -> str:
     """Sets spec.replicas after checking the preconditions; returns kubectl's word."""
-    spec = obj.spec  # type: ignore[attr-defined]
+    spec = cast(_Scalable, obj).spec
     # An unset replicas field means 1, as the apiserver defaults it.
     current = spec.replicas if spec.HasField("replicas") else 1
     if current_replicas >= 0 and current != current_replicas:
         raise CliError(f"Expected replicas to be {current_replicas}, was {current}")
-    actual_version = obj.metadata.resource_version  # type: ignore[attr-defined]
+    actual_version = meta(obj).resource_version
     if resource_version and actual_version != resource_version:
         raise CliError(f"Expected resource version to be {resource_version}, "
                        f"was {actual_version}")
@@ -84,7 +100,7 @@ def run_scale(args: argparse.Namespace) -> int:
             raise CliError("cannot use --resource-version with multiple resources")
 
         async def one(target: Target) -> str:
-            return await common.update_with_retries(
+            return await update_with_retries(
                 client, target.kind.message, target.name, target.namespace,
                 lambda obj: scale(obj, args.replicas, args.current_replicas,
                                   args.resource_version))

@@ -21,9 +21,9 @@ import threading
 import tty
 from collections.abc import Iterator
 
-from skiff.cli import common
-from skiff.cli.commands.logs import kubelet_error, pod_name
-from skiff.cli.errors import CliError
+from cli import common
+from cli.commands.logs import kubelet_error, pod_name
+from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client, ExecStream
 
@@ -43,7 +43,7 @@ def _add_flags(p: argparse.ArgumentParser) -> None:
     common.add_namespace_flags(p, all_namespaces=False)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("exec", help="run a command in a container of a pod",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -6,10 +6,10 @@ import argparse
 import importlib.metadata
 import sys
 
+from cli import common, printers
+from cli.commands.get import emit
+from cli.errors import CliError
 from skiff.api import kinds
-from skiff.cli import common, printers
-from skiff.cli.commands.get import emit
-from skiff.cli.errors import CliError
 from skiff.client.client import Client
 
 # ---- api-resources ----
@@ -112,7 +112,7 @@ def run_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "api-resources",
         help="print the supported API resources",

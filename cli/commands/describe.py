@@ -11,8 +11,8 @@ import sys
 
 from google.protobuf.message import Message
 
-from skiff.cli import common, describe
-from skiff.cli.commands.get import (
+from cli import common, describe
+from cli.commands.get import (
     Request,
     Target,
     emit,
@@ -22,7 +22,7 @@ from skiff.cli.commands.get import (
     parse_targets,
     sort_key,
 )
-from skiff.cli.errors import CliError
+from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -90,7 +90,7 @@ def run_describe(args: argparse.Namespace) -> int:
     return common.run(args, lambda client: _describe(client, request, args))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "describe",
         help="show details of a resource or group of resources",

@@ -9,14 +9,12 @@ import argparse
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from google.protobuf.message import Message
-
+from cli import common
+from cli.errors import CliError
+from cli.manifests import ManifestError, load, target_namespace
 from skiff.api import kinds
-from skiff.cli import common
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import ManifestError, load, target_namespace
+from skiff.api.meta import meta
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -167,7 +165,7 @@ async def expand(
             label_selector=label_selector,
             field_selector=field_selector,
         )
-        targets.extend(Target(kind, _meta(item).namespace, _meta(item).name) for item in items)
+        targets.extend(Target(kind, meta(item).namespace, meta(item).name) for item in items)
     return targets
 
 
@@ -191,7 +189,3 @@ async def edit_each(targets: Sequence[Target], edit: Callable[[Target], Awaitabl
             continue
         print(f"{target.ref} {outcome}", flush=True)
     return ok
-
-
-def _meta(obj: Message) -> Any:
-    return obj.metadata  # type: ignore[attr-defined]

@@ -25,16 +25,17 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from google.protobuf.message import Message
 
+from cli import common, printers
+from cli.commands.apply import desired_object
+from cli.errors import CliError
+from cli.manifests import load, print_warnings, target_namespace
 from skiff.api import convert, kinds
+from skiff.api.meta import meta
 from skiff.api.v1 import batch_pb2, core_pb2, meta_pb2
-from skiff.cli import common, printers
-from skiff.cli.commands.apply import desired_object
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import load, print_warnings, target_namespace
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -45,7 +46,15 @@ _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 DEFAULT_DOCKER_SERVER = "https://index.docker.io/v1/"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+class _TypedObject(Protocol):
+    """Every kind's message carries its apiVersion and kind."""
+
+    api_version: str
+    kind: str
+
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "create",
         help="create objects from manifests or from arguments",
@@ -208,7 +217,7 @@ def run_create_from_files(args: argparse.Namespace) -> int:
                 continue
             print_warnings(warnings)
             print(
-                f"{manifest.kind.qualified}/{obj.metadata.name} created",  # type: ignore[attr-defined]
+                f"{manifest.kind.qualified}/{meta(obj).name} created",
                 flush=True,
             )
         return ok
@@ -231,9 +240,10 @@ def _runner(build: Callable[[argparse.Namespace], Message]) -> Callable[[argpars
     def run(args: argparse.Namespace) -> int:
         obj = build(args)
         kind = kinds.by_message(obj)
-        obj.api_version, obj.kind = kind.api_version, kind.kind  # type: ignore[attr-defined]
+        typed = cast(_TypedObject, obj)
+        typed.api_version, typed.kind = kind.api_version, kind.kind
         if kind.namespaced:
-            obj.metadata.namespace = common.namespace(args)  # type: ignore[attr-defined]
+            meta(obj).namespace = common.namespace(args)
         if args.dry_run == "client":
             _print(obj, args.output, " (dry run)")
             return 0

@@ -15,9 +15,10 @@ from typing import TextIO
 
 from google.protobuf.message import Message
 
+from cli import common, printers
+from cli.errors import CliError
 from skiff.api import convert, kinds
-from skiff.cli import common, printers
-from skiff.cli.errors import CliError
+from skiff.api.meta import meta
 from skiff.client import errors
 from skiff.client.client import Client, WatchEvent
 
@@ -118,8 +119,8 @@ def not_found_line(err: errors.ApiError) -> str:
 
 
 def sort_key(obj: Message) -> tuple[str, str]:
-    meta = obj.metadata  # type: ignore[attr-defined]
-    return meta.namespace, meta.name
+    metadata = meta(obj)
+    return metadata.namespace, metadata.name
 
 
 def _sorted(objects: Sequence[Message]) -> list[Message]:
@@ -325,7 +326,7 @@ def run_get(args: argparse.Namespace) -> int:
     return common.run(args, lambda client: get(client, request, args, options))
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "get",
         help="display one or many resources",

@@ -1,7 +1,7 @@
 """`skiff apply -f SRC`: make the cluster match manifests (kubectl's client-side apply).
 
 Each object is created when it does not exist. When it does, the three-way merge of
-`skiff.cli.merge` combines the configuration applied last time (the annotation
+`cli.merge` combines the configuration applied last time (the annotation
 `kubectl.kubernetes.io/last-applied-configuration`), the manifest and the live object, and the
 result is written with the live object's resourceVersion, so a concurrent writer is never
 overwritten blindly: on a conflict the object is read again and the merge redone.
@@ -27,18 +27,20 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common
+from cli.errors import CliError
+from cli.manifests import Manifest, ManifestError, load, print_warnings, target_namespace
+from cli.merge import three_way_merge
 from skiff.api import convert
-from skiff.cli import common
-from skiff.cli.errors import CliError
-from skiff.cli.manifests import Manifest, ManifestError, load, print_warnings, target_namespace
-from skiff.cli.merge import LAST_APPLIED_ANNOTATION, three_way_merge
+from skiff.api.meta import meta
+from skiff.api.rollout import LAST_APPLIED_ANNOTATION
 from skiff.client import errors
 from skiff.client.client import Client
 
 CONFLICT_RETRIES = 5
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "apply",
         help="create or update objects from manifests",
@@ -103,17 +105,17 @@ def desired_object(manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
     desired = copy.deepcopy(manifest)
     if not isinstance(desired.get("metadata"), dict):
         desired["metadata"] = {}
-    meta = desired["metadata"]
+    metadata = desired["metadata"]
     if namespace:
-        meta["namespace"] = namespace
-    annotations = meta.get("annotations")
+        metadata["namespace"] = namespace
+    annotations = metadata.get("annotations")
     if isinstance(annotations, dict):
         annotations.pop(LAST_APPLIED_ANNOTATION, None)
     # Sorted keys, compact, and a final newline: Go's JSON encoder writes kubectl's value so,
     # and a stable text keeps an unchanged manifest from looking changed.
     last_applied = json.dumps(desired, sort_keys=True, separators=(",", ":")) + "\n"
     if not isinstance(annotations, dict):
-        annotations = meta["annotations"] = {}
+        annotations = metadata["annotations"] = {}
     annotations[LAST_APPLIED_ANNOTATION] = last_applied
     return desired
 
@@ -191,7 +193,7 @@ async def apply_one(client: Client, planned: Planned, *, dry_run: bool = False) 
         live_dict.pop("status", None)
         if merged == live_dict:
             return "unchanged"  # as kubectl with an empty patch: nothing to send
-        merged.setdefault("metadata", {})["resourceVersion"] = _meta(live).resource_version
+        merged.setdefault("metadata", {})["resourceVersion"] = meta(live).resource_version
         try:
             updated, warnings = await client.update_manifest(merged, dry_run=dry_run)
         except errors.Conflict:
@@ -210,8 +212,4 @@ def _same(live: Message, updated: Message, dry_run: bool) -> bool:
             deterministic=True
         )
     # The server skips an update that changes nothing, so the version stays.
-    return bool(_meta(live).resource_version == _meta(updated).resource_version)
-
-
-def _meta(obj: Message) -> Any:
-    return obj.metadata  # type: ignore[attr-defined]
+    return bool(meta(live).resource_version == meta(updated).resource_version)

@@ -16,17 +16,20 @@ import yaml
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cli import printers
+from cli.printers import NONE, format_label_selector, format_labels, since, timestamp
 from skiff.api import convert, kinds
+from skiff.api.meta import meta as object_meta
+from skiff.api.pods import FAILED, PENDING, RUNNING, SUCCEEDED, is_terminal, qos_class
 from skiff.api.quantity import Quantity, QuantityError, parse_quantity
 from skiff.api.resources import pod_limits, pod_requests
+from skiff.api.rollout import LAST_APPLIED_ANNOTATION
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2, meta_pb2
-from skiff.cli import printers
-from skiff.cli.printers import NONE, format_label_selector, format_labels, since, timestamp
 from skiff.client import errors
 from skiff.client.client import Client
 
 # Annotations kubectl leaves out of describe: large and meant for machines.
-SKIP_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+SKIP_ANNOTATIONS = frozenset({LAST_APPLIED_ANNOTATION})
 MAX_ANNOTATION_LEN = 140
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 
@@ -426,25 +429,6 @@ def write_pod_template(w: PrefixWriter, template: core_pb2.PodTemplateSpec) -> N
 # ---- per kind ----
 
 
-def qos_class(pod: core_pb2.Pod) -> str:
-    """The pod's QoS class, computed as Kubernetes does when the status lacks it."""
-    if pod.status.qos_class:
-        return pod.status.qos_class
-    containers = [*pod.spec.containers, *pod.spec.init_containers]
-    if not any(c.resources.limits or c.resources.requests for c in containers):
-        return "BestEffort"
-    for c in containers:
-        limits, requests = c.resources.limits, c.resources.requests
-        if any(r not in limits for r in ("cpu", "memory")):
-            return "Burstable"
-        if any(
-            name in limits and _quantity(q.value) != _quantity(limits[name].value)
-            for name, q in requests.items()
-        ):
-            return "Burstable"
-    return "Guaranteed"
-
-
 def _quantity(text: str) -> Quantity:
     try:
         return parse_quantity(text)
@@ -462,7 +446,7 @@ def _write_pod(w: PrefixWriter, pod: core_pb2.Pod, ctx: Context) -> None:
         w.write(0, f"Start Time:\t{rfc1123(pod.status.start_time)}\n")
     write_labels(w, "Labels", meta.labels)
     write_annotations(w, "Annotations", meta.annotations)
-    if meta.HasField("deletion_timestamp") and pod.status.phase not in ("Failed", "Succeeded"):
+    if meta.HasField("deletion_timestamp") and not is_terminal(pod):
         w.write(0, f"Status:\tTerminating (lasts {since(meta.deletion_timestamp, ctx.now)})\n")
         w.write(0, f"Termination Grace Period:\t{meta.deletion_grace_period_seconds}s\n")
     else:
@@ -495,21 +479,21 @@ def _write_pod(w: PrefixWriter, pod: core_pb2.Pod, ctx: Context) -> None:
         for c in pod.status.conditions:
             w.write(1, f"{c.type} \t{c.status} \n")
     write_volumes(w, pod.spec.volumes)
-    w.write(0, f"QoS Class:\t{qos_class(pod)}\n")
+    w.write(0, f"QoS Class:\t{pod.status.qos_class or qos_class(pod.spec)}\n")
     write_labels(w, "Node-Selectors", pod.spec.node_selector)
     write_tolerations(w, "Tolerations", pod.spec.tolerations)
 
 
 def pod_phase_counts(pods: Iterable[core_pb2.Pod]) -> str:
     """`1 Running / 0 Waiting / 0 Succeeded / 0 Failed` of a controller's pods."""
-    counts = {"Running": 0, "Pending": 0, "Succeeded": 0, "Failed": 0}
+    counts = {RUNNING: 0, PENDING: 0, SUCCEEDED: 0, FAILED: 0}
     for pod in pods:
-        phase = pod.status.phase or "Pending"
+        phase = pod.status.phase or PENDING
         if phase in counts:
             counts[phase] += 1
     return (
-        f"{counts['Running']} Running / {counts['Pending']} Waiting / "
-        f"{counts['Succeeded']} Succeeded / {counts['Failed']} Failed"
+        f"{counts[RUNNING]} Running / {counts[PENDING]} Waiting / "
+        f"{counts[SUCCEEDED]} Succeeded / {counts[FAILED]} Failed"
     )
 
 
@@ -855,7 +839,7 @@ def _share(values: Mapping[str, Quantity], name: str, allocatable: Mapping[str, 
 def _write_node_resources(w: PrefixWriter, node: core_pb2.Node, ctx: Context) -> None:
     source = node.status.allocatable or node.status.capacity
     allocatable = {name: _quantity(q.value) for name, q in source.items()}
-    pods = [p for p in ctx.pods if p.status.phase not in ("Succeeded", "Failed")]
+    pods = [p for p in ctx.pods if not is_terminal(p)]
     w.write(0, f"Non-terminated Pods:\t({len(pods)} in total)\n")
     w.write(1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n")
     w.write(1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n")
@@ -891,8 +875,7 @@ def _write_node_resources(w: PrefixWriter, node: core_pb2.Node, ctx: Context) ->
 def _write_generic(w: PrefixWriter, obj: Message, ctx: Context) -> None:
     """Kinds without their own layout: the head, then every other field as YAML."""
     kind = kinds.by_message(obj)
-    meta: meta_pb2.ObjectMeta = obj.metadata  # type: ignore[attr-defined]
-    write_head(w, meta, kind.namespaced)
+    write_head(w, object_meta(obj), kind.namespaced)
     w.write(0, f"API Version:\t{kind.api_version}\n")
     w.write(0, f"Kind:\t{kind.kind}\n")
     data = convert.to_dict(obj)

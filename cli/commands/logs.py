@@ -14,8 +14,8 @@ import contextlib
 import os
 import sys
 
-from skiff.cli import common
-from skiff.cli.errors import CliError
+from cli import common
+from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -23,7 +23,7 @@ from skiff.client.client import Client
 KUBELET_FAILURES = ("error dialing backend", "lost the connection to the kubelet")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("logs", help="print the logs of a container in a pod",
                               description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -16,12 +16,11 @@ import sys
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 
-from google.protobuf.message import Message
-
+from cli import common, selection
+from cli.errors import CliError
+from cli.selection import Target
+from skiff.api.meta import meta
 from skiff.api.selectors import validate_label_key, validate_label_value
-from skiff.cli import common, selection
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
 
@@ -43,7 +42,7 @@ LABELS = Field("label", "labels", "label", "labeled", values_are_labels=True)
 ANNOTATIONS = Field("annotate", "annotations", "annotation", "annotated", values_are_labels=False)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for field, help_text in (
         (LABELS, "set or remove labels of objects"),
         (ANNOTATIONS, "set or remove annotations of objects"),
@@ -175,7 +174,7 @@ async def edit(
     """Reads, changes and writes one object; returns what to print after its name."""
     for attempt in range(CONFLICT_RETRIES + 1):
         obj = await client.get(target.kind, target.name, target.namespace)
-        current: MutableMapping[str, str] = getattr(_meta(obj), field.attribute)
+        current: MutableMapping[str, str] = getattr(meta(obj), field.attribute)
         before = len(current)
         changed, missing = change(current, changes, overwrite, field)
         if attempt == 0:
@@ -193,7 +192,3 @@ async def edit(
             return "unlabeled"
         return field.verb
     raise AssertionError("unreachable")
-
-
-def _meta(obj: Message) -> Message:
-    return obj.metadata  # type: ignore[attr-defined, no-any-return]

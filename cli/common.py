@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar, overload
 
-from google.protobuf.message import Message
-
+from cli.errors import CliError
 from skiff.api import kinds
-from skiff.cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 
 R = TypeVar("R")
-M = TypeVar("M", bound=Message)
-
-CONFLICT_RETRIES = 5
-
+N = TypeVar("N")
 
 def add_namespace_flags(parser: argparse.ArgumentParser, all_namespaces: bool = True) -> None:
     parser.add_argument("-n", "--namespace", default=None,
@@ -33,9 +28,20 @@ class _IntermixedParser(argparse.ArgumentParser):
 
     _inner = False
 
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
+    @overload
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: None = None
+    ) -> tuple[argparse.Namespace, list[str]]: ...
+
+    @overload
+    def parse_known_args(self, args: Iterable[str] | None, namespace: N) -> tuple[N, list[str]]: ...
+
+    @overload
+    def parse_known_args(self, *, namespace: N) -> tuple[N, list[str]]: ...
+
+    def parse_known_args(
+        self, args: Iterable[str] | None = None, namespace: Any = None
+    ) -> tuple[Any, list[str]]:
         # The intermixed parse calls parse_known_args itself (once for the options, once for
         # the positionals): those inner calls are the plain ones.
         if self._inner:
@@ -87,34 +93,3 @@ def run(args: argparse.Namespace, body: Callable[[Client], Awaitable[R]]) -> R:
 
     return asyncio.run(main())
 
-
-async def update_with_retries(
-    client: Client,
-    kind: type[M],
-    name: str,
-    namespace: str,
-    change: Callable[[M], R],
-    retries: int = CONFLICT_RETRIES,
-) -> R:
-    """Reads one object, lets `change` edit it in place, writes it back if it changed and
-    returns what `change` returned.
-
-    The write carries the resourceVersion that was read, so someone writing in between makes
-    it fail (Conflict) instead of being silently undone; then the object is read again and
-    `change` runs again on the fresh copy, so it must decide from the object alone. `change`
-    raises (a CliError) to leave the object as it is."""
-    for attempt in range(retries + 1):
-        obj = await client.get(kind, name, namespace)
-        original = type(obj)()
-        original.CopyFrom(obj)
-        result = change(obj)
-        if obj == original:
-            return result  # nothing to write: no needless resourceVersion bump or event
-        try:
-            await client.update(obj)
-        except errors.Conflict:
-            if attempt == retries:
-                raise
-            continue
-        return result
-    raise AssertionError("unreachable")

@@ -25,8 +25,8 @@ from typing import Any, TextIO
 
 import yaml
 
+from cli.errors import CliError
 from skiff.api import convert, kinds
-from skiff.cli.errors import CliError
 
 STDIN = "-"
 EXTENSIONS = (".yaml", ".yml", ".json")

@@ -31,22 +31,24 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from cli import common, describe, printers, selection
+from cli.commands.delete import parse_bool, parse_duration
+from cli.errors import CliError
+from cli.selection import Target
 from skiff.api import kinds, rollout
+from skiff.api.meta import meta
 from skiff.api.selectors import label_selector_from_proto_like
 from skiff.api.v1 import apps_pb2, core_pb2
-from skiff.cli import common, describe, printers, selection
-from skiff.cli.commands.delete import parse_bool, parse_duration
-from skiff.cli.errors import CliError
-from skiff.cli.selection import Target
 from skiff.client import errors
 from skiff.client.client import Client
+from skiff.client.retry import update_with_retries
 
 # Pod problems kubectl appends to a waiting line, since they explain why it waits.
 WAITING_REASONS = ("ImagePullBackOff", "ErrImagePull", "CrashLoopBackOff",
                    "CreateContainerConfigError", "CreateContainerError")
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "rollout",
         help="manage the rollout of deployments and daemon sets",
@@ -83,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         _subcommand(sub, command, help_text).set_defaults(func=_editor(edit))
 
 
-def _subcommand(sub: argparse._SubParsersAction, name: str,  # type: ignore[type-arg]
+def _subcommand(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
                 help_text: str) -> argparse.ArgumentParser:
     p = common.take_intermixed(sub.add_parser(
         name, help=help_text,
@@ -262,7 +264,7 @@ async def follow_status(client: Client, target: Target, viewer: StatusViewer, *,
         return items[0], version
 
     obj, version = await current()
-    uid = obj.metadata.uid  # type: ignore[attr-defined]
+    uid = meta(obj).uid
     if await show(obj) or not watch:
         return
     while True:
@@ -274,13 +276,13 @@ async def follow_status(client: Client, target: Target, viewer: StatusViewer, *,
                 if event.type == "BOOKMARK" or event.object is None:
                     continue
                 # A deleted object, or a new one of that name, is not the rollout we follow.
-                if event.type == "DELETED" or event.object.metadata.uid != uid:  # type: ignore[attr-defined]
+                if event.type == "DELETED" or meta(event.object).uid != uid:
                     raise CliError("object has been deleted")
                 if await show(event.object):
                     return
         except errors.Expired:
             obj, version = await current()
-            if obj.metadata.uid != uid:  # type: ignore[attr-defined]
+            if meta(obj).uid != uid:
                 raise CliError("object has been deleted") from None
             if await show(obj):
                 return
@@ -371,16 +373,16 @@ def replica_set_for_revision(d: apps_pb2.Deployment, sets: Sequence[apps_pb2.Rep
     """The ReplicaSet of `to_revision`, or of the revision before the latest for 0."""
     if to_revision < 0:
         raise CliError(f"unable to find specified revision {to_revision} in history")
-    history = rollout.by_revision(sets)
+    history: dict[int, apps_pb2.ReplicaSet] = rollout.by_revision(sets)
     if to_revision > 0:
         found = history.get(to_revision)
         if found is None:
             raise CliError(f"unable to find specified revision {to_revision} in history")
-        return found  # type: ignore[no-any-return]
+        return found
     revisions = sorted(history)
     if len(revisions) < 2:
         raise CliError(f'no rollout history found for deployment "{d.metadata.name}"')
-    return history[revisions[-2]]  # type: ignore[no-any-return]
+    return history[revisions[-2]]
 
 
 def roll_back(d: apps_pb2.Deployment, rs: apps_pb2.ReplicaSet, to_revision: int) -> str:
@@ -415,7 +417,7 @@ def run_undo(args: argparse.Namespace) -> int:
                 return roll_back(d, replica_set_for_revision(d, sets, args.to_revision),
                                  args.to_revision)
 
-            return await common.update_with_retries(client, apps_pb2.Deployment, target.name,
+            return await update_with_retries(client, apps_pb2.Deployment, target.name,
                                                     target.namespace, change)
 
         return await selection.edit_each(targets, one)
@@ -429,7 +431,7 @@ def run_undo(args: argparse.Namespace) -> int:
 def _refuse(obj: Message, what: str) -> CliError:
     """kubectl's way of naming the object in these errors: `deployments.apps "web" ...`."""
     kind = kinds.by_message(obj)
-    return CliError(f'{resource_string(kind)} "{obj.metadata.name}" {what}')  # type: ignore[attr-defined]
+    return CliError(f'{resource_string(kind)} "{meta(obj).name}" {what}')
 
 
 def pause(obj: Message) -> str:
@@ -479,7 +481,7 @@ def _editor(edit: Callable[[Any], str]) -> Callable[[argparse.Namespace], int]:
             targets = await _targets(client, args, chosen)
 
             def one(target: Target) -> Awaitable[str]:
-                return common.update_with_retries(client, target.kind.message, target.name,
+                return update_with_retries(client, target.kind.message, target.name,
                                                   target.namespace, edit)
 
             return await selection.edit_each(targets, one)

@@ -1,0 +1,3 @@
+"""The `skiff` command: kubectl-shaped, a client of the kernel (`skiff`) as kubectl is of
+client-go, never a part of it. It parses, calls the kernel (or the local-cluster package
+`cluster` for `skiff up`/`down`) and prints. One module per subcommand in `cli.commands`."""

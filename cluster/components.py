@@ -1,0 +1,245 @@
+"""The processes of a Skiff cluster and their command lines.
+
+Each daemon's command line is built here and nowhere else: `skiff up`, the test fixtures and
+the benchmarks all call these functions, so a new flag is added once.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cluster.etcd import etcd_argv, etcd_is_healthy
+from cluster.process import child_env, port_is_free
+
+__all__ = [
+    "READY_TIMEOUT_SECONDS",
+    "ClusterConfig",
+    "ComponentSpec",
+    "ReadinessCheck",
+    "apiserver_command",
+    "cluster_components",
+    "controller_manager_command",
+    "daemon_command",
+    "kubelet_command",
+    "ports_in_use",
+    "python_daemon",
+    "scheduler_command",
+    "tcp_ready",
+]
+
+READY_TIMEOUT_SECONDS = 30.0
+
+ReadinessCheck = Callable[[], bool]
+PathLike = str | Path
+
+
+# --- command lines --------------------------------------------------------------------------
+
+
+def daemon_command(module: str, *flags: str) -> list[str]:
+    """A Skiff daemon run as `python -m module flags...` with this interpreter, so that it
+    runs from the same environment (and the same checkout) as its caller."""
+    return [sys.executable, "-m", module, *flags]
+
+
+def _client_flags(config: PathLike | None, server: str | None) -> list[str]:
+    """How a daemon finds the apiserver: a client config file, or a plain address."""
+    flags = []
+    if config is not None:
+        flags += ["--config", str(config)]
+    if server is not None:
+        flags += ["--server", server]
+    return flags
+
+
+def apiserver_command(
+    *,
+    etcd_servers: str,
+    port: int,
+    bind_address: str | None = None,
+    token_file: PathLike | None = None,
+    kubelet_token_file: PathLike | None = None,
+    log_level: str | None = None,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """`apiserver.main` over etcd at `etcd_servers` (host:port), serving on `port`."""
+    flags = ["--etcd-servers", etcd_servers]
+    if bind_address is not None:
+        flags += ["--bind-address", bind_address]
+    flags += ["--port", str(port)]
+    if token_file is not None:
+        flags += ["--token-file", str(token_file)]
+    if kubelet_token_file is not None:
+        flags += ["--kubelet-token-file", str(kubelet_token_file)]
+    if log_level is not None:
+        flags += ["--log-level", log_level]
+    return daemon_command("apiserver.main", *flags, *extra)
+
+
+def scheduler_command(
+    *, config: PathLike | None = None, server: str | None = None, extra: Sequence[str] = ()
+) -> list[str]:
+    return daemon_command("scheduler.main", *_client_flags(config, server), *extra)
+
+
+def controller_manager_command(
+    *, config: PathLike | None = None, server: str | None = None, extra: Sequence[str] = ()
+) -> list[str]:
+    return daemon_command("controllers.main", *_client_flags(config, server), *extra)
+
+
+def kubelet_command(
+    *,
+    root_dir: PathLike,
+    port: int,
+    config: PathLike | None = None,
+    server: str | None = None,
+    node_name: str | None = None,
+    node_ip: str | None = None,
+    kubelet_token_file: PathLike | None = None,
+    fake_runtime: bool = False,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    flags = _client_flags(config, server)
+    flags += ["--root-dir", str(root_dir), "--port", str(port)]
+    if kubelet_token_file is not None:
+        flags += ["--kubelet-token-file", str(kubelet_token_file)]
+    if node_name:
+        flags += ["--node-name", node_name]
+    if node_ip is not None:
+        flags += ["--node-ip", node_ip]
+    if fake_runtime:
+        flags.append("--fake-runtime")
+    return daemon_command("kubelet.main", *flags, *extra)
+
+
+# --- the components of a single-machine cluster ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One process of the cluster: how to start it and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    log_file: Path
+    # None: ready once it has stayed up for a moment (for daemons that serve nothing to probe).
+    ready: ReadinessCheck | None
+    ready_what: str = "to keep running"
+    ready_timeout: float = READY_TIMEOUT_SECONDS
+    env: dict[str, str] = field(default_factory=child_env)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    data_dir: Path
+    port: int
+    etcd_port: int
+    kubelet_port: int = 10250
+    node_name: str = ""  # default: the host name, as the kubelet's own default
+
+    @property
+    def etcd_peer_port(self) -> int:
+        # etcd's own convention: peer port = client port + 1 (2379 -> 2380).
+        return self.etcd_port + 1
+
+    @property
+    def logs(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "token"
+
+    @property
+    def client_config(self) -> Path:
+        return self.data_dir / "config"
+
+    @property
+    def server(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def tcp_ready(host: str, port: int) -> ReadinessCheck:
+    def check() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return check
+
+
+def python_daemon(
+    cfg: ClusterConfig,
+    name: str,
+    argv: list[str],
+    *,
+    ready: ReadinessCheck | None = None,
+    ready_what: str = "to keep running",
+) -> ComponentSpec:
+    """A Skiff daemon (its `daemon_command`) as a component logging to logs/<name>.log."""
+    # Unbuffered, so that what a daemon printed just before it died is in its log.
+    env = {**child_env(), "PYTHONUNBUFFERED": "1"}
+    return ComponentSpec(
+        name=name,
+        argv=argv,
+        log_file=cfg.logs / f"{name}.log",
+        ready=ready,
+        ready_what=ready_what,
+        env=env,
+    )
+
+
+def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSpec]:
+    """The cluster, in start order (stopped in reverse). Add a daemon with one line."""
+    etcd_url = f"http://127.0.0.1:{cfg.etcd_port}"
+    return [
+        ComponentSpec(
+            name="etcd",
+            argv=etcd_argv(etcd_binary, cfg.data_dir / "etcd", cfg.etcd_port, cfg.etcd_peer_port),
+            log_file=cfg.logs / "etcd.log",
+            ready=lambda: etcd_is_healthy(etcd_url),
+            ready_what=f"to answer {etcd_url}/health",
+        ),
+        python_daemon(
+            cfg, "apiserver",
+            apiserver_command(
+                etcd_servers=f"127.0.0.1:{cfg.etcd_port}", bind_address="127.0.0.1",
+                port=cfg.port, token_file=cfg.token_file, kubelet_token_file=cfg.token_file),
+            ready=tcp_ready("127.0.0.1", cfg.port),
+            ready_what=f"to accept connections on {cfg.server}",
+        ),
+        # The other daemons are clients of the apiserver; each is one line.
+        python_daemon(cfg, "scheduler", scheduler_command(config=cfg.client_config)),
+        python_daemon(cfg, "controller-manager",
+                      controller_manager_command(config=cfg.client_config)),
+        python_daemon(
+            cfg, "kubelet",
+            kubelet_command(
+                config=cfg.client_config, root_dir=cfg.data_dir / "kubelet",
+                port=cfg.kubelet_port, kubelet_token_file=cfg.token_file,
+                node_name=cfg.node_name),
+            ready=tcp_ready("127.0.0.1", cfg.kubelet_port),
+            ready_what=f"to accept connections on port {cfg.kubelet_port}",
+        ),
+    ]  # fmt: skip
+
+
+def ports_in_use(cfg: ClusterConfig) -> list[str]:
+    wanted = {
+        "--etcd-port": cfg.etcd_port,
+        "etcd peer port (--etcd-port + 1)": cfg.etcd_peer_port,
+        "--port": cfg.port,
+        "--kubelet-port": cfg.kubelet_port,
+    }
+    return [f"{port} ({what})" for what, port in wanted.items() if not port_is_free(port)]

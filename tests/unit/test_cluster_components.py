@@ -1,0 +1,56 @@
+"""The daemons' command lines, built in one place (cluster.components) for `skiff up`, the
+test fixtures and the benchmarks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from cluster.components import (
+    ClusterConfig,
+    apiserver_command,
+    cluster_components,
+    controller_manager_command,
+    kubelet_command,
+    scheduler_command,
+)
+
+PY = [sys.executable, "-m"]
+
+
+def test_skiff_up_runs_each_daemon_with_its_flags() -> None:
+    cfg = ClusterConfig(Path("/d"), port=6443, etcd_port=2379, kubelet_port=10250,
+                        node_name="n1")
+    argv = {c.name: c.argv for c in cluster_components(cfg, "/bin/etcd")}
+    assert list(argv) == ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet"]
+    assert argv["etcd"][:5] == ["/bin/etcd", "--name", "skiff", "--data-dir", "/d/etcd"]
+    assert "http://127.0.0.1:2380" in argv["etcd"]  # the peer port is the client port + 1
+    assert argv["apiserver"] == [*PY, "apiserver.main", "--etcd-servers", "127.0.0.1:2379",
+                                 "--bind-address", "127.0.0.1", "--port", "6443",
+                                 "--token-file", "/d/token", "--kubelet-token-file", "/d/token"]
+    assert argv["scheduler"] == [*PY, "scheduler.main", "--config", "/d/config"]
+    assert argv["controller-manager"] == [*PY, "controllers.main", "--config", "/d/config"]
+    assert argv["kubelet"] == [*PY, "kubelet.main", "--config", "/d/config",
+                               "--root-dir", "/d/kubelet", "--port", "10250",
+                               "--kubelet-token-file", "/d/token", "--node-name", "n1"]
+
+
+def test_without_a_node_name_the_kubelet_uses_the_host_name() -> None:
+    cfg = ClusterConfig(Path("/d"), port=1, etcd_port=2)
+    kubelet = cluster_components(cfg, "etcd")[-1].argv
+    assert "--node-name" not in kubelet
+
+
+def test_commands_for_tests_and_benchmarks() -> None:
+    assert apiserver_command(etcd_servers="127.0.0.1:1", port=2, log_level="WARNING",
+                             extra=("--x",)) == [
+        *PY, "apiserver.main", "--etcd-servers", "127.0.0.1:1", "--port", "2",
+        "--log-level", "WARNING", "--x"]
+    assert scheduler_command(server="127.0.0.1:2", extra=("--lease-name", "l")) == [
+        *PY, "scheduler.main", "--server", "127.0.0.1:2", "--lease-name", "l"]
+    assert controller_manager_command(server="a:1") == [
+        *PY, "controllers.main", "--server", "a:1"]
+    assert kubelet_command(server="a:1", root_dir="/r", port=3, node_name="n",
+                           node_ip="127.0.0.1", fake_runtime=True) == [
+        *PY, "kubelet.main", "--server", "a:1", "--root-dir", "/r", "--port", "3",
+        "--node-name", "n", "--node-ip", "127.0.0.1", "--fake-runtime"]
