@@ -919,6 +919,9 @@ WRITERS: dict[str, Writer] = {
     "ConfigMap": _write_config_map,
     "Namespace": _write_namespace,
     "Node": _write_node,
+    # kubectl has no describer of its own for these either: fields and events.
+    "Event": _write_generic,
+    "Lease": _write_generic,
 }
 
 

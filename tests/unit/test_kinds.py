@@ -11,6 +11,7 @@ import pytest
 
 import skiff.api
 from apiserver import strategies
+from cli import describe, printers
 from skiff.api import convert, fields, kinds, validation
 from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2
@@ -52,6 +53,13 @@ def test_strategies_name_only_declared_kinds() -> None:
     assert set(strategies._STRATEGIES) <= set(NAMES)
     for kind in kinds.KINDS:
         assert isinstance(strategies.for_kind(kind), strategies.Strategy)
+
+
+def test_every_kind_prints_and_describes() -> None:
+    """`skiff get` has a table and `skiff describe` a writer for every kind, and neither
+    names a kind that is not declared."""
+    assert set(printers.TABLES) == set(NAMES)
+    assert set(describe.WRITERS) == set(NAMES)
 
 
 def test_a_pod_is_defaulted_through_its_kind() -> None:
