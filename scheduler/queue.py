@@ -344,6 +344,11 @@ class SchedulingQueue:
         self._poppers.wake_all()
 
     @property
+    def hints(self) -> EventHints | None:
+        """The events the plugins registered, which ``on_event`` consults."""
+        return self._hints
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

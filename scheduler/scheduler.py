@@ -151,7 +151,7 @@ class Scheduler:
                      decision.unresolvable, decision.nodes, message)
             self.queue.requeue_unschedulable(queued, decision.rejected_by)
             reason = REASON_UNSCHEDULABLE
-        self._spawn(self._report_unschedulable(queued.key, reason, message), queued.key)
+        self._spawn(self._report_not_scheduled(queued.key, reason, message), queued.key)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], key: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"scheduler-{key}")
@@ -187,7 +187,7 @@ class Scheduler:
         finally:
             self._bind_slots.release()
 
-    async def _report_unschedulable(self, key: str, reason: str, message: str) -> None:
+    async def _report_not_scheduled(self, key: str, reason: str, message: str) -> None:
         pod = self.pods.store.get(key)
         if pod is None or not self._wants(pod):
             return

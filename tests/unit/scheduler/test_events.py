@@ -411,8 +411,9 @@ def test_node_heartbeats_move_nothing_and_changes_move_what_they_help() -> None:
     moves: list[tuple[str, frozenset[str]]] = []
 
     def on_event(event: ClusterEvent, old: Any = None, new: Any = None) -> int:
-        assert scheduler.queue._hints is not None
-        moves.append((event.label, scheduler.queue._hints.helped(event, old, new)))
+        hints = scheduler.queue.hints
+        assert hints is not None
+        moves.append((event.label, hints.helped(event, old, new)))
         return 0
 
     scheduler.queue.on_event = on_event  # type: ignore[method-assign]
