@@ -8,18 +8,25 @@ like Kubernetes' percentageOfNodesToScore, it stops filtering once it has found 
 feasible nodes (all of them below 100 nodes; then a share that shrinks from 50% with the
 cluster's size, never under 5% and never under 100 nodes), and starts each search where
 the previous one stopped so that every node gets its turn.
+
+A filter that answers Error (or raises) stops the decision: the pod was not found not to
+fit, the scheduler failed, and ``Decision.error`` says how, as kube-scheduler's framework
+does.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from scheduler.framework import FilterPlugin, NodeInfo, PodInfo, ScorePlugin
+from scheduler.framework import FITS, Code, FilterPlugin, NodeInfo, PodInfo, ScorePlugin, Status
 
 __all__ = ["Algorithm", "Decision", "explain", "feasible_nodes_to_find"]
+
+log = logging.getLogger(__name__)
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_PERCENTAGE_OF_NODES_TO_SCORE = 5
@@ -36,7 +43,8 @@ def feasible_nodes_to_find(num_nodes: int, percentage: int = 0) -> int:
 
 @dataclass
 class Decision:
-    """Where the pod goes (None: nowhere), and why each rejected node was rejected."""
+    """Where the pod goes (None: nowhere), and why each rejected node was rejected; or,
+    when a filter failed, the error (then nothing is known about fitting)."""
 
     node: str | None
     nodes: int  # nodes in the cluster
@@ -44,6 +52,9 @@ class Decision:
     feasible: int  # nodes that passed every filter
     reasons: Counter[str] = field(default_factory=Counter)  # reason -> number of nodes
     rejected_by: frozenset[str] = frozenset()  # names of the filters that rejected a node
+    # Nodes rejected as UnschedulableAndUnresolvable: evicting pods there would not help.
+    unresolvable: int = 0
+    error: Status | None = None  # a filter's Error: the decision was not made
 
     def explain(self) -> str:
         return explain(self.nodes, self.reasons)
@@ -69,14 +80,14 @@ class Algorithm:
         self._next_start = 0
 
     def schedule(self, pod: PodInfo, nodes: Sequence[NodeInfo]) -> Decision:
-        feasible, evaluated, reasons, rejected_by = self._filter(pod, nodes)
-        if not feasible:
-            return Decision(None, len(nodes), evaluated, 0, reasons, rejected_by)
-        best = feasible[0] if len(feasible) == 1 else self._best(pod, feasible)
-        return Decision(best.name, len(nodes), evaluated, len(feasible), reasons, rejected_by)
+        decision, feasible = self._filter(pod, nodes)
+        if feasible:
+            best = feasible[0] if len(feasible) == 1 else self._best(pod, feasible)
+            decision.node = best.name
+        return decision
 
     def _filter(self, pod: PodInfo, nodes: Sequence[NodeInfo]
-                ) -> tuple[list[NodeInfo], int, Counter[str], frozenset[str]]:
+                ) -> tuple[Decision, list[NodeInfo]]:
         n = len(nodes)
         wanted = feasible_nodes_to_find(n, self.percentage_of_nodes_to_score)
         start = self._next_start % n if n else 0
@@ -84,22 +95,43 @@ class Algorithm:
         reasons: Counter[str] = Counter()
         rejected_by: set[str] = set()
         filters = self.filters
-        evaluated = 0
-        for i in range(n):
-            node = nodes[(start + i) % n]
-            evaluated += 1
-            for plugin in filters:
-                status = plugin.filter(pod, node)
-                if status:
-                    reasons.update(status)
+        evaluated = unresolvable = 0
+        error: Status | None = None
+        plugin: FilterPlugin | None = None
+        try:
+            for i in range(n):
+                node = nodes[(start + i) % n]
+                evaluated += 1
+                for plugin in filters:
+                    status = plugin.filter(pod, node)
+                    if status is FITS:
+                        continue
+                    code = status.code
+                    if code is Code.SUCCESS:
+                        continue
+                    if code is Code.ERROR:
+                        error = _plugin_error(plugin.name, status.message())
+                        break
+                    reasons.update(status.reasons)
                     rejected_by.add(plugin.name)
+                    if code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE:
+                        unresolvable += 1
                     break
-            else:
-                feasible.append(node)
-                if len(feasible) >= wanted:
+                else:
+                    feasible.append(node)
+                    if len(feasible) >= wanted:
+                        break
+                if error is not None:
                     break
+        except Exception as err:
+            name = plugin.name if plugin is not None else "?"
+            log.exception("pod %s: filter plugin %s failed", pod.key, name)
+            error = _plugin_error(name, repr(err))
         self._next_start = (start + evaluated) % n if n else 0
-        return feasible, evaluated, reasons, frozenset(rejected_by)
+        if error is not None:
+            return Decision(None, n, evaluated, 0, error=error), []
+        return Decision(None, n, evaluated, len(feasible), reasons, frozenset(rejected_by),
+                        unresolvable), feasible
 
     def _best(self, pod: PodInfo, feasible: list[NodeInfo]) -> NodeInfo:
         totals = [0] * len(feasible)
@@ -115,3 +147,7 @@ class Algorithm:
         # Ties are broken at random so that equal nodes share the load.
         best = [i for i, total in enumerate(totals) if total == top]
         return feasible[best[0] if len(best) == 1 else self._rng.choice(best)]
+
+
+def _plugin_error(plugin: str, message: str) -> Status:
+    return Status.error(f"running {plugin!r} filter plugin: {message}")

@@ -18,15 +18,12 @@ import logging
 from dataclasses import dataclass
 
 from scheduler.framework import NodeInfo, PodInfo
+from skiff.api.pods import is_terminal
 from skiff.api.v1 import core_pb2
 
-__all__ = ["SchedulerCache", "is_terminal"]
+__all__ = ["SchedulerCache"]
 
 log = logging.getLogger(__name__)
-
-
-def is_terminal(pod: core_pb2.Pod) -> bool:
-    return pod.status.phase in ("Succeeded", "Failed")
 
 
 @dataclass(slots=True)

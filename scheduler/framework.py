@@ -9,15 +9,30 @@ and testable on hand-built nodes:
 * ``NodeInfo``: one node plus what is already booked on it (the pods bound or assumed
   there, their summed requests, used host ports, how many pods of each owner).
 
-A **filter** answers "can this pod go on this node?" with ``FITS`` or the reasons it
-cannot (``("Insufficient cpu",)``); the reasons are counted across nodes to explain an
-unschedulable pod. A **score** ranks the nodes that passed every filter: a raw score per
-node, then ``normalize`` maps the raw scores of one decision onto 0..100, and the
-scheduler sums ``weight * score`` over the score plugins. Plugins never do I/O.
+A **filter** answers "can this pod go on this node?" with a ``Status``, as kube-scheduler's
+framework.Status: ``FITS`` (code Success), or a code and the reasons it cannot
+(``Status.unschedulable("Insufficient cpu")``). The reasons are counted across nodes to
+explain an unschedulable pod. The code says what could change the answer:
+
+* ``UNSCHEDULABLE``: the node may take the pod once something on it changes (a pod
+  leaves, a port is freed); evicting pods (preemption) could make room.
+* ``UNSCHEDULABLE_AND_UNRESOLVABLE``: nothing done to the pods on the node helps (it is
+  cordoned, not the named node, does not match the selector, is too small); only a change
+  to the node itself or to the pod can.
+* ``ERROR``: the plugin failed; the decision stops and the pod is retried after a
+  back-off, reported as an error rather than as "does not fit".
+
+A filter plugin may also say which cluster events can make a pod it rejected schedulable
+(``events_to_register``, see ``scheduler.events``).
+
+A **score** ranks the nodes that passed every filter: a raw score per node, then
+``normalize`` maps the raw scores of one decision onto 0..100, and the scheduler sums
+``weight * score`` over the score plugins. Plugins never do I/O.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +47,7 @@ __all__ = [
     "DEFAULT_MILLI_CPU_REQUEST",
     "FITS",
     "MAX_NODE_SCORE",
+    "Code",
     "FilterPlugin",
     "HostPort",
     "NodeInfo",
@@ -42,10 +58,48 @@ __all__ = [
     "normalize_to_max",
 ]
 
-Status = tuple[str, ...]
-"""A filter's answer: empty when the pod fits, else the reasons it does not."""
+class Code(enum.Enum):
+    """kube-scheduler's status codes, as far as filters use them."""
 
-FITS: Status = ()
+    SUCCESS = "Success"
+    ERROR = "Error"
+    UNSCHEDULABLE = "Unschedulable"
+    UNSCHEDULABLE_AND_UNRESOLVABLE = "UnschedulableAndUnresolvable"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A filter's answer: a code and, unless it is Success, the reasons (for an Error,
+    the error's message)."""
+
+    code: Code = Code.SUCCESS
+    reasons: tuple[str, ...] = ()
+
+    @classmethod
+    def unschedulable(cls, *reasons: str) -> Status:
+        return cls(Code.UNSCHEDULABLE, reasons)
+
+    @classmethod
+    def unresolvable(cls, *reasons: str) -> Status:
+        return cls(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, reasons)
+
+    @classmethod
+    def error(cls, message: str) -> Status:
+        return cls(Code.ERROR, (message,))
+
+    def is_success(self) -> bool:
+        return self.code is Code.SUCCESS
+
+    def is_rejected(self) -> bool:
+        """The pod does not fit (Unschedulable or UnschedulableAndUnresolvable)."""
+        return self.code is Code.UNSCHEDULABLE or self.code is Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+
+    def message(self) -> str:
+        return ", ".join(self.reasons)
+
+
+FITS = Status()
+"""Success. Filters return this one object, so the scheduler's check is an identity test."""
 
 MAX_NODE_SCORE = 100
 
@@ -251,8 +305,11 @@ def _count(text: str) -> int:
 
 
 class FilterPlugin(Protocol):
-    """Can `pod` go on `node`? ``FITS``, or the reasons it cannot (each reason is counted
-    once per node in the "0/N nodes are available" message)."""
+    """Can `pod` go on `node`? ``FITS``, or a Status with the code and reasons it cannot
+    (each reason is counted once per node in the "0/N nodes are available" message).
+
+    A filter plugin should also have ``events_to_register()`` (``scheduler.events.
+    EnqueueExtensions``); one without it is asked again after every cluster event."""
 
     name: str
 

@@ -10,9 +10,11 @@ A pending pod is in exactly one of four places, keyed by its ``namespace/name`` 
   monopolise the scheduler. A heap ordered by expiry; an expired pod moves to active.
 * **unschedulable** (unschedulablePods): the last attempt found no node. Retrying before
   something in the cluster changes would only burn cycles, so the pod waits here until a
-  cluster event that may help (``move_all``), a change to the pod itself (``update``),
-  or ``unschedulable_timeout`` as a safety net against events that were missed or that no
-  ``helps`` predicate anticipated.
+  cluster event that may help (``on_event``, which asks the plugins that rejected the pod
+  through their registered events, see ``scheduler.events``; or ``move_all`` with a
+  predicate of one's own), a change to the pod itself (``update``), or
+  ``unschedulable_timeout`` as a safety net against events that were missed or that no
+  plugin anticipated.
 * **in flight**: popped and being scheduled, until the scheduler reports the outcome with
   ``done`` (bound or assumed), ``requeue_unschedulable`` (no node fits) or
   ``requeue_backoff`` (an error such as a failed bind).
@@ -26,8 +28,8 @@ that cycle to backoff instead. Changes to the in-flight pod itself (``add``/``up
 are remembered per pod for the same reason.
 
 Backoff after the n-th failed attempt is ``min(initial_backoff * 2**(n-1), max_backoff)``
-seconds from the requeue. Attempts accumulate across requeues of both kinds and are
-forgotten by ``done`` or ``delete``.
+seconds from the requeue (``skiff.client.backoff.exponential_delay``). Attempts accumulate
+across requeues of both kinds and are forgotten by ``done`` or ``delete``.
 
 Timers (backoff expiry, unschedulable timeout) run in ``run()``, which the owner starts
 as a task next to its ``pop`` loop and which returns on ``close``. It is an explicit task
@@ -52,7 +54,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from skiff.client.clock import Clock, RealClock
+from scheduler.events import ClusterEvent, EventHints
+from skiff.client.backoff import exponential_delay
+from skiff.client.clock import Clock, RealClock, sleep_or_wake
 from skiff.client.waiters import Waiters
 
 __all__ = ["QueueClosed", "QueuedPod", "SchedulingQueue"]
@@ -113,7 +117,8 @@ class SchedulingQueue:
 
     ``initial_backoff``/``max_backoff`` bound the per-pod exponential backoff;
     ``unschedulable_timeout`` is the longest a pod stays in the unschedulable set without
-    an event moving it.
+    an event moving it. ``hints`` are the events the filter plugins registered, which
+    ``on_event`` consults (without them every event moves every unschedulable pod).
     """
 
     def __init__(
@@ -123,6 +128,7 @@ class SchedulingQueue:
         initial_backoff: float = 1.0,
         max_backoff: float = 10.0,
         unschedulable_timeout: float = 300.0,
+        hints: EventHints | None = None,
     ) -> None:
         if initial_backoff < 0 or max_backoff < initial_backoff:
             raise ValueError("need 0 <= initial_backoff <= max_backoff")
@@ -132,6 +138,7 @@ class SchedulingQueue:
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._unschedulable_timeout = unschedulable_timeout
+        self._hints = hints
 
         self._pods: dict[str, _PodState] = {}
         self._counts: dict[_Where, int] = dict.fromkeys(_Where, 0)
@@ -314,11 +321,32 @@ class SchedulingQueue:
             log.debug("scheduling queue: %s moved %d unschedulable pod(s)", event, moved)
         return moved
 
+    def on_event(self, event: ClusterEvent, old: Any = None, new: Any = None) -> int:
+        """A cluster ``event`` happened (``old`` -> ``new``): retry the unschedulable pods
+        rejected by a plugin that it may help, per the events the plugins registered.
+
+        A pod that no plugin rejected (there were no nodes) is retried by any event that
+        helps some plugin, as in Kubernetes. An event that helps no plugin moves nothing
+        and is not a move request. Returns how many pods moved.
+        """
+        if self._hints is None:
+            return self.move_all(event.label)
+        helped = self._hints.helped(event, old, new)
+        if not helped:
+            return 0
+        return self.move_all(
+            event.label, lambda rejected: not rejected or not rejected.isdisjoint(helped))
+
     def close(self) -> None:
         """Stop: blocked and future ``pop`` calls raise ``QueueClosed``; ``run`` returns."""
         self._closed = True
         self._timer_wakeup.set()
         self._poppers.wake_all()
+
+    @property
+    def hints(self) -> EventHints | None:
+        """The events the plugins registered, which ``on_event`` consults."""
+        return self._hints
 
     @property
     def closed(self) -> bool:
@@ -429,16 +457,7 @@ class SchedulingQueue:
         st.backoff_expiry = self._clock.now() + self._backoff_duration(st.attempts)
 
     def _backoff_duration(self, attempts: int) -> float:
-        if attempts <= 0:
-            return 0.0
-        try:
-            backoff = self._initial_backoff * 2.0 ** (attempts - 1)
-        except OverflowError:
-            # Thousands of failures: the power no longer fits a float, the answer is the cap.
-            return self._max_backoff
-        return min(backoff, self._max_backoff)
-
-    # ------------------------------------------------------------------ poppers
+        return exponential_delay(attempts, self._initial_backoff, self._max_backoff)
 
     # ------------------------------------------------------------------ timers
 
@@ -498,13 +517,8 @@ class SchedulingQueue:
                     await self._timer_wakeup.wait()
                     continue
                 self._timer_deadline = deadline
-                sleeper = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.now()))
-                waker = asyncio.ensure_future(self._timer_wakeup.wait())
-                try:
-                    await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    sleeper.cancel()
-                    waker.cancel()
+                await sleep_or_wake(self._clock, deadline - self._clock.now(),
+                                    self._timer_wakeup)
         finally:
             self._timer_deadline = None
             self._running = False

@@ -5,7 +5,10 @@ cluster cannot change under a decision), books the pod on its node in the cache 
 and hands the Bind call to a task, so the next decision does not wait for the apiserver.
 A pod that fits nowhere gets condition PodScheduled=False (reason Unschedulable) and a
 FailedScheduling event saying why, and waits in the queue until the cluster changes in a
-way that can help it.
+way that can help it: each informer event becomes a ``ClusterEvent`` that the queue
+offers to the plugins that rejected the pod (``scheduler.events``). A filter that fails
+(Error) gets the pod PodScheduled=False with reason SchedulerError, and a retry after a
+back-off.
 
 Everything the scheduler knows comes from two informers (pods and nodes); it writes only
 bindings, pod status conditions and events.
@@ -22,10 +25,20 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from scheduler import plugins
-from scheduler.algorithm import Algorithm
-from scheduler.cache import SchedulerCache, is_terminal
+from scheduler.algorithm import Algorithm, Decision
+from scheduler.cache import SchedulerCache
+from scheduler.events import (
+    ASSIGNED_POD_DELETE,
+    ASSIGNED_POD_FINISHED,
+    ASSUMED_POD_FORGOTTEN,
+    NODE_ADD,
+    EventHints,
+    node_update_event,
+)
 from scheduler.framework import FilterPlugin, PodInfo, ScorePlugin
 from scheduler.queue import QueueClosed, QueuedPod, SchedulingQueue
+from skiff.api.conditions import set_condition
+from skiff.api.pods import PENDING, is_terminal
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -40,9 +53,10 @@ log = logging.getLogger(__name__)
 DEFAULT_SCHEDULER_NAME = "default-scheduler"
 BIND_CONCURRENCY = 64
 
-# Which filters a change can turn from "no" into "yes": a pod rejected only by others
-# stays where it is when that change happens.
-_FREED_ROOM = frozenset({"NodeResourcesFit", "NodePorts"})
+# PodScheduled=False reasons, as Kubernetes' PodReasonUnschedulable and
+# PodReasonSchedulerError.
+REASON_UNSCHEDULABLE = "Unschedulable"
+REASON_SCHEDULER_ERROR = "SchedulerError"
 
 
 class Scheduler:
@@ -59,12 +73,13 @@ class Scheduler:
         self.pods = self.factory.informer(core_pb2.Pod)
         self.nodes = self.factory.informer(core_pb2.Node)
         self.cache = SchedulerCache()
-        self.queue = SchedulingQueue(clock=self.clock)
         default_filters, default_scores = plugins.default_plugins()
         self.algorithm = Algorithm(
             filters if filters is not None else default_filters,
             scores if scores is not None else default_scores,
             percentage_of_nodes_to_score=percentage_of_nodes_to_score)
+        self.queue = SchedulingQueue(clock=self.clock,
+                                     hints=EventHints(self.algorithm.filters))
         self._own_recorder = recorder is None
         self.recorder: Recorder = (recorder if recorder is not None
                                    else EventRecorder(client, name))
@@ -116,16 +131,27 @@ class Scheduler:
         self.decision_seconds.append(time.perf_counter() - started)
         self.decisions += 1
         if decision.node is None:
-            message = decision.explain()
-            log.info("pod %s: unschedulable: %s", queued.key, message)
-            self.queue.requeue_unschedulable(queued, decision.rejected_by)
-            self._spawn(self._report_unschedulable(queued.key, message), queued.key)
+            self._not_scheduled(queued, decision)
             return
         self.cache.assume(info, decision.node)
         # Wait for a free bind slot here, not in the task: with every slot busy the
         # apiserver is the bottleneck, and deciding further ahead would only pile up.
         await self._bind_slots.acquire()
         self._spawn(self._bind(queued, info, decision.node), queued.key)
+
+    def _not_scheduled(self, queued: QueuedPod, decision: Decision) -> None:
+        if decision.error is not None:
+            message = decision.error.message()
+            log.warning("pod %s: scheduling failed: %s", queued.key, message)
+            self.queue.requeue_backoff(queued)
+            reason = REASON_SCHEDULER_ERROR
+        else:
+            message = decision.explain()
+            log.info("pod %s: unschedulable (%d of %d nodes unresolvable): %s", queued.key,
+                     decision.unresolvable, decision.nodes, message)
+            self.queue.requeue_unschedulable(queued, decision.rejected_by)
+            reason = REASON_UNSCHEDULABLE
+        self._spawn(self._report_not_scheduled(queued.key, reason, message), queued.key)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], key: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"scheduler-{key}")
@@ -152,8 +178,7 @@ class Scheduler:
             self.recorder.event(info.pod, "Warning", "FailedScheduling",
                                 f"Binding rejected: {message}")
             # The room it held is free again.
-            self.queue.move_all("AssumedPodForgotten", lambda rejected: bool(
-                rejected & _FREED_ROOM))
+            self.queue.on_event(ASSUMED_POD_FORGOTTEN, info.pod, None)
         else:
             self.bound += 1
             self.queue.done(info.key)
@@ -162,26 +187,19 @@ class Scheduler:
         finally:
             self._bind_slots.release()
 
-    async def _report_unschedulable(self, key: str, message: str) -> None:
+    async def _report_not_scheduled(self, key: str, reason: str, message: str) -> None:
         pod = self.pods.store.get(key)
         if pod is None or not self._wants(pod):
             return
         self.recorder.event(pod, "Warning", "FailedScheduling", message)
-        current = next((c for c in pod.status.conditions if c.type == "PodScheduled"), None)
-        if (current is not None and current.status == "False"
-                and current.reason == "Unschedulable" and current.message == message):
-            return
         updated = core_pb2.Pod()
         updated.CopyFrom(pod)
-        condition = next((c for c in updated.status.conditions if c.type == "PodScheduled"),
-                         None)
-        if condition is None:
-            condition = updated.status.conditions.add(type="PodScheduled")
-        if condition.status != "False" or not condition.HasField("last_transition_time"):
-            condition.last_transition_time.FromDatetime(self.clock.wall())
-        condition.status, condition.reason, condition.message = "False", "Unschedulable", message
+        _, changed = set_condition(updated.status.conditions, "PodScheduled", "False",
+                                   self.clock.wall(), reason=reason, message=message)
+        if not changed:
+            return
         if not updated.status.phase:
-            updated.status.phase = "Pending"
+            updated.status.phase = PENDING
         # A conflict or a vanished pod is fine: the next attempt reports afresh.
         with contextlib.suppress(errors.Conflict, errors.NotFound, errors.Unavailable):
             await self.client.update_status(updated)
@@ -210,7 +228,7 @@ class Scheduler:
             self.queue.delete(key)
             self.cache.add_pod(new)
             if is_terminal(new) and not is_terminal(old):
-                self._room_freed("AssignedPodFinished")
+                self.queue.on_event(ASSIGNED_POD_FINISHED, old, new)
         elif not self._wants(new):
             self.queue.delete(key)
         elif (old.spec != new.spec or old.metadata.labels != new.metadata.labels
@@ -222,44 +240,20 @@ class Scheduler:
         key = object_key(pod)
         self.queue.delete(key)
         if self.cache.remove_pod(key) is not None:
-            self._room_freed("AssignedPodDeleted")
-
-    def _room_freed(self, event: str) -> None:
-        self.queue.move_all(event, lambda rejected: bool(rejected & _FREED_ROOM))
+            self.queue.on_event(ASSIGNED_POD_DELETE, pod, None)
 
     # ---- nodes ----
 
     def _node_added(self, node: core_pb2.Node) -> None:
         self.cache.set_node(node)
-        self.queue.move_all("NodeAdd")
+        self.queue.on_event(NODE_ADD, None, node)
 
     def _node_updated(self, old: core_pb2.Node, new: core_pb2.Node) -> None:
         self.cache.set_node(new)
-        helped = _node_change_helps(old, new)
-        if helped:
-            self.queue.move_all("NodeUpdate", lambda rejected: bool(rejected & helped))
+        event = node_update_event(old, new)
+        if event is not None:  # a status heartbeat is no event
+            self.queue.on_event(event, old, new)
 
     def _node_deleted(self, node: core_pb2.Node) -> None:
         self.cache.remove_node(node.metadata.name)
 
-
-def _node_change_helps(old: core_pb2.Node, new: core_pb2.Node) -> frozenset[str]:
-    """The filters that may accept a pod on `new` that they rejected on `old`. A status
-    heartbeat changes nothing here, so it moves no pod."""
-    helped = set()
-    if (old.status.allocatable != new.status.allocatable
-            or old.status.capacity != new.status.capacity):
-        helped.add("NodeResourcesFit")
-    if old.metadata.labels != new.metadata.labels:
-        helped.add("NodeAffinity")
-    if list(old.spec.taints) != list(new.spec.taints):
-        helped.update(("TaintToleration", "NodeUnschedulable", "NodeReady"))
-    if old.spec.unschedulable != new.spec.unschedulable:
-        helped.add("NodeUnschedulable")
-    if _ready(old) != _ready(new):
-        helped.add("NodeReady")
-    return frozenset(helped)
-
-
-def _ready(node: core_pb2.Node) -> str:
-    return next((c.status for c in node.status.conditions if c.type == "Ready"), "")

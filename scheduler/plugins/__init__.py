@@ -2,6 +2,11 @@
 
 ``default_filters`` runs the cheap checks first; it is also Kubernetes' order, which
 matters because a node reports only the reasons of the first filter that rejects it.
+
+Adding a plugin touches its own module and this registry only: the module holds the
+plugin's filter and/or score and, for a filter, the cluster events that can make a pod
+it rejected schedulable (``events_to_register``); ``default_plugins`` below puts it in
+place.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ costs ten times more than matching it.
 
 from __future__ import annotations
 
+from scheduler.events import NODE_ADD, ActionType, ClusterEvent, ClusterEventWithHint, Resource
 from scheduler.framework import FITS, NodeInfo, PodInfo, Status, normalize_to_max
 from skiff.api.scheduling import NODE_NAME_FIELD, CompiledAffinity, SelectorTerm
 
@@ -18,7 +19,7 @@ from skiff.api.scheduling import NODE_NAME_FIELD, CompiledAffinity, SelectorTerm
 # they are re-exported here for the plugin's callers.
 __all__ = ["NODE_NAME_FIELD", "CompiledAffinity", "NodeAffinity", "SelectorTerm"]
 
-_MISMATCH: Status = ("node(s) didn't match Pod's node affinity/selector",)
+_MISMATCH = Status.unresolvable("node(s) didn't match Pod's node affinity/selector")
 
 _NOTHING = CompiledAffinity()
 
@@ -26,7 +27,8 @@ _NOTHING = CompiledAffinity()
 class NodeAffinity:
     """Filter on the nodeSelector and required node affinity; score on the preferred
     node affinity (the sum of the weights of the terms a node matches, scaled so the best
-    node gets 100)."""
+    node gets 100). A mismatch is UnschedulableAndUnresolvable: only a new node or new
+    labels help."""
 
     name = "NodeAffinity"
     weight = 2
@@ -43,6 +45,10 @@ class NodeAffinity:
         compiled = CompiledAffinity.of(pod.pod.spec)
         self._last = (pod, compiled)
         return compiled
+
+    def events_to_register(self) -> list[ClusterEventWithHint]:
+        return [ClusterEventWithHint(NODE_ADD),
+                ClusterEventWithHint(ClusterEvent(Resource.NODE, ActionType.UPDATE_NODE_LABEL))]
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         compiled = self.compiled(pod)

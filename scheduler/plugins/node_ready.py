@@ -10,6 +10,14 @@ the controller has tainted it yet (or runs at all).
 
 from __future__ import annotations
 
+from scheduler.events import (
+    NODE_ADD,
+    ActionType,
+    ClusterEvent,
+    ClusterEventWithHint,
+    Resource,
+    taints_changed,
+)
 from scheduler.framework import FITS, NodeInfo, PodInfo, Status
 from skiff.api.scheduling import NO_SCHEDULE, TAINT_NOT_READY, TAINT_UNREACHABLE, tolerates_any
 from skiff.api.v1 import core_pb2
@@ -19,7 +27,7 @@ __all__ = ["NOT_READY_TAINT", "UNREACHABLE_TAINT", "NodeReady", "not_ready_taint
 NOT_READY_TAINT = core_pb2.Taint(key=TAINT_NOT_READY, effect=NO_SCHEDULE)
 UNREACHABLE_TAINT = core_pb2.Taint(key=TAINT_UNREACHABLE, effect=NO_SCHEDULE)
 
-_NOT_READY: Status = ("node(s) were not ready",)
+_NOT_READY = Status.unresolvable("node(s) were not ready")
 
 
 def not_ready_taint(node: NodeInfo) -> core_pb2.Taint:
@@ -28,11 +36,32 @@ def not_ready_taint(node: NodeInfo) -> core_pb2.Taint:
 
 
 class NodeReady:
-    """Filter: rejects nodes that are not ready unless the pod tolerates their taint."""
+    """Filter: rejects nodes that are not ready unless the pod tolerates their taint
+    (UnschedulableAndUnresolvable, as TaintToleration's rejection of the taint would be).
+    A node that becomes ready, or whose taints change, may help."""
 
     name = "NodeReady"
+
+    def events_to_register(self) -> list[ClusterEventWithHint]:
+        return [
+            ClusterEventWithHint(NODE_ADD),
+            ClusterEventWithHint(ClusterEvent(Resource.NODE, ActionType.UPDATE_NODE_TAINT),
+                                 taints_changed),
+            ClusterEventWithHint(ClusterEvent(Resource.NODE, ActionType.UPDATE_NODE_CONDITION),
+                                 _readiness_changed),
+        ]
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         if node.ready or tolerates_any(pod.pod.spec.tolerations, not_ready_taint(node)):
             return FITS
         return _NOT_READY
+
+
+def _readiness_changed(old: core_pb2.Node | None, new: core_pb2.Node | None) -> bool:
+    if old is None or new is None:
+        return True
+    return _ready(old) != _ready(new)
+
+
+def _ready(node: core_pb2.Node) -> str:
+    return next((c.status for c in node.status.conditions if c.type == "Ready"), "")

@@ -8,6 +8,14 @@ would have put on a cordoned or not-ready node, and with the controllers.
 
 from __future__ import annotations
 
+from scheduler.events import (
+    NODE_ADD,
+    ActionType,
+    ClusterEvent,
+    ClusterEventWithHint,
+    Resource,
+    taints_changed,
+)
 from scheduler.framework import FITS, NodeInfo, PodInfo, Status, normalize_to_max
 from skiff.api.scheduling import (
     FILTER_EFFECTS,
@@ -35,10 +43,17 @@ __all__ = [
 
 class TaintToleration:
     """Filter and score: untolerated NoSchedule/NoExecute taints exclude a node, and the
-    fewer untolerated PreferNoSchedule taints a node has, the better it scores."""
+    fewer untolerated PreferNoSchedule taints a node has, the better it scores. A taint
+    is UnschedulableAndUnresolvable: only a change to the node's taints (or a new node)
+    helps."""
 
     name = "TaintToleration"
     weight = 3
+
+    def events_to_register(self) -> list[ClusterEventWithHint]:
+        return [ClusterEventWithHint(NODE_ADD),
+                ClusterEventWithHint(ClusterEvent(Resource.NODE, ActionType.UPDATE_NODE_TAINT),
+                                     taints_changed)]
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         taints = node.taints
@@ -47,7 +62,7 @@ class TaintToleration:
         taint = find_untolerated(taints, pod.pod.spec.tolerations)
         if taint is None:
             return FITS
-        return (f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}",)
+        return Status.unresolvable(f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}")
 
     def applies(self, pod: PodInfo) -> bool:
         return True

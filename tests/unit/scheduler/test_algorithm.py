@@ -41,7 +41,7 @@ class Rejects:
 
     def filter(self, pod: PodInfo, node: NodeInfo) -> Status:
         self.calls += 1
-        return (self.reason,) if node.name in self.nodes else FITS
+        return Status.unschedulable(self.reason) if node.name in self.nodes else FITS
 
 
 class Prefers:

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
-from scheduler.framework import FITS, NodeInfo, PodInfo, Status
+from scheduler.framework import FITS, FilterPlugin, NodeInfo, PodInfo, ScorePlugin, Status
 from scheduler.plugins import (
     NodeAffinity,
     NodeName,
@@ -29,6 +29,9 @@ from scheduler.plugins.node_affinity import SelectorTerm
 from scheduler.plugins.taint_toleration import find_untolerated, tolerates
 from skiff.api.selectors import match_node_selector_requirement
 from skiff.api.v1 import core_pb2, meta_pb2
+
+unschedulable = Status.unschedulable
+unresolvable = Status.unresolvable
 
 # ---------------------------------------------------------------------------
 # Builders
@@ -151,17 +154,17 @@ def preferred(*weighted: tuple[int, core_pb2.NodeSelectorTerm]) -> core_pb2.Affi
     return affinity
 
 
-def run_filter(plugin: object, pod: core_pb2.Pod, node: core_pb2.Node | NodeInfo) -> Status:
+def run_filter(plugin: FilterPlugin, pod: core_pb2.Pod,
+               node: core_pb2.Node | NodeInfo) -> Status:
     info = node if isinstance(node, NodeInfo) else node_info(node)
-    result: Status = plugin.filter(PodInfo(pod), info)  # type: ignore[attr-defined]
-    return result
+    return plugin.filter(PodInfo(pod), info)
 
 
-def run_scores(plugin: object, pod: core_pb2.Pod, nodes: Sequence[NodeInfo]) -> list[int]:
+def run_scores(plugin: ScorePlugin, pod: core_pb2.Pod, nodes: Sequence[NodeInfo]) -> list[int]:
     """Raw scores over `nodes`, then normalized, as the scheduler does in one decision."""
     info = PodInfo(pod)
-    scores = [plugin.score(info, node) for node in nodes]  # type: ignore[attr-defined]
-    plugin.normalize(info, scores)  # type: ignore[attr-defined]
+    scores = [plugin.score(info, node) for node in nodes]
+    plugin.normalize(info, scores)
     return scores
 
 
@@ -180,22 +183,22 @@ RESOURCE_CASES = [
     ("exactly the rest", make_pod(cpu="2", memory="6Gi"), make_node(),
      [make_pod("a", cpu="2", memory="2Gi")], FITS),
     ("one millicore too many", make_pod(cpu="2001m"), make_node(),
-     [make_pod("a", cpu="2")], (NO_CPU,)),
+     [make_pod("a", cpu="2")], unschedulable(NO_CPU)),
     ("short of memory", make_pod(memory="5Gi"), make_node(),
-     [make_pod("a", memory="4Gi")], (NO_MEMORY,)),
+     [make_pod("a", memory="4Gi")], unschedulable(NO_MEMORY)),
     ("short of cpu and memory", make_pod(cpu="3", memory="5Gi"), make_node(),
-     [make_pod("a", cpu="2", memory="4Gi")], (NO_CPU, NO_MEMORY)),
+     [make_pod("a", cpu="2", memory="4Gi")], unschedulable(NO_CPU, NO_MEMORY)),
     ("ephemeral storage short", make_pod(ephemeral="20Gi"), make_node(ephemeral="10Gi"), [],
-     (NO_STORAGE,)),
+     unresolvable(NO_STORAGE)),
     ("ephemeral storage the node has none of", make_pod(ephemeral="1Gi"), make_node(), [],
-     (NO_STORAGE,)),
+     unresolvable(NO_STORAGE)),
     ("ephemeral storage fits", make_pod(ephemeral="1Gi"), make_node(ephemeral="10Gi"), [],
      FITS),
     # Init containers run one at a time: the pod needs max(sum of apps, largest init).
     ("init container larger than the app containers",
      make_pod(containers=[container("a", cpu="1"), container("b", cpu="1")],
               init=[container("i", cpu="3")]),
-     make_node(), [make_pod("x", cpu="1500m")], (NO_CPU,)),
+     make_node(), [make_pod("x", cpu="1500m")], unschedulable(NO_CPU)),
     ("same pod without the init container fits",
      make_pod(containers=[container("a", cpu="1"), container("b", cpu="1")]),
      make_node(), [make_pod("x", cpu="1500m")], FITS),
@@ -204,15 +207,16 @@ RESOURCE_CASES = [
               init=[container("i", cpu="2"), container("j", cpu="2")]),
      make_node(), [make_pod("x", cpu="1500m")], FITS),
     ("pod count reached", make_pod(cpu="1"), make_node(pods="2"),
-     [make_pod("a"), make_pod("b")], (TOO_MANY,)),
+     [make_pod("a"), make_pod("b")], unschedulable(TOO_MANY)),
     ("last pod slot", make_pod(cpu="1"), make_node(pods="2"), [make_pod("a")], FITS),
-    ("node without a pods allocatable", make_pod(), make_node(pods=None), [], (TOO_MANY,)),
+    ("node without a pods allocatable", make_pod(), make_node(pods=None), [],
+     unschedulable(TOO_MANY)),
     ("pod count and cpu both reported", make_pod(cpu="3"), make_node(pods="1"),
-     [make_pod("a", cpu="2")], (TOO_MANY, NO_CPU)),
+     [make_pod("a", cpu="2")], unschedulable(TOO_MANY, NO_CPU)),
     ("zero requests fit a full node", make_pod(), make_node(),
      [make_pod("a", cpu="4", memory="8Gi")], FITS),
     ("zero requests still count against the pod limit", make_pod(), make_node(pods="1"),
-     [make_pod("a", cpu="4", memory="8Gi")], (TOO_MANY,)),
+     [make_pod("a", cpu="4", memory="8Gi")], unschedulable(TOO_MANY)),
     # A resource the pod does not ask for is not checked, even when overbooked.
     ("memory only on a cpu-overbooked node", make_pod(memory="1Gi"), make_node(cpu="1"),
      [make_pod("a", cpu="2")], FITS),
@@ -235,7 +239,7 @@ def test_node_resources_fit(pod: core_pb2.Pod, node: core_pb2.Node,
 @pytest.mark.parametrize(("wanted", "node", "expected"), [
     ("", "n1", FITS),
     ("n1", "n1", FITS),
-    ("n2", "n1", ("node(s) didn't match the requested node name",)),
+    ("n2", "n1", unresolvable("node(s) didn't match the requested node name")),
 ])
 def test_node_name(wanted: str, node: str, expected: Status) -> None:
     assert run_filter(NodeName(), make_pod(node_name=wanted), make_node(node)) == expected
@@ -245,7 +249,7 @@ def test_node_name(wanted: str, node: str, expected: Status) -> None:
 # NodeAffinity: filter
 # ---------------------------------------------------------------------------
 
-AFFINITY_MISMATCH = ("node(s) didn't match Pod's node affinity/selector",)
+AFFINITY_MISMATCH = unresolvable("node(s) didn't match Pod's node affinity/selector")
 LABELS = {"zone": "a", "disk": "ssd", "cores": "8", "gen": "v2"}
 
 SELECTOR_CASES = [
@@ -439,37 +443,38 @@ GPU = taint("dedicated", "gpu")
 TAINT_CASES = [
     # (id, node taints, pod tolerations, expected)
     ("no taints", [], [], FITS),
-    ("untolerated NoSchedule", [GPU], [], ("node(s) had untolerated taint {dedicated: gpu}",)),
+    ("untolerated NoSchedule", [GPU], [],
+     unresolvable("node(s) had untolerated taint {dedicated: gpu}")),
     ("empty value in the message", [taint("dedicated")], [],
-     ("node(s) had untolerated taint {dedicated: }",)),
+     unresolvable("node(s) had untolerated taint {dedicated: }")),
     ("untolerated NoExecute", [taint("evict", "now", "NoExecute")], [],
-     ("node(s) had untolerated taint {evict: now}",)),
+     unresolvable("node(s) had untolerated taint {evict: now}")),
     ("PreferNoSchedule does not filter", [taint("soft", "x", "PreferNoSchedule")], [], FITS),
     ("Equal with key, value and effect", [GPU],
      [toleration("dedicated", "Equal", "gpu", "NoSchedule")], FITS),
     ("Equal with another value", [GPU], [toleration("dedicated", "Equal", "tpu")],
-     ("node(s) had untolerated taint {dedicated: gpu}",)),
+     unresolvable("node(s) had untolerated taint {dedicated: gpu}")),
     ("empty operator means Equal", [GPU], [toleration("dedicated", "", "gpu")], FITS),
     ("empty operator, other value", [GPU], [toleration("dedicated", "", "")],
-     ("node(s) had untolerated taint {dedicated: gpu}",)),
+     unresolvable("node(s) had untolerated taint {dedicated: gpu}")),
     ("Exists ignores the value", [GPU], [toleration("dedicated", "Exists", "ignored")], FITS),
     ("Exists for another key", [GPU], [toleration("other", "Exists")],
-     ("node(s) had untolerated taint {dedicated: gpu}",)),
+     unresolvable("node(s) had untolerated taint {dedicated: gpu}")),
     ("Exists with empty key tolerates everything",
      [GPU, taint("evict", "now", "NoExecute")], [toleration(operator="Exists")], FITS),
     ("Exists with empty key, limited to one effect",
      [GPU, taint("evict", "now", "NoExecute")], [toleration(operator="Exists",
                                                             effect="NoSchedule")],
-     ("node(s) had untolerated taint {evict: now}",)),
+     unresolvable("node(s) had untolerated taint {evict: now}")),
     ("empty effect matches NoExecute", [taint("evict", "now", "NoExecute")],
      [toleration("evict", "Equal", "now")], FITS),
     ("another effect does not match", [taint("evict", "now", "NoExecute")],
      [toleration("evict", "Equal", "now", "NoSchedule")],
-     ("node(s) had untolerated taint {evict: now}",)),
+     unresolvable("node(s) had untolerated taint {evict: now}")),
     ("unknown operator tolerates nothing", [GPU], [toleration("dedicated", "Gt", "gpu")],
-     ("node(s) had untolerated taint {dedicated: gpu}",)),
+     unresolvable("node(s) had untolerated taint {dedicated: gpu}")),
     ("the first untolerated taint is reported", [GPU, taint("b", "2"), taint("c", "3")],
-     [toleration("dedicated", "Exists")], ("node(s) had untolerated taint {b: 2}",)),
+     [toleration("dedicated", "Exists")], unresolvable("node(s) had untolerated taint {b: 2}")),
     ("several tolerations, each for one taint", [GPU, taint("b", "2")],
      [toleration("b", "Equal", "2"), toleration("dedicated", "Exists")], FITS),
 ]
@@ -526,7 +531,7 @@ def test_taint_toleration_score(tolerations: list[core_pb2.Toleration], raw: lis
 # NodePorts
 # ---------------------------------------------------------------------------
 
-NO_PORTS = ("node(s) didn't have free ports for the requested pod ports",)
+NO_PORTS = unschedulable("node(s) didn't have free ports for the requested pod ports")
 
 PORT_CASES = [
     # (id, the pod's ports, the booked pod's ports, expected)
@@ -568,7 +573,7 @@ def test_node_ports_freed_when_the_pod_leaves() -> None:
 # NodeUnschedulable and NodeReady
 # ---------------------------------------------------------------------------
 
-UNSCHEDULABLE = ("node(s) were unschedulable",)
+UNSCHEDULABLE = unresolvable("node(s) were unschedulable")
 UNSCHEDULABLE_KEY = "node.kubernetes.io/unschedulable"
 
 
@@ -589,7 +594,7 @@ def test_node_unschedulable(cordoned: bool, tolerations: list[core_pb2.Toleratio
     assert result == expected
 
 
-NOT_READY = ("node(s) were not ready",)
+NOT_READY = unresolvable("node(s) were not ready")
 NOT_READY_KEY = "node.kubernetes.io/not-ready"
 UNREACHABLE_KEY = "node.kubernetes.io/unreachable"
 
@@ -697,7 +702,7 @@ def first_failure(pod: core_pb2.Pod, node: NodeInfo) -> Status:
     info = PodInfo(pod)
     for plugin in default_filters():
         status = plugin.filter(info, node)
-        if status:
+        if not status.is_success():
             return status
     return FITS
 
@@ -708,9 +713,9 @@ def first_failure(pod: core_pb2.Pod, node: NodeInfo) -> Status:
      UNSCHEDULABLE),
     (make_pod(cpu="8"), node_info(make_node(taints=[GPU], ready="False")), NOT_READY),
     (make_pod(cpu="8", node_selector={"zone": "b"}), node_info(make_node(taints=[GPU])),
-     ("node(s) had untolerated taint {dedicated: gpu}",)),
+     unresolvable("node(s) had untolerated taint {dedicated: gpu}")),
     (make_pod(cpu="8", node_selector={"zone": "b"}), node_info(make_node()), AFFINITY_MISMATCH),
-    (make_pod(cpu="8", memory="9Gi"), node_info(make_node()), (NO_CPU, NO_MEMORY)),
+    (make_pod(cpu="8", memory="9Gi"), node_info(make_node()), unresolvable(NO_CPU, NO_MEMORY)),
 ], ids=["fits", "cordoned first", "not ready next", "taint before affinity",
         "affinity before resources", "resources last"])
 def test_filter_order_decides_the_reason(pod: core_pb2.Pod, node: NodeInfo,
