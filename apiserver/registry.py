@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
@@ -63,11 +64,15 @@ def _set_time(ts: timestamp_pb2.Timestamp, seconds: int) -> None:
 
 class Registry:
     def __init__(self, store: storage.Store, cache: WatchCache,
-                 service_cidr: str = "10.96.0.0/12") -> None:
+                 service_cidr: str = "10.96.0.0/12", *,
+                 strategies: Mapping[str, Strategy] | None = None) -> None:
+        """A registry over `store`; `strategies` (by kind name) replace the built-in
+        ones of their kinds."""
         self.store = store
         self.cache = cache
         self.leases = LeaseManager(store)
         self._strategies = for_kinds(Settings(service_cluster_ip_range=service_cidr))
+        self._strategies.update(strategies or {})
 
     def strategy(self, kind: kinds.Kind) -> Strategy:
         return self._strategies[kind.kind]
