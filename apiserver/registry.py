@@ -161,7 +161,8 @@ class Registry:
                 # A value picked at random lost a race: pick again.
         else:
             raise errors.unavailable(f"could not allocate addresses for {meta.name}; retry")
-        meta.resource_version = str(revision)
+        # (not `meta`: a retry's CopyFrom detached it from obj)
+        meta_of(obj).resource_version = str(revision)
         return obj
 
     def _namespace_of(self, kind: kinds.Kind, namespace: str) -> str:

@@ -100,6 +100,8 @@ async def test_a_random_pick_that_lost_a_race_is_picked_again(
     monkeypatch.setattr(strategy.allocator, "random_ip", lambda: next(picks))
     created = await registry.create(service("b"))
     assert isinstance(created, core_pb2.Service) and created.spec.cluster_ip == "10.0.0.5"
+    stored = store.data[b"/registry/services/default/b"]
+    assert created.metadata.resource_version == str(stored.mod_revision)
     assert set(allocations(store)) == {"serviceips/10.0.0.2", "serviceips/10.0.0.5"}
 
 
