@@ -10,6 +10,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 
 from skiff.api import kinds
+from skiff.api.meta import meta
 
 REGISTRY_PREFIX = b"/registry/"
 ALLOCATIONS_PREFIX = b"/allocations/"
@@ -56,13 +57,13 @@ def with_resource_version(data: bytes, revision: int) -> bytes:
 
 def encode(obj: Message) -> bytes:
     """The stored form: resourceVersion cleared."""
-    meta = obj.metadata  # type: ignore[attr-defined]
-    rv = meta.resource_version
-    meta.resource_version = ""
+    m = meta(obj)
+    rv = m.resource_version
+    m.resource_version = ""
     try:
         return obj.SerializeToString(deterministic=True)
     finally:
-        meta.resource_version = rv
+        m.resource_version = rv
 
 
 def decode(kind: kinds.Kind, data: bytes, revision: int) -> Message:

@@ -15,7 +15,7 @@ from apiserver import storage
 log = logging.getLogger(__name__)
 
 
-async def compact_forever(store: storage.EtcdStore, interval: float) -> None:
+async def compact_forever(store: storage.Store, interval: float) -> None:
     previous = 0
     while True:
         await asyncio.sleep(interval)

@@ -13,7 +13,7 @@ from apiserver import storage
 
 
 class LeaseManager:
-    def __init__(self, store: storage.EtcdStore, reuse_seconds: int = 60) -> None:
+    def __init__(self, store: storage.Store, reuse_seconds: int = 60) -> None:
         self._store = store
         self._reuse = reuse_seconds
         self._current: dict[int, tuple[int, float]] = {}  # ttl -> (lease id, granted at)

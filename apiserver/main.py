@@ -7,9 +7,8 @@ import asyncio
 import logging
 from pathlib import Path
 
-import grpc
-
 from apiserver import storage
+from apiserver.authorization import AlwaysAllow
 from apiserver.compactor import compact_forever
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
@@ -17,7 +16,9 @@ from apiserver.registry import Registry
 from apiserver.server import ApiService, handler
 from apiserver.watchcache import WatchCache
 from skiff import daemon
-from skiff.daemon import TokenAuth, until_signalled
+from skiff.client.transport import ClientCredentials
+from skiff.daemon import serving, until_signalled
+from skiff.daemon.auth import TokenAuthenticator
 
 log = logging.getLogger("apiserver")
 
@@ -56,21 +57,21 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     if args.etcd_compaction_interval > 0:
         background.append(asyncio.create_task(
             compact_forever(store, args.etcd_compaction_interval), name="compactor"))
-    interceptors = []
-    if args.token_file:
-        interceptors.append(TokenAuth(Path(args.token_file).read_text().strip(),
-                                      "check the client config's token"))
-    server = grpc.aio.server(interceptors=interceptors, options=[
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.max_send_message_length", 256 * 1024 * 1024),
-        ("grpc.so_reuseport", 0),
-    ])
-    proxy = KubeletProxy(registry, Path(args.kubelet_token_file).read_text().strip()
-                         if args.kubelet_token_file else None)
-    server.add_generic_rpc_handlers([handler(ApiService(registry, proxy))])
+    authenticator = (TokenAuthenticator.single(_read_token(args.token_file))
+                     if args.token_file else None)
+    kubelet_credentials = ClientCredentials(
+        token=_read_token(args.kubelet_token_file) if args.kubelet_token_file else None)
+    authorizer = AlwaysAllow()  # where RBAC plugs in
+    proxy = KubeletProxy(registry, kubelet_credentials, authorizer=authorizer)
+    service = ApiService(registry, proxy, authorizer=authorizer)
     address = f"{args.bind_address}:{args.port}"
-    server.add_insecure_port(address)
-    await server.start()
+    server = await serving.serve(
+        address, lambda s: s.add_generic_rpc_handlers([handler(service)]),
+        credentials=serving.INSECURE, authenticator=authenticator,
+        hint="check the client config's token", options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ])
     log.info("serving on %s (etcd %s)", address, args.etcd_servers)
     if started:
         started.set()
@@ -84,6 +85,10 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
             task.cancel()
         await cache.stop()
         await store.close()
+
+
+def _read_token(path: str) -> str:
+    return Path(path).read_text().strip()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import grpc
 
@@ -18,6 +19,7 @@ from apiserver import codec, errors, storage
 from apiserver.registry import Registry
 from skiff.api import kinds
 from skiff.api.defaults import NAMESPACE_FINALIZER
+from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2
 
 log = logging.getLogger(__name__)
@@ -46,28 +48,27 @@ class NamespaceFinalizer:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            terminating = [e.obj for e in self.registry.cache.kinds["Namespace"].items.values()
-                           if e.obj.metadata.HasField("deletion_timestamp")]  # type: ignore[attr-defined]
-            for ns in terminating:
+            terminating = [meta(e.obj).name
+                           for e in self.registry.cache.kinds["Namespace"].items.values()
+                           if meta(e.obj).HasField("deletion_timestamp")]
+            for name in terminating:
                 try:
-                    await self.finalize(ns.metadata.name)  # type: ignore[attr-defined]
+                    await self.finalize(name)
                 except (errors.ApiError, storage.StorageError) as err:
-                    log.warning("namespace %s: cannot finish deletion yet: %s",
-                                ns.metadata.name, err)  # type: ignore[attr-defined]
+                    log.warning("namespace %s: cannot finish deletion yet: %s", name, err)
 
     async def finalize(self, name: str) -> None:
         remaining = 0
         for kind in self._namespaced:
             items = [e.obj for e in self.registry.cache.kinds[kind.kind].items.values()
-                     if e.obj.metadata.namespace == name]  # type: ignore[attr-defined]
+                     if meta(e.obj).namespace == name]
             remaining += len(items)
             for obj in items:
-                meta = obj.metadata  # type: ignore[attr-defined]
-                if meta.HasField("deletion_timestamp"):
+                m = meta(obj)
+                if m.HasField("deletion_timestamp"):
                     continue  # already going (graceful deletion or finalizers)
                 try:
-                    await self.registry.delete(kind, name, meta.name,
-                                               precondition_uid=meta.uid)
+                    await self.registry.delete(kind, name, m.name, precondition_uid=m.uid)
                 except errors.ApiError as err:
                     if err.code not in (grpc.StatusCode.NOT_FOUND,
                                         grpc.StatusCode.FAILED_PRECONDITION):
@@ -80,7 +81,7 @@ class NamespaceFinalizer:
         kv = await self.registry.store.get(codec.key(kind, "", name))
         if kv is None:
             return
-        ns: core_pb2.Namespace = codec.decode(kind, kv.value, kv.mod_revision)  # type: ignore[assignment]
+        ns = cast(core_pb2.Namespace, codec.decode(kind, kv.value, kv.mod_revision))
         if NAMESPACE_FINALIZER in ns.spec.finalizers:
             ns.spec.finalizers.remove(NAMESPACE_FINALIZER)
         key = codec.key(kind, "", name)

@@ -6,7 +6,10 @@ opens a gRPC stream to the kubelet at the Node's InternalIP (else its Hostname) 
 `status.daemonEndpoints.kubeletEndpoint.port`, with the pod's uid so the kubelet never
 serves a newer pod of the same name. Kubelet errors come back with their code and message;
 a kubelet that cannot be reached is UNAVAILABLE `error dialing backend: ...`, kubectl's
-words. One channel per kubelet address is kept and reused.
+words. One channel per kubelet address is kept and reused, opened with the apiserver's
+kubelet client credentials (skiff.client.transport).
+
+The caller must be allowed `get pods/log` (Logs) or `create pods/exec` (Exec).
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from collections.abc import AsyncIterator
 import grpc
 
 from apiserver import errors, storage
+from apiserver.authorization import AlwaysAllow, Attributes, Authorizer, check
 from apiserver.registry import Registry
 from skiff.api import kinds
+from skiff.api.pods import is_terminal
 from skiff.api.v1 import core_pb2
 from skiff.api.v1 import kubelet_pb2 as kapi
+from skiff.client.transport import INSECURE, RECONNECT_OPTIONS, ClientCredentials, open_channel
+from skiff.daemon.auth import caller
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +37,9 @@ DEFAULT_KUBELET_PORT = 10250
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 _LOGS = "/skiff.api.v1.Kubelet/Logs"
 _EXEC = "/skiff.api.v1.Kubelet/Exec"
-_CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    # A restarted kubelet is reachable again within a second, not after gRPC's long backoff.
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
+# A restarted kubelet is reachable again within a second, not after gRPC's long backoff.
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
+                    *RECONNECT_OPTIONS]
 
 
 def container_for(pod: core_pb2.Pod, requested: str) -> str:
@@ -74,17 +77,23 @@ def kubelet_address(node: core_pb2.Node) -> str:
 class KubeletProxy:
     """The apiserver's Logs and Exec handlers."""
 
-    def __init__(self, registry: Registry, token: str | None = None, *,
-                 dial_timeout: float = 10.0) -> None:
+    def __init__(self, registry: Registry, credentials: ClientCredentials = INSECURE, *,
+                 authorizer: Authorizer | None = None, dial_timeout: float = 10.0) -> None:
         self.registry = registry
         self.dial_timeout = dial_timeout
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.authorizer: Authorizer = authorizer or AlwaysAllow()
+        self._credentials = credentials
+        self._metadata = credentials.metadata
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.close()
+
+    def _authorize(self, verb: str, subresource: str, namespace: str, name: str) -> None:
+        check(self.authorizer, caller(), Attributes(
+            verb, kinds.lookup("Pod"), namespace or "default", name, subresource))
 
     # ---- finding the kubelet ----
 
@@ -107,7 +116,7 @@ class KubeletProxy:
     def _channel(self, address: str) -> grpc.aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            channel = open_channel(address, self._credentials, options=_CHANNEL_OPTIONS)
             self._channels[address] = channel
         return channel
 
@@ -151,6 +160,7 @@ class KubeletProxy:
                    ) -> AsyncIterator[bytes]:
         """Streams the kubelet's LogChunk messages on as they come, already serialized."""
         try:
+            self._authorize("get", "log", request.namespace, request.pod)
             pod, address = await self._pod_and_address(request.namespace, request.pod)
             forwarded = kapi.LogsRequest()
             forwarded.CopyFrom(request)
@@ -215,8 +225,9 @@ class KubeletProxy:
         start = first.start
         if not start.command:
             raise errors.bad_request("you must specify at least one command for the container")
+        self._authorize("create", "exec", start.namespace, start.pod)
         pod, address = await self._pod_and_address(start.namespace, start.pod)
-        if pod.status.phase in ("Succeeded", "Failed"):
+        if is_terminal(pod):
             raise errors.failed_precondition(
                 "cannot exec into a container in a completed pod; current phase is "
                 f"{pod.status.phase}")

@@ -1,7 +1,9 @@
-"""The generic registry: create, read, update and delete any kind in etcd.
+"""The generic registry: create, read, update and delete any kind in the store.
 
-Every verb goes through the kind's Strategy for what differs between kinds; reads
-of many objects (List, Watch) come from the watch cache.
+Every verb goes through the kind's Strategy for what differs between kinds (including
+what a write allocates besides the object: a Service's cluster IP and node ports); the
+registry itself knows no kind but the Pod binding and the namespace an object lives in.
+Reads of many objects (List, Watch) come from the watch cache.
 """
 
 from __future__ import annotations
@@ -9,20 +11,23 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Protocol, cast
 
 import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from apiserver import codec, errors, storage
-from apiserver.allocator import ServiceAllocator
 from apiserver.leases import LeaseManager
-from apiserver.strategies import PROTECTED_NAMESPACES, Strategy, for_kind, now
+from apiserver.strategies import Settings, Strategy, for_kinds, now
 from apiserver.watchcache import Entry, Filter, TooNew, WatchCache
-from skiff.api import fields, kinds, validation
+from skiff.api import fields, kinds
+from skiff.api.conditions import set_condition
+from skiff.api.meta import meta as meta_of
 from skiff.api.selectors import SelectorError, parse_field_selector, parse_label_selector
-from skiff.api.v1 import core_pb2, meta_pb2
+from skiff.api.v1 import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +35,44 @@ _NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes: no vowel
 _CONFLICT_RETRIES = 8
 
 
-def _meta(obj: Message) -> meta_pb2.ObjectMeta:  # every kind's metadata is an ObjectMeta
-    return obj.metadata  # type: ignore[attr-defined, no-any-return]
+class _Typed(Protocol):
+    """The type fields every kind's message has."""
+
+    api_version: str
+    kind: str
+
+
+class _HasSpec(Protocol):
+    @property
+    def spec(self) -> Message: ...
+
+
+def _set_type(obj: Message, kind: kinds.Kind) -> None:
+    typed = cast(_Typed, obj)
+    typed.api_version, typed.kind = kind.api_version, kind.kind
+
+
+def _clone(obj: Message) -> Message:
+    copy = type(obj)()
+    copy.CopyFrom(obj)
+    return copy
 
 
 def _set_time(ts: timestamp_pb2.Timestamp, seconds: int) -> None:
     ts.seconds, ts.nanos = seconds, 0
 
 
-@dataclass(frozen=True)
-class _Requested:
-    ip: str
-    ports: dict[int, int]
-    keys: set[str]
-
-
-def _taken(key: str) -> str:
-    value = key.rsplit("/", 1)[1]
-    if "/serviceips/" in key:
-        return f'spec.clusterIP: Invalid value: "{value}": provided IP is already allocated'
-    return f"spec.ports.nodePort: Invalid value: {value}: provided port is already allocated"
-
-
 class Registry:
-    def __init__(self, store: storage.EtcdStore, cache: WatchCache,
-                 service_cidr: str = "10.96.0.0/12") -> None:
+    def __init__(self, store: storage.Store, cache: WatchCache,
+                 service_cidr: str = "10.96.0.0/12", *,
+                 strategies: Mapping[str, Strategy] | None = None) -> None:
+        """A registry over `store`; `strategies` (by kind name) replace the built-in
+        ones of their kinds."""
         self.store = store
         self.cache = cache
         self.leases = LeaseManager(store)
-        self.services = ServiceAllocator(service_cidr)
-        self._strategies = {k.kind: for_kind(k) for k in kinds.KINDS}
+        self._strategies = for_kinds(Settings(service_cluster_ip_range=service_cidr))
+        self._strategies.update(strategies or {})
 
     def strategy(self, kind: kinds.Kind) -> Strategy:
         return self._strategies[kind.kind]
@@ -108,8 +121,8 @@ class Registry:
     async def create(self, obj: Message, *, dry_run: bool = False) -> Message:
         kind = kinds.by_message(obj)
         strategy = self.strategy(kind)
-        meta = _meta(obj)
-        obj.api_version, obj.kind = kind.api_version, kind.kind  # type: ignore[attr-defined]
+        meta = meta_of(obj)
+        _set_type(obj, kind)
         meta.namespace = self._namespace_of(kind, meta.namespace)
         if not meta.name and meta.generate_name:
             meta.name = meta.generate_name + "".join(
@@ -121,7 +134,7 @@ class Registry:
         meta.ClearField("deletion_grace_period_seconds")
         meta.generation = 1 if kind.has_spec else 0
         strategy.prepare_for_create(obj)
-        problems = validation.validate(obj)
+        problems = strategy.validate(obj)
         if problems:
             raise errors.invalid(kind, meta.name, problems)
         if kind.namespaced:
@@ -130,9 +143,11 @@ class Registry:
             return obj
         lease = await self._lease(strategy)
         key = codec.key(kind, meta.namespace, meta.name)
-        requested = self._requested_allocations(obj) if kind.kind == "Service" else None
-        for _ in range(_CONFLICT_RETRIES):
-            also = self._allocate(obj, requested) if requested else []
+        asked = _clone(obj)  # as the user sent it: allocation starts afresh from it
+        for attempt in range(_CONFLICT_RETRIES):
+            if attempt:
+                obj.CopyFrom(asked)
+            also = strategy.allocate(obj)
             try:
                 revision = await self.store.create(key, codec.encode(obj), lease=lease,
                                                    also=also)
@@ -140,12 +155,14 @@ class Registry:
             except storage.KeyExists as err:
                 if err.key == key.decode():
                     raise errors.already_exists(kind, meta.name) from None
-                if requested and err.key in requested.keys:
-                    raise errors.invalid(kind, meta.name, [_taken(err.key)]) from None
+                problem = strategy.allocation_conflict(asked, err.key)
+                if problem:
+                    raise errors.invalid(kind, meta.name, [problem]) from None
                 # A value picked at random lost a race: pick again.
         else:
             raise errors.unavailable(f"could not allocate addresses for {meta.name}; retry")
-        meta.resource_version = str(revision)
+        # (not `meta`: a retry's CopyFrom detached it from obj)
+        meta_of(obj).resource_version = str(revision)
         return obj
 
     def _namespace_of(self, kind: kinds.Kind, namespace: str) -> str:
@@ -163,57 +180,13 @@ class Registry:
                 raise errors.ApiError(grpc.StatusCode.NOT_FOUND,
                                       f'namespaces "{namespace}" not found')
             ns = codec.decode(ns_kind, kv.value, kv.mod_revision)
-        if _meta(ns).HasField("deletion_timestamp"):
+        if meta_of(ns).HasField("deletion_timestamp"):
             raise errors.forbidden(f"unable to create new content in namespace {namespace} "
                                    "because it is being terminated")
 
     async def _lease(self, strategy: Strategy) -> int:
         ttl = strategy.lease_ttl()
         return await self.leases.lease_for(ttl) if ttl else 0
-
-    # ---- services: cluster IPs and node ports ----
-
-    def _requested_allocations(self, svc_msg: Message) -> _Requested:
-        """What the user asked for by value; everything else is picked at random."""
-        svc: core_pb2.Service = svc_msg  # type: ignore[assignment]
-        spec = svc.spec
-        ip = spec.cluster_ip if spec.cluster_ip not in ("", "None") else ""
-        if ip and not self.services.contains(ip):
-            raise errors.invalid(kinds.by_kind("Service"), svc.metadata.name, [
-                f'spec.clusterIP: Invalid value: "{ip}": provided IP is not in the valid '
-                f"range ({self.services.network})"])
-        ports = {i: p.node_port for i, p in enumerate(spec.ports) if p.node_port}
-        keys = {self.services.ip_key(ip).decode()} if ip else set()
-        keys |= {self.services.node_port_key(spec.ports[i].node_port,
-                                             spec.ports[i].protocol).decode() for i in ports}
-        return _Requested(ip, ports, keys)
-
-    def _allocate(self, svc_msg: Message, requested: _Requested) -> list[storage.Put]:
-        svc: core_pb2.Service = svc_msg  # type: ignore[assignment]
-        spec = svc.spec
-        owner = f"{svc.metadata.namespace}/{svc.metadata.name}".encode()
-        puts: list[storage.Put] = []
-        if spec.type != "ExternalName" and spec.cluster_ip != "None":
-            spec.cluster_ip = requested.ip or self.services.random_ip()
-            del spec.cluster_ips[:]
-            spec.cluster_ips.append(spec.cluster_ip)
-            puts.append(storage.Put(self.services.ip_key(spec.cluster_ip), owner))
-        if spec.type in ("NodePort", "LoadBalancer"):
-            for i, port in enumerate(spec.ports):
-                port.node_port = requested.ports.get(i) or self.services.random_node_port()
-                puts.append(storage.Put(
-                    self.services.node_port_key(port.node_port, port.protocol), owner))
-        return puts
-
-    def _release(self, obj: Message) -> list[storage.Delete]:
-        if not isinstance(obj, core_pb2.Service):
-            return []
-        keys = []
-        if obj.spec.cluster_ip and obj.spec.cluster_ip != "None":
-            keys.append(self.services.ip_key(obj.spec.cluster_ip))
-        keys += [self.services.node_port_key(p.node_port, p.protocol)
-                 for p in obj.spec.ports if p.node_port]
-        return [storage.Delete(k) for k in keys]
 
     # ---- update ----
 
@@ -225,7 +198,7 @@ class Registry:
         if status and not kind.has_status:
             raise errors.bad_request(f"{errors.resource(kind)} have no status")
         strategy = self.strategy(kind)
-        meta = _meta(obj)
+        meta = meta_of(obj)
         wanted_rv = meta.resource_version
         if wanted_rv and not wanted_rv.isdigit():
             raise errors.bad_request(f'metadata.resourceVersion: Invalid value: "{wanted_rv}"')
@@ -240,7 +213,7 @@ class Registry:
             if dry_run:
                 return new
             try:
-                return await self._write_update(kind, strategy, new, kv)
+                return await self._write_update(kind, strategy, new, old, kv)
             except storage.Conflict:
                 if wanted_rv:
                     raise errors.conflict(kind, meta.name) from None
@@ -252,49 +225,35 @@ class Registry:
         if status:
             new = strategy.status_update(obj, old)
         else:
-            new = type(obj)()
-            new.CopyFrom(obj)
-            new.api_version, new.kind = kind.api_version, kind.kind  # type: ignore[attr-defined]
-            _meta(new).namespace = _meta(old).namespace
+            new = _clone(obj)
+            _set_type(new, kind)
+            meta_of(new).namespace = meta_of(old).namespace
             strategy.prepare_for_update(new, old)
-            if kind.has_spec and new.spec != old.spec:  # type: ignore[attr-defined]
-                _meta(new).generation = _meta(old).generation + 1
-        _meta(new).resource_version = _meta(old).resource_version
-        problems = validation.validate(new) + validation.validate_update(new, old)
+            if kind.has_spec and cast(_HasSpec, new).spec != cast(_HasSpec, old).spec:
+                meta_of(new).generation = meta_of(old).generation + 1
+        meta_of(new).resource_version = meta_of(old).resource_version
+        problems = strategy.validate_update(new, old)
         if problems:
-            raise errors.invalid(kind, _meta(new).name, problems)
+            raise errors.invalid(kind, meta_of(new).name, problems)
         return new
 
     async def _write_update(self, kind: kinds.Kind, strategy: Strategy, new: Message,
-                            kv: storage.KeyValue) -> Message:
-        meta = _meta(new)
+                            old: Message, kv: storage.KeyValue) -> Message:
+        meta = meta_of(new)
         key = codec.key(kind, meta.namespace, meta.name)
         if self._ready_to_go(strategy, new):
-            await self.store.delete(key, kv.mod_revision, also=self._release(new))
+            await self.store.delete(key, kv.mod_revision, also=strategy.release(new))
             return new
-        also: list[storage.Put | storage.Delete] = []
-        if kind.kind == "Service":
-            also = self._reallocate(new, codec.decode(kind, kv.value, kv.mod_revision))
         revision = await self.store.update(key, codec.encode(new), kv.mod_revision,
-                                           lease=await self._lease(strategy), also=also)
+                                           lease=await self._lease(strategy),
+                                           also=strategy.reallocate(new, old))
         meta.resource_version = str(revision)
         return new
-
-    def _reallocate(self, new_msg: Message, old_msg: Message) -> list[storage.Put | storage.Delete]:
-        """Side keys for a Service whose allocated values changed on update."""
-        owner_keys_old = {d.key for d in self._release(old_msg)}
-        owner_keys_new = {d.key for d in self._release(new_msg)}
-        svc: core_pb2.Service = new_msg  # type: ignore[assignment]
-        owner = f"{svc.metadata.namespace}/{svc.metadata.name}".encode()
-        ops: list[storage.Put | storage.Delete] = [
-            storage.Put(k, owner) for k in sorted(owner_keys_new - owner_keys_old)]
-        ops += [storage.Delete(k) for k in sorted(owner_keys_old - owner_keys_new)]
-        return ops
 
     @staticmethod
     def _ready_to_go(strategy: Strategy, obj: Message) -> bool:
         """A deleted object goes once no finalizer holds it and no grace period runs."""
-        meta = _meta(obj)
+        meta = meta_of(obj)
         return (meta.HasField("deletion_timestamp") and not strategy.finalizing(obj)
                 and meta.deletion_grace_period_seconds == 0)
 
@@ -307,13 +266,11 @@ class Registry:
         if propagation not in ("", "Background", "Foreground", "Orphan"):
             raise errors.bad_request(f'propagationPolicy: Unsupported value: "{propagation}": '
                                      'supported values: "Background", "Foreground", "Orphan"')
-        if kind.kind == "Namespace" and name in PROTECTED_NAMESPACES:
-            raise errors.forbidden(f'namespaces "{name}" is forbidden: this namespace may not '
-                                   "be deleted")
         strategy = self.strategy(kind)
+        strategy.check_delete(name)
         for _ in range(_CONFLICT_RETRIES):
             obj, kv = await self._read(kind, namespace, name)
-            meta = _meta(obj)
+            meta = meta_of(obj)
             if precondition_uid and precondition_uid != meta.uid:
                 raise errors.failed_precondition(
                     f"Precondition failed: UID in precondition: {precondition_uid}, UID in "
@@ -328,13 +285,13 @@ class Registry:
             key = codec.key(kind, meta.namespace, name)
             try:
                 if marked is None:
-                    await self.store.delete(key, kv.mod_revision, also=self._release(obj))
+                    await self.store.delete(key, kv.mod_revision, also=strategy.release(obj))
                     return obj
                 if marked is obj:
                     return obj  # already marked as asked: nothing to write
                 revision = await self.store.update(key, codec.encode(marked), kv.mod_revision,
                                                    lease=await self._lease(strategy))
-                _meta(marked).resource_version = str(revision)
+                meta_of(marked).resource_version = str(revision)
                 return marked
             except storage.Conflict:
                 continue  # changed under us: read again and redo the decision
@@ -346,15 +303,14 @@ class Registry:
                       propagation: str) -> Message | None:
         """None: remove now. `obj` itself: leave as is. Otherwise: the object to write,
         marked with a deletionTimestamp (graceful deletion or finalizers pending)."""
-        meta = _meta(obj)
+        meta = meta_of(obj)
         grace = strategy.grace_period(obj, grace_period)
         finalizer = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}.get(propagation)
         adds_finalizer = finalizer is not None and finalizer not in meta.finalizers
         if not strategy.finalizing(obj) and not adds_finalizer and grace == 0:
             return None
-        marked = type(obj)()
-        marked.CopyFrom(obj)
-        mmeta = _meta(marked)
+        marked = _clone(obj)
+        mmeta = meta_of(marked)
         if finalizer and adds_finalizer and not meta.HasField("deletion_timestamp"):
             mmeta.finalizers.append(finalizer)
         deadline = now() + grace
@@ -370,8 +326,7 @@ class Registry:
         else:
             _set_time(mmeta.deletion_timestamp, deadline)
             mmeta.deletion_grace_period_seconds = grace
-        if isinstance(marked, core_pb2.Namespace):
-            marked.status.phase = "Terminating"
+        strategy.prepare_for_delete(marked)
         if self._ready_to_go(strategy, marked):
             return None
         return marked
@@ -385,7 +340,7 @@ class Registry:
             raise errors.bad_request("target.name: Required value: a node to bind to")
         for _ in range(_CONFLICT_RETRIES):
             obj, kv = await self._read(kind, namespace, name)
-            pod: core_pb2.Pod = obj  # type: ignore[assignment]
+            pod = cast(core_pb2.Pod, obj)
             if uid and pod.metadata.uid != uid:
                 raise errors.failed_precondition(
                     f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
@@ -397,7 +352,8 @@ class Registry:
                 raise errors.failed_precondition(
                     f'pod {name} is already assigned to node "{pod.spec.node_name}"')
             pod.spec.node_name = node_name
-            _set_condition(pod, "PodScheduled", "True")
+            set_condition(pod.status.conditions, "PodScheduled", "True",
+                          datetime.fromtimestamp(now(), UTC))
             try:
                 revision = await self.store.update(codec.key(kind, pod.metadata.namespace, name),
                                                    codec.encode(pod), kv.mod_revision)
@@ -406,16 +362,3 @@ class Registry:
             pod.metadata.resource_version = str(revision)
             return pod
         raise errors.conflict(kind, name)
-
-
-def _set_condition(pod: core_pb2.Pod, type_: str, status: str, reason: str = "") -> None:
-    for cond in pod.status.conditions:
-        if cond.type == type_:
-            if cond.status != status:
-                cond.status = status
-                _set_time(cond.last_transition_time, now())
-            cond.reason = reason
-            cond.message = ""
-            return
-    cond = pod.status.conditions.add(type=type_, status=status, reason=reason)
-    _set_time(cond.last_transition_time, now())

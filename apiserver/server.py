@@ -1,4 +1,7 @@
-"""The gRPC face of the apiserver: requests in, registry calls, replies or statuses out."""
+"""The gRPC face of the apiserver: requests in, registry calls, replies or statuses out.
+
+Every request is authorized for its caller (skiff.daemon.auth.caller(), set by the
+server's authentication) before the registry sees it: see apiserver.authorization."""
 
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 
 from apiserver import errors, storage
+from apiserver.authorization import AlwaysAllow, Attributes, Authorizer, check
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.watchcache import Expired, TooNew
 from skiff.api import convert, kinds
+from skiff.api.meta import meta
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
+from skiff.daemon.auth import caller
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -81,26 +87,47 @@ def _handles_errors(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaita
     return wrapper
 
 
+def _attributes(verb: str, obj: Message, subresource: str = "") -> Attributes:
+    """What a write of `obj` is, for the authorizer."""
+    kind = kinds.by_message(obj)
+    m = meta(obj)
+    namespace = (m.namespace or "default") if kind.namespaced else ""
+    return Attributes(verb, kind, namespace, m.name, subresource)
+
+
+def _scope(kind: kinds.Kind, namespace: str) -> str:
+    return (namespace or "default") if kind.namespaced else ""
+
+
 class ApiService:
-    def __init__(self, registry: Registry, proxy: KubeletProxy | None = None) -> None:
+    def __init__(self, registry: Registry, proxy: KubeletProxy | None = None, *,
+                 authorizer: Authorizer | None = None) -> None:
         self.registry = registry
+        self.authorizer: Authorizer = authorizer or AlwaysAllow()
         # Logs and Exec: streams proxied to the kubelet of the pod's node.
-        self.proxy = proxy or KubeletProxy(registry)
+        self.proxy = proxy or KubeletProxy(registry, authorizer=self.authorizer)
+
+    def _authorize(self, attributes: Attributes) -> None:
+        check(self.authorizer, caller(), attributes)
 
     @_handles_errors
     async def Create(self, request: api.CreateRequest, context: Any) -> api.ObjectReply:
         obj, warnings = _object_in(request.object, request.manifest_json)
+        self._authorize(_attributes("create", obj))
         created = await self.registry.create(obj, dry_run=request.dry_run)
         return api.ObjectReply(object=_pack(created), warnings=warnings)
 
     @_handles_errors
     async def Get(self, request: api.GetRequest, context: Any) -> api.ObjectReply:
-        obj = await self.registry.get(_kind(request.kind), request.namespace, request.name)
+        kind = _kind(request.kind)
+        self._authorize(Attributes("get", kind, _scope(kind, request.namespace), request.name))
+        obj = await self.registry.get(kind, request.namespace, request.name)
         return api.ObjectReply(object=_pack(obj))
 
     @_handles_errors
     async def List(self, request: api.ListRequest, context: Any) -> api.ListReply:
         kind = _kind(request.kind)
+        self._authorize(Attributes("list", kind, request.namespace if kind.namespaced else ""))
         f = self.registry.filter(kind, request.namespace, request.label_selector,
                                  request.field_selector)
         entries, revision = await self.registry.list_entries(kind, f)
@@ -114,6 +141,7 @@ class ApiService:
 
     async def _update(self, request: api.UpdateRequest, status: bool) -> api.ObjectReply:
         obj, warnings = _object_in(request.object, request.manifest_json)
+        self._authorize(_attributes("update", obj, "status" if status else ""))
         updated = await self.registry.update(obj, status=status, dry_run=request.dry_run)
         return api.ObjectReply(object=_pack(updated), warnings=warnings)
 
@@ -127,8 +155,11 @@ class ApiService:
 
     @_handles_errors
     async def Delete(self, request: api.DeleteRequest, context: Any) -> api.ObjectReply:
+        kind = _kind(request.kind)
+        self._authorize(Attributes("delete", kind, _scope(kind, request.namespace),
+                                   request.name))
         obj = await self.registry.delete(
-            _kind(request.kind), request.namespace, request.name,
+            kind, request.namespace, request.name,
             grace_period=request.grace_period_seconds
             if request.HasField("grace_period_seconds") else None,
             propagation=request.propagation_policy,
@@ -138,6 +169,8 @@ class ApiService:
 
     @_handles_errors
     async def Bind(self, request: api.BindRequest, context: Any) -> api.ObjectReply:
+        self._authorize(Attributes("create", kinds.lookup("Pod"),
+                                   request.namespace or "default", request.name, "binding"))
         pod = await self.registry.bind(request.namespace, request.name, request.node_name,
                                        request.uid)
         return api.ObjectReply(object=_pack(pod))
@@ -154,6 +187,8 @@ class ApiService:
         cache = self.registry.cache
         try:
             kind = _kind(request.kind)
+            self._authorize(Attributes("watch", kind,
+                                       request.namespace if kind.namespaced else ""))
             f = self.registry.filter(kind, request.namespace, request.label_selector,
                                      request.field_selector)
             rv = request.resource_version

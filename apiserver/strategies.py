@@ -1,29 +1,59 @@
 """Per-kind rules of the registry, as Kubernetes' registry strategies: what a create
-resets, what Update and UpdateStatus may change, how a kind is deleted.
+resets, what Update and UpdateStatus may change, what a write allocates or frees besides
+the object itself, how a kind is deleted.
 
-The generic registry asks its kind's Strategy; most kinds use the base class.
+The generic registry asks its kind's Strategy at each step and knows no kind itself; most
+kinds use the base class. The hooks, in the order the registry calls them:
+
+* create: prepare_for_create, validate, allocate (again after a lost race, on a fresh
+  copy; allocation_conflict says whether a taken side key is the user's fault), with
+  lease_ttl for the write;
+* update: prepare_for_update (or status_update), validate_update, then reallocate (the
+  side keys to add and drop), or release when the update lets a deleted object go;
+* delete: check_delete, grace_period, finalizing, prepare_for_delete when the object is
+  only marked, release when it goes.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
 
 from google.protobuf.message import Message
 
-from skiff.api import defaults, kinds
-from skiff.api.v1 import core_pb2
+from apiserver import errors, storage
+from apiserver.allocator import ServiceAllocator
+from skiff.api import defaults, kinds, validation
+from skiff.api.meta import meta
+from skiff.api.pods import is_terminal
+from skiff.api.v1 import batch_pb2, core_pb2
 
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 
 
+@dataclass(frozen=True)
+class Settings:
+    """What strategies learn from the apiserver's command line."""
+
+    service_cluster_ip_range: str = "10.96.0.0/12"
+
+
 class Strategy:
-    def __init__(self, kind: kinds.Kind) -> None:
+    def __init__(self, kind: kinds.Kind, settings: Settings | None = None) -> None:
         self.kind = kind
+
+    # ---- create and update ----
 
     def prepare_for_create(self, obj: Message) -> None:
         if self.kind.has_status and self.kind.system_status:
-            obj.ClearField("status")  # type: ignore[arg-type]
+            obj.ClearField("status")
         kinds.apply_defaults(obj)
+
+    def validate(self, obj: Message) -> list[str]:
+        """The problems of a new object; [] if it may be created."""
+        return validation.validate(obj)
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         """Update changes everything but status and system-owned metadata."""
@@ -39,12 +69,46 @@ class Strategy:
         _copy_field(result, new, "status")
         return result
 
+    def validate_update(self, new: Message, old: Message) -> list[str]:
+        """The problems of an updated object, and of the change from `old`."""
+        return validation.validate(new) + validation.validate_update(new, old)
+
+    # ---- what a write holds besides the object: side keys in the same transaction ----
+
+    def allocate(self, obj: Message) -> list[storage.Put]:
+        """Values the object is given on create (written into it), and the side keys that
+        hold them, created with the object only if absent. Called again on a fresh copy
+        of the object when a side key was taken and allocation_conflict returned None.
+        May raise errors.ApiError for a value that can never be had."""
+        return []
+
+    def allocation_conflict(self, obj: Message, key: str) -> str | None:
+        """Why the create of `obj` (as the user sent it) is invalid when side key `key` is
+        taken; None when the value was picked at random (pick again)."""
+        return None
+
+    def release(self, obj: Message) -> list[storage.Delete]:
+        """The side keys to delete with the object."""
+        return []
+
+    def reallocate(self, new: Message, old: Message) -> list[storage.Put | storage.Delete]:
+        """The side keys an update adds (only if absent) and drops."""
+        return []
+
+    # ---- delete ----
+
+    def check_delete(self, name: str) -> None:
+        """Raises errors.ApiError when the object may never be deleted."""
+
     def grace_period(self, obj: Message, requested: int | None) -> int:
         return 0
 
     def finalizing(self, obj: Message) -> bool:
         """Whether something must still happen before the object may go."""
-        return bool(obj.metadata.finalizers)  # type: ignore[attr-defined]
+        return bool(meta(obj).finalizers)
+
+    def prepare_for_delete(self, obj: Message) -> None:
+        """Changes to an object marked for deletion (it has a deletionTimestamp)."""
 
     def lease_ttl(self) -> int | None:
         return None
@@ -59,7 +123,7 @@ def _copy_field(target: Message, source: Message, name: str) -> None:
 
 
 def _keep_system_metadata(new: Message, old: Message) -> None:
-    nm, om = new.metadata, old.metadata  # type: ignore[attr-defined]
+    nm, om = meta(new), meta(old)
     nm.uid = om.uid
     nm.creation_timestamp.CopyFrom(om.creation_timestamp)
     nm.generation = om.generation
@@ -76,19 +140,20 @@ def _keep_system_metadata(new: Message, old: Message) -> None:
 class PodStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
-        obj.status.phase = "Pending"  # type: ignore[attr-defined]
-        defaults.add_default_tolerations(obj)  # type: ignore[arg-type]
+        pod = cast(core_pb2.Pod, obj)
+        pod.status.phase = "Pending"
+        defaults.add_default_tolerations(pod)
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
         # As the admission plugin does on every write: a replaced manifest that omits
         # the default tolerations keeps them (removing one is not allowed).
-        defaults.add_default_tolerations(new)  # type: ignore[arg-type]
+        defaults.add_default_tolerations(cast(core_pb2.Pod, new))
 
     def grace_period(self, obj: Message, requested: int | None) -> int:
-        pod: core_pb2.Pod = obj  # type: ignore[assignment]
+        pod = cast(core_pb2.Pod, obj)
         # A pod no kubelet runs, or one that has finished, has nothing to stop.
-        if not pod.spec.node_name or pod.status.phase in ("Succeeded", "Failed"):
+        if not pod.spec.node_name or is_terminal(pod):
             return 0
         if requested is not None:
             return max(requested, 0)
@@ -100,16 +165,26 @@ class PodStrategy(Strategy):
 class NamespaceStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
-        defaults.namespace_on_create(obj)  # type: ignore[arg-type]  # status Active, the `kubernetes` finalizer
+        # status Active, the `kubernetes` finalizer
+        defaults.namespace_on_create(cast(core_pb2.Namespace, obj))
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
         # spec.finalizers belong to the namespace lifecycle, not to the user's Update.
-        new.spec.ClearField("finalizers")  # type: ignore[attr-defined]
-        new.spec.finalizers.extend(old.spec.finalizers)  # type: ignore[attr-defined]
+        ns, old_ns = cast(core_pb2.Namespace, new), cast(core_pb2.Namespace, old)
+        ns.spec.ClearField("finalizers")
+        ns.spec.finalizers.extend(old_ns.spec.finalizers)
+
+    def check_delete(self, name: str) -> None:
+        if name in PROTECTED_NAMESPACES:
+            raise errors.forbidden(f'namespaces "{name}" is forbidden: this namespace may not '
+                                   "be deleted")
 
     def finalizing(self, obj: Message) -> bool:
-        return super().finalizing(obj) or bool(obj.spec.finalizers)  # type: ignore[attr-defined]
+        return super().finalizing(obj) or bool(cast(core_pb2.Namespace, obj).spec.finalizers)
+
+    def prepare_for_delete(self, obj: Message) -> None:
+        cast(core_pb2.Namespace, obj).status.phase = "Terminating"
 
 
 class EventStrategy(Strategy):
@@ -118,11 +193,18 @@ class EventStrategy(Strategy):
 
 
 class ServiceStrategy(Strategy):
+    """Services get a cluster IP and node ports, each held by a side key under
+    /allocations/ (see apiserver.allocator): two Services can never share one."""
+
+    def __init__(self, kind: kinds.Kind, settings: Settings | None = None) -> None:
+        super().__init__(kind, settings)
+        self.allocator = ServiceAllocator((settings or Settings()).service_cluster_ip_range)
+
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
         # As Kubernetes does: values the apiserver allocated are kept when an update
         # leaves them unset (a manifest rarely names its clusterIP or nodePorts).
-        ns, os_ = new.spec, old.spec  # type: ignore[attr-defined]
+        ns, os_ = cast(core_pb2.Service, new).spec, cast(core_pb2.Service, old).spec
         if not ns.cluster_ip and os_.cluster_ip and ns.type != "ExternalName":
             ns.cluster_ip = os_.cluster_ip
             del ns.cluster_ips[:]
@@ -133,14 +215,76 @@ class ServiceStrategy(Strategy):
                 if not p.node_port:
                     p.node_port = old_ports.get((p.port, p.protocol), 0)
 
+    def _requested_ip(self, svc: core_pb2.Service) -> str:
+        """The cluster IP the user asked for ("" for one picked at random)."""
+        ip = svc.spec.cluster_ip if svc.spec.cluster_ip not in ("", "None") else ""
+        if ip and not self.allocator.contains(ip):
+            raise errors.invalid(self.kind, svc.metadata.name, [
+                f'spec.clusterIP: Invalid value: "{ip}": provided IP is not in the valid '
+                f"range ({self.allocator.network})"])
+        return ip
+
+    def allocate(self, obj: Message) -> list[storage.Put]:
+        svc = cast(core_pb2.Service, obj)
+        spec = svc.spec
+        requested_ip = self._requested_ip(svc)
+        owner = f"{svc.metadata.namespace}/{svc.metadata.name}".encode()
+        puts: list[storage.Put] = []
+        if spec.type != "ExternalName" and spec.cluster_ip != "None":
+            spec.cluster_ip = requested_ip or self.allocator.random_ip()
+            del spec.cluster_ips[:]
+            spec.cluster_ips.append(spec.cluster_ip)
+            puts.append(storage.Put(self.allocator.ip_key(spec.cluster_ip), owner))
+        if spec.type in ("NodePort", "LoadBalancer"):
+            for port in spec.ports:
+                port.node_port = port.node_port or self.allocator.random_node_port()
+                puts.append(storage.Put(
+                    self.allocator.node_port_key(port.node_port, port.protocol), owner))
+        return puts
+
+    def allocation_conflict(self, obj: Message, key: str) -> str | None:
+        spec = cast(core_pb2.Service, obj).spec
+        requested = {self.allocator.node_port_key(p.node_port, p.protocol).decode()
+                     for p in spec.ports if p.node_port}
+        if spec.cluster_ip not in ("", "None"):
+            requested.add(self.allocator.ip_key(spec.cluster_ip).decode())
+        if key not in requested:
+            return None
+        value = key.rsplit("/", 1)[1]
+        if "/serviceips/" in key:
+            return f'spec.clusterIP: Invalid value: "{value}": provided IP is already allocated'
+        return f"spec.ports.nodePort: Invalid value: {value}: provided port is already allocated"
+
+    def release(self, obj: Message) -> list[storage.Delete]:
+        spec = cast(core_pb2.Service, obj).spec
+        keys = []
+        if spec.cluster_ip and spec.cluster_ip != "None":
+            keys.append(self.allocator.ip_key(spec.cluster_ip))
+        keys += [self.allocator.node_port_key(p.node_port, p.protocol)
+                 for p in spec.ports if p.node_port]
+        return [storage.Delete(k) for k in keys]
+
+    def reallocate(self, new: Message, old: Message) -> list[storage.Put | storage.Delete]:
+        """Side keys for a Service whose allocated values changed on update."""
+        keys_old = {d.key for d in self.release(old)}
+        keys_new = {d.key for d in self.release(new)}
+        svc = cast(core_pb2.Service, new)
+        owner = f"{svc.metadata.namespace}/{svc.metadata.name}".encode()
+        ops: list[storage.Put | storage.Delete] = [
+            storage.Put(k, owner) for k in sorted(keys_new - keys_old)]
+        ops += [storage.Delete(k) for k in sorted(keys_old - keys_new)]
+        return ops
+
 
 class JobStrategy(Strategy):
     def prepare_for_create(self, obj: Message) -> None:
         super().prepare_for_create(obj)
-        defaults.job_generate_selector(obj, obj.metadata.uid)  # type: ignore[arg-type, attr-defined]
+        job = cast(batch_pb2.Job, obj)
+        defaults.job_generate_selector(job, job.metadata.uid)
 
 
-_STRATEGIES: dict[str, type[Strategy]] = {
+# The kinds with rules of their own, by kind name; every other kind uses Strategy.
+_STRATEGIES: dict[str, Callable[[kinds.Kind, Settings], Strategy]] = {
     "Pod": PodStrategy,
     "Namespace": NamespaceStrategy,
     "Event": EventStrategy,
@@ -149,8 +293,13 @@ _STRATEGIES: dict[str, type[Strategy]] = {
 }
 
 
-def for_kind(kind: kinds.Kind) -> Strategy:
-    return _STRATEGIES.get(kind.kind, Strategy)(kind)
+def for_kind(kind: kinds.Kind, settings: Settings | None = None) -> Strategy:
+    return _STRATEGIES.get(kind.kind, Strategy)(kind, settings or Settings())
+
+
+def for_kinds(settings: Settings | None = None) -> dict[str, Strategy]:
+    """Every served kind's strategy, by kind name."""
+    return {k.kind: for_kind(k, settings) for k in kinds.KINDS}
 
 
 def now() -> int:

@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from apiserver import storage
 from apiserver.codec import REGISTRY_PREFIX, split_key, with_resource_version
 from skiff.api import kinds
+from skiff.api.meta import meta
 from skiff.api.selectors import FieldSelector, LabelSelector
 from skiff.api.v1 import service_pb2
 
@@ -105,7 +106,7 @@ class Filter:
         if self.namespace and entry.namespace != self.namespace:
             return False
         if not self.labels.is_empty() and not self.labels.matches(
-                entry.obj.metadata.labels):  # type: ignore[attr-defined]
+                meta(entry.obj).labels):
             return False
         if self.fields.is_empty():
             return True
@@ -212,7 +213,7 @@ class KindCache:
 
 
 class WatchCache:
-    def __init__(self, store: storage.EtcdStore, *, history: int = 10_000,
+    def __init__(self, store: storage.Store, *, history: int = 10_000,
                  bookmark_interval: float = 5.0) -> None:
         self.store = store
         self.revision = 0

@@ -32,6 +32,7 @@ from bench._cluster import cluster, percentile, wait_port
 from cluster.process import free_ports
 from skiff.api.v1 import core_pb2, service_pb2, service_pb2_grpc
 from skiff.client.client import Client
+from skiff.client.transport import open_channel
 
 CLIENTS = 16
 
@@ -67,10 +68,8 @@ async def creates_straight_to_etcd(endpoint: str, total: int, round_: int) -> fl
 
 def _watcher_process(address: str, count: int, updates: int, rv: str,
                      ready: mp.Queue, results: mp.Queue) -> None:  # type: ignore[type-arg]
-    import grpc
-
     async def main() -> None:
-        channel = grpc.aio.insecure_channel(address)
+        channel = open_channel(address)
         stub = service_pb2_grpc.ApiStub(channel)
         received: list[dict[int, float]] = [{} for _ in range(count)]
 

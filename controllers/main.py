@@ -51,9 +51,7 @@ COMPANIONS: dict[str, tuple[Callable[[ControllerContext], Controller], ...]] = {
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-controller-manager", description=__doc__)
-    p.add_argument("--server", help="apiserver host:port (default: from the client config)")
-    p.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
-                   "~/.skiff/config)")
+    daemon.add_client_flags(p)
     p.add_argument("--controllers", default="*",
                    help="which controllers to run: '*' for all, 'foo' to add one, '-foo' "
                    f"to leave one out, comma-separated (known: {', '.join(CONTROLLERS)})")
@@ -100,7 +98,7 @@ async def run_controllers(client: Client, names: list[str]) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     names = chosen_controllers(args.controllers)
-    client = Client.from_config(args.config, args.server)
+    client = daemon.client_from_args(args)
     try:
         await daemon.run_elected(client, args, lambda: run_controllers(client, names))
     finally:

@@ -21,7 +21,6 @@ from kubelet.server import DEFAULT_PORT, start_kubelet_server
 from kubelet.volumes import VolumeManager
 from skiff import daemon
 from skiff.api.v1 import core_pb2
-from skiff.client.client import Client
 from skiff.client.events import EventRecorder
 from skiff.client.informer import SharedInformerFactory, Store
 from skiff.daemon import until_signalled
@@ -50,9 +49,7 @@ class InformerSource:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-kubelet", description=__doc__)
-    p.add_argument("--server", help="apiserver host:port (default: from the client config)")
-    p.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
-                   "~/.skiff/config)")
+    daemon.add_client_flags(p)
     p.add_argument("--node-name", default=socket.gethostname().lower())
     p.add_argument("--node-labels", default="", help="k=v,k2=v2 added to the Node")
     p.add_argument("--node-ip", default="", help="this node's InternalIP (default: detected)")
@@ -140,7 +137,7 @@ def _object_handlers(syncer: PodSyncer, kind: str) -> tuple[
 
 
 async def run(args: argparse.Namespace) -> None:
-    client = Client.from_config(args.config, args.server)
+    client = daemon.client_from_args(args)
     runtime = make_runtime(args.fake_runtime)
     # Up before the Node advertises its port, so logs and exec work as soon as pods run.
     kubelet_server = await start_kubelet_server(

@@ -37,7 +37,8 @@ from kubelet.runtime import (
 )
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import kubelet_pb2_grpc
-from skiff.daemon import TokenAuth
+from skiff.daemon import serving
+from skiff.daemon.auth import APISERVER, TokenAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -228,20 +229,17 @@ async def _pump_input(requests: AsyncIterator[kapi.ExecRequest], session: ExecSe
 async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str | None, *,
                                address: str = "0.0.0.0") -> grpc.aio.Server:
     """Serves the Kubelet service on address:port (started); stop it with `.stop(grace)`."""
-    interceptors = [TokenAuth(token, "the apiserver's --kubelet-token-file must hold this "
-                              "kubelet's token")] if token else []
-    server = grpc.aio.server(interceptors=interceptors, options=[
-        # Two kubelets on one port would split the calls between them: fail instead.
-        ("grpc.so_reuseport", 0),
-        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    ])
+    # Two kubelets on one port would split the calls between them: serving fails instead.
+    server = serving.new_server(
+        authenticator=TokenAuthenticator.single(token, APISERVER) if token else None,
+        hint="the apiserver's --kubelet-token-file must hold this kubelet's token",
+        options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
     kubelet_pb2_grpc.add_KubeletServicer_to_server(KubeletService(runtime), server)
     endpoint = f"{address}:{port}"
     try:
-        server.add_insecure_port(endpoint)
-    except RuntimeError as err:
-        raise OSError(f"kubelet server cannot listen on {endpoint} (is the port taken? "
-                      f"see --port): {err}") from None
+        serving.add_port(server, endpoint, serving.INSECURE)
+    except OSError as err:
+        raise OSError(f"kubelet server {err} (see --port)") from None
     await server.start()
     log.info("kubelet server listening on %s%s", endpoint,
              " (token required)" if token else "")

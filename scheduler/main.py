@@ -22,9 +22,7 @@ REPORT_PERIOD = 30.0
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-scheduler", description=__doc__)
-    p.add_argument("--server", help="apiserver host:port (default: from the client config)")
-    p.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
-                   "~/.skiff/config)")
+    daemon.add_client_flags(p)
     p.add_argument("--scheduler-name", default=DEFAULT_SCHEDULER_NAME,
                    help="schedule the pods whose spec.schedulerName is this "
                    "(default %(default)s)")
@@ -67,7 +65,7 @@ async def schedule(client: Client, args: argparse.Namespace) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    client = Client.from_config(args.config, args.server)
+    client = daemon.client_from_args(args)
     try:
         await daemon.run_elected(client, args, lambda: schedule(client, args))
     finally:

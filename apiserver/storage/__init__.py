@@ -1,4 +1,5 @@
-"""Storage of objects in etcd: the only package that imports an etcd client."""
+"""Storage of objects: the Store seam, and its etcd implementation (the only package
+that imports an etcd client)."""
 
 from apiserver.storage.errors import (
     Compacted,
@@ -8,9 +9,10 @@ from apiserver.storage.errors import (
     StorageError,
     Unavailable,
 )
-from apiserver.storage.etcd import Delete, EtcdStore, KeyValue, Put, WatchBatch, WatchEvent
+from apiserver.storage.etcd import EtcdStore
+from apiserver.storage.store import Delete, KeyValue, Put, Store, WatchBatch, WatchEvent
 
 __all__ = [
     "Compacted", "Conflict", "Delete", "EtcdStore", "KeyExists", "KeyNotFound", "KeyValue",
-    "Put", "StorageError", "Unavailable", "WatchBatch", "WatchEvent",
+    "Put", "StorageError", "Store", "Unavailable", "WatchBatch", "WatchEvent",
 ]

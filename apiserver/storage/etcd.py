@@ -9,9 +9,9 @@ prefix ranges, one watch with progress requests, and leases.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
@@ -25,6 +25,8 @@ from apiserver.storage.errors import (
     StorageError,
     Unavailable,
 )
+from apiserver.storage.store import Delete, KeyValue, Put, WatchBatch, WatchEvent
+from skiff.client.transport import open_channel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -41,41 +43,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyValue:
-    key: bytes
-    value: bytes
-    mod_revision: int
-    create_revision: int
-    lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class WatchEvent:
-    deleted: bool
-    kv: KeyValue
-
-
-@dataclass(frozen=True, slots=True)
-class WatchBatch:
-    """Events of one etcd watch response, or a progress note (no events)."""
-
-    revision: int
-    events: list[WatchEvent]
-
-
-@dataclass(frozen=True, slots=True)
-class Put:
-    key: bytes
-    value: bytes
-    lease: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    key: bytes
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -110,12 +77,14 @@ def _absent(key: bytes) -> rpc_pb2.Compare:
 
 
 class EtcdStore:
+    """The Store (apiserver.storage.store) over etcd's v3 API."""
+
     def __init__(self, endpoints: Sequence[str]) -> None:
         hosts = [e.removeprefix("http://").removeprefix("https://").rstrip("/")
                  for e in endpoints]
         target = hosts[0] if len(hosts) == 1 else "ipv4:" + ",".join(hosts)
         self.endpoints = hosts
-        self._channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+        self._channel = open_channel(target, options=_CHANNEL_OPTIONS)
         self._kv = rpc_pb2_grpc.KVStub(self._channel)
         self._watch = rpc_pb2_grpc.WatchStub(self._channel)
         self._lease = rpc_pb2_grpc.LeaseStub(self._channel)
@@ -148,8 +117,8 @@ class EtcdStore:
         while True:
             request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=_LIST_PAGE,
                                            revision=revision)
-            reply = await self._call(lambda r=request: self._kv.Range(  # type: ignore[misc]
-                r, timeout=_REQUEST_TIMEOUT * 6))
+            reply = await self._call(functools.partial(self._kv.Range, request,
+                                                       timeout=_REQUEST_TIMEOUT * 6))
             revision = revision or int(reply.header.revision)
             out += [_kv(kv) for kv in reply.kvs]
             if not reply.more or not reply.kvs:

@@ -1,6 +1,7 @@
 """Everything a Skiff component needs to talk to the apiserver, on the Kubernetes model.
 
 * ``client``: the async typed gRPC client (get/list/watch/create/update/delete).
+* ``transport``: the one way to open a channel to a server, with ClientCredentials.
 * ``informer``: list + watch into an indexed local cache, with event handlers;
   ``SharedInformerFactory`` shares one informer per selection between controllers.
 * ``workqueue`` and ``controller``: de-duplicated keys, retries with backoff, and the

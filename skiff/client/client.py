@@ -12,7 +12,7 @@ import builtins
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import grpc
 from google.protobuf import any_pb2
@@ -24,18 +24,16 @@ from skiff.api.v1 import service_pb2 as api
 from skiff.api.v1 import service_pb2_grpc
 from skiff.client import errors
 from skiff.client.config import ClientConfig
+from skiff.client.transport import RECONNECT_OPTIONS, ClientCredentials, open_channel
 
 T = TypeVar("T", bound=Message)
 R = TypeVar("R")
 KindLike = kinds.Kind | type[Message] | str
 
+_ApiStub: Any = service_pb2_grpc.ApiStub  # generated code, without type information
 _READ_RETRIES = 6
-_CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
-]
+_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
+                    *RECONNECT_OPTIONS]
 
 
 def kind_of(kind: KindLike) -> kinds.Kind:
@@ -64,16 +62,20 @@ class WatchEvent:
 
 
 class Client:
-    def __init__(self, server: str, token: str | None = None) -> None:
+    def __init__(self, server: str, token: str | None = None, *,
+                 credentials: ClientCredentials | None = None) -> None:
+        """A client of the apiserver at `server`, known by `credentials` (or by `token`
+        alone, a shorthand for ClientCredentials(token=token))."""
         self.server = server
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channel = grpc.aio.insecure_channel(server, options=_CHANNEL_OPTIONS)
-        self._stub = service_pb2_grpc.ApiStub(self._channel)
+        credentials = credentials or ClientCredentials(token=token)
+        self._metadata = credentials.metadata
+        self._channel = open_channel(server, credentials, options=_CHANNEL_OPTIONS)
+        self._stub = _ApiStub(self._channel)
 
     @classmethod
     def from_config(cls, path: str | None = None, server: str | None = None) -> Client:
         config = ClientConfig.load(path, server)
-        return cls(config.server, config.token)
+        return cls(config.server, credentials=config.credentials())
 
     async def close(self) -> None:
         await self._channel.close()
@@ -106,7 +108,7 @@ class Client:
     async def create(self, obj: T, *, dry_run: bool = False) -> T:
         reply = await self._call(self._stub.Create,
                                  api.CreateRequest(object=pack(obj), dry_run=dry_run))
-        return unpack(reply.object)  # type: ignore[return-value]
+        return cast(T, unpack(reply.object))
 
     async def create_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
                               ) -> tuple[Message, list[str]]:
@@ -148,7 +150,7 @@ class Client:
     async def update(self, obj: T, *, dry_run: bool = False) -> T:
         reply = await self._call(self._stub.Update,
                                  api.UpdateRequest(object=pack(obj), dry_run=dry_run))
-        return unpack(reply.object)  # type: ignore[return-value]
+        return cast(T, unpack(reply.object))
 
     async def update_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
                               ) -> tuple[Message, builtins.list[str]]:
@@ -158,7 +160,7 @@ class Client:
 
     async def update_status(self, obj: T) -> T:
         reply = await self._call(self._stub.UpdateStatus, api.UpdateRequest(object=pack(obj)))
-        return unpack(reply.object)  # type: ignore[return-value]
+        return cast(T, unpack(reply.object))
 
     async def delete(self, kind: KindLike, name: str, namespace: str = "", *,
                      grace_period: int | None = None, propagation: str = "",

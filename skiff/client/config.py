@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from skiff.client.transport import ClientCredentials
+
 DEFAULT_SERVER = "127.0.0.1:6443"
 
 
@@ -19,6 +21,9 @@ def default_path() -> Path:
 class ClientConfig:
     server: str = DEFAULT_SERVER
     token: str | None = None
+
+    def credentials(self) -> ClientCredentials:
+        return ClientCredentials(token=self.token)
 
     @classmethod
     def load(cls, path: str | Path | None = None, server: str | None = None) -> ClientConfig:

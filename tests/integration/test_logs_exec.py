@@ -22,6 +22,7 @@ from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import kubelet_pb2_grpc
 from skiff.client import errors
 from skiff.client.client import Client
+from skiff.client.transport import ClientCredentials, open_channel
 
 
 @pytest.fixture
@@ -198,9 +199,9 @@ async def test_kubelet_server_finds_pods_by_name_and_requires_its_token(
     await node.add_pod(ns, "two", ["a", "b"], logs={"a": b"A\n"})
     port = free_ports(1)[0]
     server = await start_kubelet_server(node.runtime, port, "s3cret", address="127.0.0.1")
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    channel = open_channel(f"127.0.0.1:{port}")
     stub = kubelet_pb2_grpc.KubeletStub(channel)
-    good = (("authorization", "Bearer s3cret"),)
+    good = ClientCredentials(token="s3cret").metadata
     try:
         # No uid: found by namespace and name; several containers: the kubelet asks which.
         with pytest.raises(grpc.aio.AioRpcError) as err:

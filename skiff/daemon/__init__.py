@@ -1,5 +1,6 @@
 """What every Skiff daemon does alike: log one line per event, run until SIGTERM/SIGINT,
-and refuse calls without the cluster's bearer token."""
+find the apiserver from the same client flags, and (in `auth` and `serving`) serve gRPC
+to authenticated callers only."""
 
 from __future__ import annotations
 
@@ -14,9 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import grpc
-
 from skiff.client.client import Client
+from skiff.client.config import ClientConfig
 from skiff.client.leaderelection import LeaderElector
 
 
@@ -49,8 +49,22 @@ async def run_until_signalled(work: Awaitable[None]) -> None:
         for t in (task, stop):
             t.cancel()
         await asyncio.gather(task, stop, return_exceptions=True)
-    if not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+    failure = None if task.cancelled() else task.exception()
+    if failure is not None:
+        raise failure
+
+
+def add_client_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags by which a daemon finds the apiserver and proves who it is."""
+    parser.add_argument("--server", help="apiserver host:port (default: from the client config)")
+    parser.add_argument("--config", help="client config file (default $SKIFF_CONFIG or "
+                        "~/.skiff/config)")
+
+
+def client_from_args(args: argparse.Namespace) -> Client:
+    """The apiserver client the flags of `add_client_flags` describe."""
+    config = ClientConfig.load(args.config, args.server)
+    return Client(config.server, credentials=config.credentials())
 
 
 # Leader election for the control-plane daemons: a standby takes over within about
@@ -88,33 +102,3 @@ async def run_elected(client: Client, args: argparse.Namespace,
                             renew_deadline=args.renew_deadline,
                             retry_period=args.retry_period)
     await run_until_signalled(elector.lead_forever(work))
-
-
-class TokenAuth(grpc.aio.ServerInterceptor):
-    """Bearer-token authentication: every call must carry `authorization: Bearer <token>`.
-
-    The refusal takes the shape of the method refused (unary or streaming either way), so
-    the caller reads a clean UNAUTHENTICATED status whatever it called."""
-
-    def __init__(self, token: str, hint: str) -> None:
-        self._expected = f"Bearer {token}"
-        self._message = f"missing or wrong token: {hint}"
-
-    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                details: grpc.HandlerCallDetails) -> Any:
-        handler = await continuation(details)
-        metadata = dict(details.invocation_metadata or ())  # type: ignore[attr-defined]
-        if handler is None or metadata.get("authorization") == self._expected:
-            return handler
-        message = self._message
-
-        async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
-
-        if handler.request_streaming and handler.response_streaming:
-            return grpc.stream_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
-        if handler.request_streaming:
-            return grpc.stream_unary_rpc_method_handler(deny)  # type: ignore[arg-type]
-        if handler.response_streaming:
-            return grpc.unary_stream_rpc_method_handler(deny)  # type: ignore[arg-type]
-        return grpc.unary_unary_rpc_method_handler(deny)

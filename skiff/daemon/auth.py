@@ -1,0 +1,215 @@
+"""Who is calling: an authenticated caller identity for every call a Skiff server takes.
+
+As Kubernetes' authentication: an Authenticator turns what a call presents (its invocation
+metadata today; the TLS peer's certificate when a port serves TLS) into an Identity (user
+and groups, Kubernetes' user.Info), or None when it presents nothing it recognises.
+Authenticators chain (`Union`): bearer tokens today; client certificates and node
+identities join the chain later.
+
+`Authentication` is the server interceptor that runs the chain on every call before the
+request is decoded or the handler runs, refuses a call nobody recognises with
+UNAUTHENTICATED (and a message saying what to configure), and makes the identity available
+to the handler as `caller()`. A server without an authenticator installs no interceptor;
+its callers are `ANONYMOUS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import grpc
+
+__all__ = [
+    "ADMIN",
+    "ANONYMOUS",
+    "APISERVER",
+    "Authentication",
+    "Authenticator",
+    "CallCredentials",
+    "Identity",
+    "TokenAuthenticator",
+    "Union",
+    "caller",
+]
+
+MASTERS = "system:masters"
+AUTHENTICATED = "system:authenticated"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated caller: a user name and the groups it belongs to."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.user} ({', '.join(self.groups)})" if self.groups else self.user
+
+
+# The holder of the cluster's token: every permission (Kubernetes' system:masters).
+ADMIN = Identity("admin", (MASTERS, AUTHENTICATED))
+# The apiserver calling a kubelet (logs, exec) with the kubelet token.
+APISERVER = Identity("system:kube-apiserver", (MASTERS, AUTHENTICATED))
+# A caller of a server that authenticates nobody.
+ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",))
+
+_CALLER: ContextVar[Identity] = ContextVar("skiff_caller", default=ANONYMOUS)
+
+
+def caller() -> Identity:
+    """The identity of the call being handled (ANONYMOUS on a server without
+    authentication, or outside a call)."""
+    return _CALLER.get()
+
+
+class CallCredentials:
+    """What one call presents: its invocation metadata and its transport's peer."""
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self._context = context
+        self._metadata: dict[str, str] | None = None
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The call's text metadata (keys in lower case, as gRPC sends them)."""
+        if self._metadata is None:
+            pairs = self._context.invocation_metadata() or ()
+            self._metadata = {k: v for k, v in pairs if isinstance(v, str)}
+        return self._metadata
+
+    def bearer_token(self) -> str | None:
+        value = self.metadata.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def auth_context(self) -> Mapping[str, Iterable[bytes]]:
+        """The transport's authenticated properties (a TLS peer's certificate names);
+        empty on an insecure port."""
+        found: Mapping[str, Iterable[bytes]] = self._context.auth_context() or {}
+        return found
+
+
+class Authenticator(Protocol):
+    def authenticate(self, call: CallCredentials) -> Identity | None:
+        """The caller's identity, or None when this authenticator does not recognise the
+        call (another one in the chain may)."""
+        ...
+
+
+class TokenAuthenticator:
+    """Bearer tokens, each standing for one identity (Kubernetes' static token file).
+    Every known token is compared in constant time, so timing tells nothing of them."""
+
+    def __init__(self, tokens: Mapping[str, Identity]) -> None:
+        if any(not token for token in tokens):
+            raise ValueError("a bearer token must not be empty")
+        self._tokens = [(token.encode(), identity) for token, identity in tokens.items()]
+
+    @classmethod
+    def single(cls, token: str, identity: Identity = ADMIN) -> TokenAuthenticator:
+        return cls({token: identity})
+
+    def authenticate(self, call: CallCredentials) -> Identity | None:
+        presented = call.bearer_token()
+        if presented is None:
+            return None
+        given = presented.encode()
+        found = None
+        for token, identity in self._tokens:
+            if hmac.compare_digest(given, token) and found is None:
+                found = identity
+        return found
+
+
+class Union:
+    """The first identity any authenticator of the chain finds."""
+
+    def __init__(self, authenticators: Sequence[Authenticator]) -> None:
+        self._chain = list(authenticators)
+
+    def authenticate(self, call: CallCredentials) -> Identity | None:
+        for authenticator in self._chain:
+            identity = authenticator.authenticate(call)
+            if identity is not None:
+                return identity
+        return None
+
+
+if TYPE_CHECKING:
+    _Interceptor = object  # grpc ships no type information
+else:
+    _Interceptor = grpc.aio.ServerInterceptor
+
+Behavior = Callable[..., Any]
+
+
+class Authentication(_Interceptor):
+    """Authenticates every call with `authenticator` before its request is decoded or its
+    handler runs; the handler reads the identity with `caller()`.
+
+    A refused call gets UNAUTHENTICATED with `missing or wrong token: <hint>`, in the shape
+    of the method refused (unary or streaming either way), so the caller reads a clean
+    status whatever it called."""
+
+    def __init__(self, authenticator: Authenticator, hint: str) -> None:
+        self.authenticator = authenticator
+        self._message = f"missing or wrong token: {hint}"
+
+    async def _identify(self, context: grpc.aio.ServicerContext) -> Identity:
+        identity = self.authenticator.authenticate(CallCredentials(context))
+        if identity is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self._message)
+            raise AssertionError("unreachable")  # context.abort raises
+        return identity
+
+    async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
+                                details: Any) -> Any:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        if handler.request_streaming and handler.response_streaming:
+            return handler._replace(stream_stream=self._streaming(handler.stream_stream))
+        if handler.request_streaming:
+            return handler._replace(stream_unary=self._unary(handler.stream_unary, None))
+        # A single request is decoded only once its caller is known.
+        decode = handler.request_deserializer
+        if handler.response_streaming:
+            return handler._replace(request_deserializer=None,
+                                    unary_stream=self._streaming(handler.unary_stream, decode))
+        return handler._replace(request_deserializer=None,
+                                unary_unary=self._unary(handler.unary_unary, decode))
+
+    def _unary(self, behavior: Behavior, decode: Callable[[bytes], Any] | None) -> Behavior:
+        async def authenticated(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            token = _CALLER.set(await self._identify(context))
+            try:
+                result = behavior(decode(request) if decode else request, context)
+                return await result if inspect.isawaitable(result) else result
+            finally:
+                _CALLER.reset(token)
+        return authenticated
+
+    def _streaming(self, behavior: Behavior, decode: Callable[[bytes], Any] | None = None
+                   ) -> Behavior:
+        async def authenticated(request: Any, context: grpc.aio.ServicerContext
+                                ) -> AsyncIterator[Any]:
+            token = _CALLER.set(await self._identify(context))
+            try:
+                responses = behavior(decode(request) if decode else request, context)
+                if inspect.isasyncgen(responses):
+                    async for response in responses:
+                        yield response
+                elif inspect.isawaitable(responses):  # a handler that writes to context
+                    await responses
+            finally:
+                # An abandoned stream may be closed from another context: nothing to undo.
+                with contextlib.suppress(ValueError):
+                    _CALLER.reset(token)
+        return authenticated

@@ -1,0 +1,194 @@
+"""The kernel's transport and identity seam: token authentication, the caller's identity
+reaching request handlers, and refusals of every call shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+from skiff.client.transport import ClientCredentials, open_channel
+from skiff.daemon import auth, serving
+from skiff.daemon.auth import ADMIN, ANONYMOUS, Identity, TokenAuthenticator, Union, caller
+
+BOB = Identity("bob", ("developers",))
+
+
+class FakeCall:
+    """What auth.CallCredentials reads of a call, without a server."""
+
+    def __init__(self, metadata: dict[str, str]) -> None:
+        self._metadata = tuple(metadata.items())
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self._metadata
+
+    def auth_context(self) -> dict[str, list[bytes]]:
+        return {}
+
+
+def presenting(metadata: dict[str, str]) -> auth.CallCredentials:
+    return auth.CallCredentials(FakeCall(metadata))
+
+
+def test_the_cluster_token_is_the_admin_and_others_are_nobody() -> None:
+    tokens = TokenAuthenticator.single("s3cret")
+    assert tokens.authenticate(presenting({"authorization": "Bearer s3cret"})) == ADMIN
+    assert ADMIN.user == "admin" and "system:masters" in ADMIN.groups
+    assert tokens.authenticate(presenting({"authorization": "Bearer s3cret2"})) is None
+    assert tokens.authenticate(presenting({"authorization": "Bearer "})) is None
+    assert tokens.authenticate(presenting({"authorization": "Basic s3cret"})) is None
+    assert tokens.authenticate(presenting({})) is None
+    with pytest.raises(ValueError):
+        TokenAuthenticator.single("")
+
+
+def test_tokens_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real = auth.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    tokens = TokenAuthenticator({"one": ADMIN, "two": BOB})
+    assert tokens.authenticate(presenting({"authorization": "Bearer one"})) == ADMIN
+    # Every known token is compared, also after a match: timing tells nothing.
+    assert compared == [(b"one", b"one"), (b"one", b"two")]
+    compared.clear()
+    assert tokens.authenticate(presenting({"authorization": "Bearer three"})) is None
+    assert compared == [(b"three", b"one"), (b"three", b"two")]
+
+
+def test_a_chain_answers_with_the_first_authenticator_that_knows_the_caller() -> None:
+    chain = Union([TokenAuthenticator.single("a", ADMIN), TokenAuthenticator.single("b", BOB)])
+    assert chain.authenticate(presenting({"authorization": "Bearer b"})) == BOB
+    assert chain.authenticate(presenting({"authorization": "Bearer c"})) is None
+
+
+def test_the_client_credentials_carry_the_token() -> None:
+    assert ClientCredentials(token="t").metadata == (("authorization", "Bearer t"),)
+    assert ClientCredentials().metadata == ()
+
+
+# ---- through a real server ----
+
+SERVICE = "test.Who"
+
+
+def _who_handlers(decoded: list[bytes]) -> grpc.GenericRpcHandler:
+    def decode(raw: bytes) -> bytes:
+        decoded.append(raw)
+        return raw
+
+    async def unary(request: bytes, context: Any) -> bytes:
+        return f"{caller().user}:{request.decode()}".encode()
+
+    async def unary_stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        for group in caller().groups:
+            yield group.encode()
+
+    async def stream_stream(requests: AsyncIterator[bytes], context: Any
+                            ) -> AsyncIterator[bytes]:
+        async for request in requests:
+            yield f"{caller().user}:{request.decode()}".encode()
+
+    async def stream_unary(requests: AsyncIterator[bytes], context: Any) -> bytes:
+        return f"{caller().user}:{len([r async for r in requests])}".encode()
+
+    return grpc.method_handlers_generic_handler(SERVICE, {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary, request_deserializer=decode),
+        "UnaryStream": grpc.unary_stream_rpc_method_handler(unary_stream,
+                                                            request_deserializer=decode),
+        "StreamStream": grpc.stream_stream_rpc_method_handler(stream_stream),
+        "StreamUnary": grpc.stream_unary_rpc_method_handler(stream_unary),
+    })
+
+
+@pytest.fixture
+def decoded() -> list[bytes]:
+    return []
+
+
+@pytest.fixture
+async def address(decoded: list[bytes]) -> AsyncIterator[str]:
+    server = serving.new_server(authenticator=TokenAuthenticator({"s3cret": ADMIN, "b": BOB}),
+                                hint="set the token")
+    server.add_generic_rpc_handlers([_who_handlers(decoded)])
+    port = serving.add_port(server, "127.0.0.1:0", serving.INSECURE)
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(grace=0)
+
+
+async def _calls(address: str, token: str | None) -> dict[str, object]:
+    """Every call shape's answer (bytes or lists of bytes), or its status code."""
+    credentials = ClientCredentials(token=token)
+    channel = open_channel(address, credentials)
+    md = credentials.metadata
+
+    def requests() -> Iterator[bytes]:
+        yield b"x"
+        yield b"y"
+
+    results: dict[str, object] = {}
+    try:
+        for name, call in {
+            "Unary": lambda: channel.unary_unary(f"/{SERVICE}/Unary")(b"hi", metadata=md),
+            "UnaryStream": lambda: _collect(channel.unary_stream(
+                f"/{SERVICE}/UnaryStream")(b"hi", metadata=md)),
+            "StreamStream": lambda: _collect(channel.stream_stream(
+                f"/{SERVICE}/StreamStream")(requests(), metadata=md)),
+            "StreamUnary": lambda: channel.stream_unary(f"/{SERVICE}/StreamUnary")(
+                requests(), metadata=md),
+        }.items():
+            try:
+                results[name] = await call()
+            except grpc.aio.AioRpcError as err:
+                results[name] = (err.code(), err.details())
+    finally:
+        await channel.close()
+    return results
+
+
+async def _collect(call: Any) -> list[bytes]:
+    return [item async for item in call]
+
+
+async def test_the_identity_reaches_the_handler_of_every_call_shape(
+        address: str, decoded: list[bytes]) -> None:
+    assert await _calls(address, "s3cret") == {
+        "Unary": b"admin:hi",
+        "UnaryStream": [g.encode() for g in ADMIN.groups],
+        "StreamStream": [b"admin:x", b"admin:y"],
+        "StreamUnary": b"admin:2",
+    }
+    assert (await _calls(address, "b"))["Unary"] == b"bob:hi"
+    assert decoded == [b"hi"] * 4  # two unary requests per round, decoded once each
+
+
+@pytest.mark.parametrize("token", [None, "wrong"])
+async def test_a_call_without_the_right_token_is_refused_before_its_request_is_read(
+        address: str, decoded: list[bytes], token: str | None) -> None:
+    refused = (grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: set the token")
+    assert await _calls(address, token) == {"Unary": refused, "UnaryStream": refused,
+                                            "StreamStream": refused, "StreamUnary": refused}
+    assert decoded == []
+
+
+async def test_a_server_without_authentication_serves_anonymous_callers() -> None:
+    server = serving.new_server()
+    server.add_generic_rpc_handlers([_who_handlers([])])
+    port = serving.add_port(server, "127.0.0.1:0")
+    await server.start()
+    try:
+        results = await _calls(f"127.0.0.1:{port}", None)
+        assert results["Unary"] == f"{ANONYMOUS.user}:hi".encode()
+    finally:
+        await server.stop(grace=0)
+    assert caller() == ANONYMOUS  # outside a call
