@@ -3,7 +3,7 @@ liveness, spec changes, sandboxes and clean-up; and the plan that stops a pod.""
 
 from __future__ import annotations
 
-from kubelet.plan import plan_pod, plan_stop, spec_hash
+from kubelet.plan import PodActions, plan_pod, plan_stop, spec_hash
 from kubelet.runtime import (
     LABEL_ATTEMPT,
     LABEL_CONTAINER_NAME,
@@ -51,12 +51,12 @@ def container(name: str, state: State, *, attempt: int = 0, exit_code: int = 0,
 
 
 def plan(p: core_pb2.Pod, sandboxes: list[ContainerInfo], containers: list[ContainerInfo], *,
-         live_failed: tuple[str, ...] = (), backoff: float = 0.0):  # type: ignore[no-untyped-def]
+         live_failed: tuple[str, ...] = (), backoff: float = 0.0) -> PodActions:
     return plan_pod(p, sandboxes, containers, liveness_failed=lambda cid: cid in live_failed,
                     backoff_remaining=lambda key, since: backoff)
 
 
-def started(actions) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def started(actions: PodActions) -> list[tuple[str, int]]:
     return [(c.name, attempt) for c, attempt, _ in actions.start]
 
 
