@@ -18,7 +18,7 @@ from typing import Protocol
 
 from kubelet.env import EnvError, MissingReference, ObjectSource, build_env, expand_command
 from kubelet.images import ImageBackOff, ImageManager
-from kubelet.plan import PodActions, backoff_key
+from kubelet.plan import DEFAULT_GRACE, PodActions, backoff_key
 from kubelet.pods.configs import container_config, container_ref, sandbox_config
 from kubelet.pods.runtime_cache import RuntimeCache
 from kubelet.pods.status_writer import StatusWriter
@@ -144,7 +144,8 @@ class Executor:
         if not (kills or actions.stop_sandboxes or actions.remove or actions.remove_sandboxes):
             return
         try:
-            await asyncio.gather(*(self._kill(pod, info, reason, actions.grace[info.id])
+            await asyncio.gather(*(self._kill(pod, info, reason,
+                                              actions.grace.get(info.id, DEFAULT_GRACE))
                                    for info, reason in kills))
             for sid in actions.stop_sandboxes:
                 await self._runtime.stop_sandbox(sid)

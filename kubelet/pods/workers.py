@@ -55,6 +55,11 @@ class PodWorkers:
             worker = self._workers[uid] = _Worker(task, event)
         worker.wake.set()
 
+    def working(self, uid: str) -> bool:
+        """The pod has a worker (it is not done)."""
+        worker = self._workers.get(uid)
+        return worker is not None and not worker.task.done()
+
     async def stop(self) -> None:
         for worker in self._workers.values():
             worker.task.cancel()

@@ -373,28 +373,32 @@ def test_a_finished_pod_has_its_sandbox_stopped(policy: str, exit_code: int,
     assert not again.create_sandbox and again.start == [] and again.stop_sandboxes == []
 
 
-async def test_a_finished_pod_keeps_its_ip(syncer: PodSyncer, runtime: SlowRuntime) -> None:
-    runtime.scripts["c0"] = Script(exits_after=0.05, exit_code=0)
-    relists = asyncio.create_task(relist_often(syncer, 0.01))
+async def test_a_finished_pod_keeps_its_ip(tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+    runtime.scripts["c0"] = Script(exits_after=5, exit_code=0)
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("p", restartPolicy="Never")
+
+    def phase() -> str:
+        status = client.last_status(pod.metadata.uid)
+        return status.phase if status is not None else ""
+
+    def sandbox_states() -> list[State]:
+        return [c.state for c in runtime.containers.values() if c.is_sandbox]
+
     try:
-        pod = make_pod("p", restartPolicy="Never")
         syncer.pod_updated(pod)
-        client = syncer.client
-        assert isinstance(client, FakeClient)
-
-        def phase() -> str:
-            status = client.last_status(pod.metadata.uid)
-            return status.phase if status is not None else ""
-
         await until(lambda: phase() == "Running")
         running = client.last_status(pod.metadata.uid)
         assert running is not None and running.pod_ip
-        await until(lambda: phase() == "Succeeded")
-        await asyncio.sleep(0.1)
+        await clock.advance(5)  # the container exits; the relist notices
+        await syncer.relist()
+        await until(lambda: phase() == "Succeeded" and sandbox_states() == [State.EXITED])
+        await clock.settle()
     finally:
-        relists.cancel()
-    sandboxes = [c for c in runtime.containers.values() if c.is_sandbox]
-    assert [c.state for c in sandboxes] == [State.EXITED]
+        await syncer.stop()
+    assert sandbox_states() == [State.EXITED]
     final = client.last_status(pod.metadata.uid)
     assert final is not None and final.phase == "Succeeded"
     assert final.pod_ip == running.pod_ip
@@ -469,7 +473,7 @@ async def test_deletion_runs_pre_stop_within_the_grace_period_through_the_plan(
         assert client.deletes == [((core_pb2.Pod, "p", NS),
                                    {"grace_period": 0, "uid": uid})]
         syncer.pod_deleted(deleted)
-        await until(lambda: uid not in syncer.workers._workers)
+        await until(lambda: not syncer.workers.working(uid))
     finally:
         await syncer.stop()
 
