@@ -120,7 +120,8 @@ class PodWatch:
                                                      resource_version=rv):
                     now = time.perf_counter()
                     rv = event.resource_version or rv
-                    self._see(event.object, now)  # type: ignore[arg-type]
+                    if isinstance(event.object, core_pb2.Pod):
+                        self._see(event.object, now)
             except (errors.Expired, errors.Unavailable) as err:
                 # Relist: pods that turned Running meanwhile are stamped late (and said so).
                 print(f"# watch restarted ({type(err).__name__}); some times may be late",

@@ -14,13 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from kubelet.backoff import Backoff
 from kubelet.env import ObjectSource
 from kubelet.runtime import Auth, ContainerRuntime, ImageNotPresent, ImagePullError
 from skiff.api.v1 import core_pb2
+from skiff.client.backoff import Backoff
+from skiff.client.clock import Clock
 
 log = logging.getLogger(__name__)
 DOCKER_HUB = "docker.io"
+# The pull back-off: 10 s doubling to 5 minutes, counted from the failed pull.
+PULL_BACKOFF_INITIAL = 10.0
+PULL_BACKOFF_MAX = 300.0
 
 
 class ImageBackOff(ImagePullError):
@@ -77,10 +81,10 @@ class ImageManager:
     an image share its pull."""
 
     def __init__(self, runtime: ContainerRuntime, source: ObjectSource,
-                 backoff: Backoff | None = None) -> None:
+                 backoff: Backoff | None = None, *, clock: Clock | None = None) -> None:
         self.runtime = runtime
         self.source = source
-        self.backoff = backoff or Backoff()
+        self.backoff = backoff or Backoff(PULL_BACKOFF_INITIAL, PULL_BACKOFF_MAX, clock=clock)
         self._pulls: dict[str, asyncio.Future[str]] = {}  # back-off key -> pull under way
         self._last_error: dict[str, str] = {}
 

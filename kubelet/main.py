@@ -4,47 +4,25 @@ it as Docker container groups, and reports back what is true."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import socket
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from kubelet.backoff import Backoff
-from kubelet.images import ImageManager
-from kubelet.node import LEASE_DURATION, NodeAgent, NodeConfig
-from kubelet.pods import PodSyncer
-from kubelet.probes import ProbeManager
-from kubelet.runtime import ContainerRuntime, RuntimeError_
+from kubelet.agent import (
+    CRASH_BACKOFF_BASE,
+    RELIST_PERIOD,
+    VOLUME_REFRESH_PERIOD,
+    Kubelet,
+    KubeletConfig,
+)
+from kubelet.node import LEASE_DURATION
+from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
-from kubelet.volumes import VolumeManager
+from kubelet.volumes import FakeMounter, Mounter, SystemMounter
 from skiff import daemon
-from skiff.api.v1 import core_pb2
-from skiff.client.events import EventRecorder
-from skiff.client.informer import SharedInformerFactory, Store
 from skiff.daemon import until_signalled
 
 log = logging.getLogger("kubelet")
-
-RELIST_PERIOD = 1.0
-VOLUME_REFRESH_PERIOD = 30.0
-CRASH_BACKOFF_BASE = 10.0
-
-
-class InformerSource:
-    """Secrets and ConfigMaps for env and volumes, from the kubelet's informer caches."""
-
-    def __init__(self, secrets: Store[core_pb2.Secret],
-                 config_maps: Store[core_pb2.ConfigMap]) -> None:
-        self._secrets = secrets
-        self._config_maps = config_maps
-
-    def get_secret(self, namespace: str, name: str) -> core_pb2.Secret | None:
-        return self._secrets.get(f"{namespace}/{name}")
-
-    def get_config_map(self, namespace: str, name: str) -> core_pb2.ConfigMap | None:
-        return self._config_maps.get(f"{namespace}/{name}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,6 +70,20 @@ def make_runtime(fake: bool) -> ContainerRuntime:
     return DockerRuntime()
 
 
+def make_mounter(fake: bool) -> Mounter:
+    """A simulated node mounts nothing: it needs no root and leaves the host's mounts be."""
+    return FakeMounter() if fake else SystemMounter()
+
+
+def kubelet_config(args: argparse.Namespace) -> KubeletConfig:
+    return KubeletConfig(
+        node_name=args.node_name, root_dir=Path(args.root_dir),
+        node_labels=parse_labels(args.node_labels), node_ip=args.node_ip, port=args.port,
+        relist_period=args.relist_period, volume_refresh_period=args.volume_refresh_period,
+        crash_backoff_base=args.crash_backoff_base,
+        lease_duration=args.node_lease_duration_seconds)
+
+
 def parse_labels(text: str) -> dict[str, str]:
     labels = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
@@ -102,40 +94,6 @@ def parse_labels(text: str) -> dict[str, str]:
     return labels
 
 
-async def relist_forever(syncer: PodSyncer, period: float) -> None:
-    while True:
-        try:
-            await syncer.relist()
-        except RuntimeError_ as err:
-            log.warning("cannot list containers: %s", err)
-        await asyncio.sleep(syncer.relist_delay(period))
-
-
-async def refresh_volumes_forever(syncer: PodSyncer, volumes: VolumeManager,
-                                  period: float) -> None:
-    # A change of a Secret or ConfigMap wakes the pods that use it (see `run`), and every
-    # sync writes their files; this is the safety net (Kubernetes: about a minute).
-    while True:
-        await asyncio.sleep(period)
-        for pod in list(syncer.pods.values()):
-            if pod.metadata.HasField("deletion_timestamp"):
-                continue
-            try:
-                await volumes.refresh(pod)
-            except Exception as err:  # one pod's trouble must not stop the others
-                log.warning("pod %s/%s: volume refresh failed: %s", pod.metadata.namespace,
-                            pod.metadata.name, err)
-
-
-def _object_handlers(syncer: PodSyncer, kind: str) -> tuple[
-        Callable[[Any], None], Callable[[Any, Any], None], Callable[[Any], None]]:
-    """Informer handlers (add, update, delete) that wake the pods using the object."""
-    def changed(obj: Any) -> None:
-        syncer.object_changed(kind, obj.metadata.namespace, obj.metadata.name)
-
-    return changed, lambda old, new: changed(new), changed
-
-
 async def run(args: argparse.Namespace) -> None:
     client = daemon.client_from_args(args)
     runtime = make_runtime(args.fake_runtime)
@@ -143,60 +101,16 @@ async def run(args: argparse.Namespace) -> None:
     kubelet_server = await start_kubelet_server(
         runtime, args.port,
         Path(args.kubelet_token_file).read_text().strip() if args.kubelet_token_file else None)
-    factory = SharedInformerFactory(client)
-    pods = factory.informer(core_pb2.Pod, field_selector=f"spec.nodeName={args.node_name}")
-    secrets = factory.informer(core_pb2.Secret)
-    config_maps = factory.informer(core_pb2.ConfigMap)
-    source = InformerSource(secrets.store, config_maps.store)
-    recorder = EventRecorder(client, "kubelet", host=args.node_name)
-    node = NodeAgent(client, runtime, NodeConfig(
-        args.node_name, parse_labels(args.node_labels), args.node_ip, kubelet_port=args.port,
-        lease_duration=args.node_lease_duration_seconds))
-    volumes = VolumeManager(Path(args.root_dir), source)
-    wake: list[PodSyncer] = []
-    probes = ProbeManager(runtime, on_change=lambda uid: wake[0].wake(uid) if wake else None,
-                          recorder=recorder)
-    syncer = PodSyncer(node_name=args.node_name, node_ip=node.address, client=client,
-                       runtime=runtime, volumes=volumes, images=ImageManager(runtime, source),
-                       probes=probes, source=source, recorder=recorder,
-                       crash_backoff=Backoff(initial=args.crash_backoff_base))
-    wake.append(syncer)
-    background = [asyncio.create_task(node.run(), name="node")]
-    factory.start_all()
-    # Running means registered (or having tried to be): the Node and its Lease exist.
-    await asyncio.gather(factory.wait_for_sync(), node.first_beat.wait())
-    try:
-        await syncer.prime()
-    except RuntimeError_ as err:
-        log.warning("cannot list containers: %s", err)
-    # Pods are handed to workers only now, with every Secret and ConfigMap they may need
-    # in the caches: earlier, a pod would fail to start (or a restarted kubelet would
-    # report FailedMount) for an object that exists.
-    pods.add_handlers(on_add=syncer.pod_updated,
-                      on_update=lambda old, new: syncer.pod_updated(new),
-                      on_delete=syncer.pod_deleted)
-    # A change reaches the pods that use the object at once: their next sync rewrites
-    # their volume files, and one waiting for a missing object starts.
-    secrets.add_handlers(*_object_handlers(syncer, "Secret"))
-    config_maps.add_handlers(*_object_handlers(syncer, "ConfigMap"))
-    await syncer.clean_orphaned_volumes()
-    background += [asyncio.create_task(relist_forever(syncer, args.relist_period),
-                                       name="relist"),
-                   asyncio.create_task(refresh_volumes_forever(syncer, volumes,
-                                                               args.volume_refresh_period),
-                                       name="volumes")]
+    kubelet = Kubelet(kubelet_config(args), client, runtime,
+                      mounter=make_mounter(args.fake_runtime))
+    await kubelet.start()
     log.info("kubelet for node %s is running (%s)", args.node_name,
              "fake runtime" if args.fake_runtime else "docker")
     try:
         await until_signalled()
     finally:
-        # Containers keep running: a restarted kubelet adopts them.
-        for task in background:
-            task.cancel()
         await kubelet_server.stop(grace=1)
-        await syncer.stop()
-        await factory.stop_all()
-        await recorder.close()
+        await kubelet.stop()
         await client.close()
 
 

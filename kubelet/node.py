@@ -16,8 +16,10 @@ import socket
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from kubelet.runtime import ContainerRuntime, RuntimeError_
+from skiff.api.conditions import set_condition
 from skiff.api.v1 import coordination_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -129,18 +131,10 @@ class NodeAgent:
 
     def _set_ready(self, status: core_pb2.NodeStatus, ready: bool, reason: str,
                    message: str) -> None:
-        now = int(self.clock.wall().timestamp())
-        value = "True" if ready else "False"
-        for cond in status.conditions:
-            if cond.type == "Ready":
-                if cond.status != value:
-                    cond.last_transition_time.seconds = now
-                break
-        else:
-            cond = status.conditions.add(type="Ready")
-            cond.last_transition_time.seconds = now
-        cond.status, cond.reason, cond.message = value, reason, message
-        cond.last_heartbeat_time.seconds = now
+        now = datetime.fromtimestamp(int(self.clock.wall().timestamp()), UTC)
+        cond, _ = set_condition(status.conditions, "Ready", "True" if ready else "False", now,
+                                reason=reason, message=message)
+        cond.last_heartbeat_time.FromDatetime(now)
 
     async def runtime_health(self) -> tuple[str, bool, str, str]:
         try:

@@ -2,9 +2,13 @@
 
 `plan_pod` is the kubelet's `computePodActions`: given the pod, the runtime's view of its
 sandboxes and containers, the liveness results and the crash-loop back-off, it decides
-what to create, start, kill and clean up. It does no I/O, so every rule of restart
-policies, init containers and back-off is tested by a table (tests/unit/test_plan.py);
-kubelet/pods.py carries the plan out.
+what to create, start, kill and clean up. `plan_stop` is its `killPod`: what stopping a
+pod takes (being deleted, or gone from the apiserver): every container killed within the
+grace period, the sandboxes stopped, everything removed, the volumes torn down.
+
+Both do no I/O, so every rule of restart policies, init containers, back-off and grace
+periods is tested by a table (tests/unit/kubelet/test_plan.py); one executor
+(kubelet/pods/executor.py) carries out either plan.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from kubelet.runtime import LABEL_SPEC_HASH, ContainerInfo, State
+from kubelet.runtime import LABEL_GRACE, LABEL_SPEC_HASH, ContainerInfo, State
 from skiff.api.v1 import core_pb2
 
 # A container that fails to start stays "created"; Docker reports this exit code for it.
 START_FAILED_EXIT_CODE = 128
+# Kubernetes' default terminationGracePeriodSeconds.
+DEFAULT_GRACE = 30.0
 
 
 @dataclass
@@ -27,11 +33,19 @@ class PodActions:
     sandbox_id: str = ""  # the sandbox to use, once created
     # Containers to stop, with why (for events): id -> reason.
     kill: dict[str, str] = field(default_factory=dict)
+    # Seconds each container in `kill` gets from SIGTERM to SIGKILL (preStop included).
+    grace: dict[str, float] = field(default_factory=dict)
+    # Sandboxes to stop: the pod is finished (Succeeded, or Failed under restartPolicy
+    # Never) or stopping, and its network namespace and IP go back to the node.
+    stop_sandboxes: list[str] = field(default_factory=list)
     # Old sandboxes and exited containers no longer needed for status.
     remove: list[str] = field(default_factory=list)
-    # Sandboxes to stop: the pod is finished (Succeeded, or Failed under restartPolicy
-    # Never), and its network namespace and IP go back to the node.
-    stop_sandboxes: list[str] = field(default_factory=list)
+    # Sandboxes to remove with whatever is still in them (a stopping pod's).
+    remove_sandboxes: list[str] = field(default_factory=list)
+    # The pod is stopping: its volumes go once its containers are gone ...
+    teardown_volumes: bool = False
+    # ... and, deleted gracefully, the apiserver is told it is gone (the final delete).
+    confirm_deletion: bool = False
     # What to start, in order, with the attempt (restart count) each gets.
     start: list[tuple[core_pb2.Container, int, bool]] = field(default_factory=list)
     # name -> (reason, message) for containers that wait (e.g. CrashLoopBackOff).
@@ -67,6 +81,25 @@ def backoff_key(pod_uid: str, name: str) -> str:
     return f"{pod_uid}/{name}"
 
 
+def termination_grace(pod: core_pb2.Pod) -> float:
+    """The pod's terminationGracePeriodSeconds (Kubernetes' default when unset)."""
+    spec = pod.spec
+    return float(spec.termination_grace_period_seconds
+                 if spec.HasField("termination_grace_period_seconds") else DEFAULT_GRACE)
+
+
+def deletion_grace(pod: core_pb2.Pod, now: float) -> float:
+    """What is left at unix time `now` of a deleted pod's grace period."""
+    meta = pod.metadata
+    remaining = meta.deletion_timestamp.seconds - now
+    return max(min(remaining, float(meta.deletion_grace_period_seconds)), 0.0)
+
+
+def started_grace(info: ContainerInfo) -> float:
+    """The grace period a container was started with (its label): what an orphan gets."""
+    return float(info.labels.get(LABEL_GRACE, "") or DEFAULT_GRACE)
+
+
 def pod_finished(pod: core_pb2.Pod, latest: dict[str, ContainerInfo]) -> bool:
     """No container will run again: every app container has exited and the restart
     policy restarts none of them (Kubernetes then leaves the pod Succeeded or Failed)."""
@@ -91,11 +124,44 @@ def init_failed(pod: core_pb2.Pod, latest: dict[str, ContainerInfo]) -> bool:
     return False
 
 
+def plan_stop(pod: core_pb2.Pod | None, sandboxes: Sequence[ContainerInfo],
+              containers: Sequence[ContainerInfo], *, now: float) -> PodActions:
+    """What stopping a pod takes: every container killed (preStop, SIGTERM, the grace
+    period, SIGKILL), the sandboxes stopped, then all of it removed and the volumes torn
+    down. A pod being deleted (`pod`, at unix time `now`) gets what is left of its
+    deletion's grace period and its deletion is confirmed; a pod gone from the apiserver
+    (`pod` None: its containers are orphans) gives each container the grace period it
+    was started with."""
+    actions = PodActions(teardown_volumes=True, confirm_deletion=pod is not None)
+    grace = deletion_grace(pod, now) if pod is not None else None
+    for info in containers:
+        actions.kill[info.id] = ""
+        actions.grace[info.id] = grace if grace is not None else started_grace(info)
+    actions.stop_sandboxes = [s.id for s in sandboxes]
+    actions.remove = [i.id for i in containers]
+    actions.remove_sandboxes = [s.id for s in sandboxes]
+    return actions
+
+
 def plan_pod(pod: core_pb2.Pod, sandboxes: Sequence[ContainerInfo],
              containers: Sequence[ContainerInfo], *,
              liveness_failed: Callable[[str], bool],
              backoff_remaining: Callable[[str, float], float]) -> PodActions:
-    """`sandboxes` and `containers` are this pod's, in any order."""
+    """`sandboxes` and `containers` are this pod's, in any order. A container killed gets
+    the pod's grace period, and the pod wants a sync at once after (what was stopped
+    may have to start again)."""
+    actions = _plan_running(pod, sandboxes, containers, liveness_failed, backoff_remaining)
+    if actions.kill:
+        grace = termination_grace(pod)
+        actions.grace = {cid: grace for cid in actions.kill}
+        actions.retry_after = 0.0
+    return actions
+
+
+def _plan_running(pod: core_pb2.Pod, sandboxes: Sequence[ContainerInfo],
+                  containers: Sequence[ContainerInfo],
+                  liveness_failed: Callable[[str], bool],
+                  backoff_remaining: Callable[[str, float], float]) -> PodActions:
     actions = PodActions()
     sandboxes = sorted(sandboxes, key=lambda s: (s.attempt, s.created_at), reverse=True)
     current = sandboxes[0] if sandboxes and sandboxes[0].state == State.RUNNING else None

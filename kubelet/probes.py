@@ -26,7 +26,7 @@ from typing import Protocol
 
 from kubelet.runtime import LABEL_INIT, ContainerInfo, ExecResult, RuntimeError_, State
 from skiff.api.v1 import core_pb2, meta_pb2
-from skiff.client.clock import Clock, RealClock
+from skiff.client.clock import Clock, RealClock, sleep_or_wake
 from skiff.client.events import WARNING, Recorder
 
 log = logging.getLogger(__name__)
@@ -422,13 +422,7 @@ class ProbeWorker:
             await self._wait(period)
 
     async def _wait(self, seconds: float) -> None:
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        triggered = asyncio.ensure_future(self._trigger.wait())
-        try:
-            await asyncio.wait({sleeper, triggered}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            triggered.cancel()
+        await sleep_or_wake(self._clock, seconds, self._trigger)
 
     async def probe_once(self) -> bool:
         """One check and its bookkeeping; False when this worker has nothing left to do."""

@@ -149,7 +149,7 @@ class KubeletService:
             await context.abort(failure.code, failure.message)
         finally:
             with contextlib.suppress(Exception):
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()
 
     # ---- Exec ----
 
@@ -174,7 +174,7 @@ class KubeletService:
         finally:
             pump.cancel()
             with contextlib.suppress(Exception):
-                await output.aclose()  # type: ignore[attr-defined]
+                await output.aclose()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pump
 

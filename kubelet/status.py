@@ -2,9 +2,10 @@
 
 The kubelet's generateAPIPodStatus, in small parts: `container_status` turns the runtime's
 containers of one spec container into a ContainerStatus, `pod_phase` is Kubernetes'
-getPhase, `pod_conditions` the kubelet-owned conditions, `qos_class` the QoS class, and
-`build_pod_status` puts them together. No I/O and no clock: the caller passes `now`, so
-every rule is table-tested (tests/unit/test_status.py).
+getPhase, `pod_conditions` the kubelet-owned conditions, and `build_pod_status` puts them
+together with the QoS class (skiff.api.pods, as every component computes it). No I/O and
+no clock: the caller passes `now`, so every rule is table-tested
+(tests/unit/kubelet/test_status.py).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelet.runtime import ContainerInfo, State
-from skiff.api.quantity import Quantity, parse_quantity
-from skiff.api.v1 import core_pb2, meta_pb2
+from skiff.api.pods import FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL_PHASES, qos_class
+from skiff.api.v1 import core_pb2
 
 CONTAINER_ID_SCHEME = "docker"
 
@@ -26,9 +27,6 @@ CONTAINER_CREATING = "ContainerCreating"
 POD_INITIALIZING = "PodInitializing"
 # A container the runtime created but could not start; Docker reports exit code 128.
 START_FAILED_EXIT_CODE = 128
-
-PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
-TERMINAL_PHASES = (SUCCEEDED, FAILED)
 
 POD_SCHEDULED = "PodScheduled"
 READY_TO_START = "PodReadyToStartContainers"
@@ -301,46 +299,6 @@ def _scheduled_condition(previous: core_pb2.PodCondition | None, now: datetime
     condition = _condition(POD_SCHEDULED, True)
     condition.last_transition_time.FromDatetime(now)
     return condition
-
-
-# ---------------------------------------------------------------------------------------
-# QoS class
-# ---------------------------------------------------------------------------------------
-
-_QOS_RESOURCES = ("cpu", "memory")
-
-
-def qos_class(spec: core_pb2.PodSpec) -> str:
-    """Guaranteed: every container limits cpu and memory, with requests equal to limits;
-    BestEffort: no container requests or limits either; Burstable otherwise."""
-    requests: dict[str, Quantity] = {}
-    limits: dict[str, Quantity] = {}
-    guaranteed = True
-    for container in [*spec.containers, *spec.init_containers]:
-        _add_positive(requests, container.resources.requests)
-        limited = _add_positive(limits, container.resources.limits)
-        if not limited.issuperset(_QOS_RESOURCES):
-            guaranteed = False
-    if not requests and not limits:
-        return "BestEffort"
-    if guaranteed and requests.keys() == limits.keys() and all(
-            limits[name] == amount for name, amount in requests.items()):
-        return "Guaranteed"
-    return "Burstable"
-
-
-def _add_positive(totals: dict[str, Quantity], resources: Mapping[str, meta_pb2.Quantity]
-                  ) -> set[str]:
-    """Adds the positive cpu and memory amounts to `totals`; returns their names."""
-    seen: set[str] = set()
-    for name in _QOS_RESOURCES:
-        if name not in resources:
-            continue
-        amount = parse_quantity(resources[name].value)
-        if amount.sign() > 0:
-            seen.add(name)
-            totals[name] = totals[name] + amount if name in totals else amount
-    return seen
 
 
 # ---------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ Teardown unmounts every mount under the pod's directory (checked against
 /proc/self/mountinfo) before it removes anything: deleting through a mount still in place
 could reach into whatever is mounted there.
 
-Mount operations go through a `Mounter` so unit tests can run without privileges.
+Mount operations go through a `Mounter`: `SystemMounter` mounts for real (it needs root),
+`FakeMounter` only remembers, for unit tests and the hollow nodes of `--fake-runtime`,
+which then need no root and touch no real mount.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ __all__ = [
     "KIND_EMPTY_DIR",
     "KIND_HOST_PATH",
     "KIND_SECRET",
+    "FakeMounter",
     "FileProjection",
     "MissingReference",
     "Mounter",
@@ -164,6 +167,37 @@ class SystemMounter:
         found = [p for p in mount_points(self._mountinfo) if _is_at_or_below(p, root)]
         # Deepest first, and later (stacked-on-top) mounts before earlier ones.
         return [p for _, p in sorted(enumerate(found), key=lambda e: (-e[1].count("/"), -e[0]))]
+
+
+class FakeMounter:
+    """Remembers tmpfs mounts instead of making them: the volume directories are plain
+    directories, which the manager believes to be mounts."""
+
+    def __init__(self) -> None:
+        self.mounts: list[tuple[str, int | None, int]] = []  # (path, size, mode)
+
+    def mount_tmpfs(self, path: str, size_bytes: int | None, mode: int = 0o755) -> None:
+        if not os.path.isdir(path):
+            raise VolumeError(f"mount point {path} does not exist")
+        self.mounts.append((os.path.realpath(path), size_bytes, mode))
+
+    def unmount(self, path: str) -> None:
+        real = os.path.realpath(path)
+        for i in range(len(self.mounts) - 1, -1, -1):
+            if self.mounts[i][0] == real:
+                del self.mounts[i]
+                return
+
+    def is_mountpoint(self, path: str) -> bool:
+        return os.path.realpath(path) in self.points()
+
+    def mounts_under(self, path: str) -> list[str]:
+        root = os.path.realpath(path)
+        return sorted((p for p in self.points() if _is_at_or_below(p, root)),
+                      key=lambda p: -p.count("/"))
+
+    def points(self) -> list[str]:
+        return [m[0] for m in self.mounts]
 
 
 def _run(argv: list[str]) -> None:

@@ -14,7 +14,7 @@ is not an error.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -200,7 +200,7 @@ class ExecSession(Protocol):
 
     async def close_stdin(self) -> None: ...
 
-    def output(self) -> AsyncIterator[tuple[int, bytes]]:
+    def output(self) -> AsyncGenerator[tuple[int, bytes], None]:
         """(stream, bytes) chunks: stream 1 is stdout, 2 is stderr (with a TTY all is 1)."""
 
     async def resize(self, rows: int, columns: int) -> None: ...
@@ -251,7 +251,7 @@ class ContainerRuntime(Protocol):
                         timeout: float) -> ExecResult: ...
 
     def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
-             timestamps: bool = False) -> AsyncIterator[bytes]:
+             timestamps: bool = False) -> AsyncGenerator[bytes, None]:
         """The container's output (stdout and stderr, interleaved as written)."""
 
     async def exec_stream(self, container_id: str, command: Sequence[str], *, tty: bool,

@@ -32,7 +32,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -734,7 +734,7 @@ class DockerRuntime:
             pass
 
     async def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
-                   timestamps: bool = False) -> AsyncIterator[bytes]:
+                   timestamps: bool = False) -> AsyncGenerator[bytes, None]:
         """Chunks of the container's output as the engine sends them. With `follow`, ends
         when the container stops; a consumer that stops iterating (or closes the
         generator) closes the stream, which ends the reading thread."""

@@ -21,7 +21,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, TypeVar
 
 import docker.errors
@@ -189,7 +189,7 @@ class DockerExecSession:
                 # and keeps sending output.
                 self._sock.shutdown(socket.SHUT_WR)
 
-    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+    async def output(self) -> AsyncGenerator[tuple[int, bytes], None]:
         try:
             while True:
                 item = await self._queue.get()

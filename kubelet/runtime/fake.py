@@ -35,7 +35,7 @@ import ipaddress
 import itertools
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -436,7 +436,7 @@ class FakeRuntime:
         return FakeExecSession(result)
 
     async def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
-                   timestamps: bool = False) -> AsyncIterator[bytes]:
+                   timestamps: bool = False) -> AsyncGenerator[bytes, None]:
         self._enter("logs", container_id, follow, tail)
         c = self._get(container_id)
         data = bytes(c.log)
@@ -482,7 +482,7 @@ class FakeExecSession:
     async def close_stdin(self) -> None:
         self.stdin_closed = True
 
-    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+    async def output(self) -> AsyncGenerator[tuple[int, bytes], None]:
         if self.result.output:
             yield 1, self.result.output
 

@@ -14,7 +14,7 @@ import docker
 import pytest
 from fixtures.docker import DockerPods
 
-from kubelet.runtime import LABEL_POD_UID, NotFound, RuntimeError_
+from kubelet.runtime import LABEL_POD_UID, ExecSession, NotFound, RuntimeError_
 from kubelet.runtime.docker_exec import docker_exec_stream
 
 
@@ -27,8 +27,8 @@ def container(docker_client: docker.DockerClient, busybox_image: str,
     return str(created.id)
 
 
-async def collect(session: object) -> list[tuple[int, bytes]]:
-    chunks = [c async for c in session.output()]  # type: ignore[attr-defined]
+async def collect(session: ExecSession) -> list[tuple[int, bytes]]:
+    chunks = [c async for c in session.output()]
     merged: list[tuple[int, bytes]] = []
     for stream, data in chunks:  # the engine may split output anywhere
         if merged and merged[-1][0] == stream:
@@ -99,7 +99,7 @@ async def test_closing_the_output_early_ends_the_reader(docker_client: docker.Do
     output = session.output()
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(anext(output), 0.3)
-    await output.aclose()  # type: ignore[attr-defined]
+    await output.aclose()
     def readers() -> list[str]:
         return [t.name for t in threading.enumerate() if t.name.startswith("skiff-exec-")]
 

@@ -681,7 +681,7 @@ async def test_follow_stops_when_the_reader_does(runtime: DockerRuntime, busybox
         got += chunk
         if got.count(b"tick") >= 3:
             break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
     async def no_reader_left() -> bool:
         return not any(t.name == "skiff-docker-logs" for t in threading.enumerate())

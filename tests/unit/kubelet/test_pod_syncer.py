@@ -1,5 +1,5 @@
-"""The pod workers (kubelet/pods.py) over the in-memory runtime: what their cache of the
-runtime, their wake-ups and their start slots promise.
+"""The pod workers (kubelet/pods/) over the in-memory runtime: what their cache of the
+runtime, their wake-ups, their start slots and their stops promise.
 
 The runtime here yields to the event loop inside every call, as a real engine's round
 trips do, so relists and syncs interleave the way they do on a node.
@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kubelet import pods as pods_module
 from kubelet.images import ImageManager
 from kubelet.plan import plan_pod
-from kubelet.pods import PodSyncer, referenced_objects
+from kubelet.pods import executor
+from kubelet.pods.references import referenced_objects
+from kubelet.pods.syncer import PodSyncer
 from kubelet.probes import ProbeManager
-from kubelet.runtime import ContainerConfig, ContainerInfo, SandboxConfig, State
+from kubelet.runtime import ContainerConfig, ContainerInfo, ExecResult, SandboxConfig, State
 from kubelet.runtime.fake import FakeRuntime, Script
-from kubelet.volumes import VolumeManager
+from kubelet.volumes import FakeMounter, VolumeManager
 from skiff.api.convert import from_dict
 from skiff.api.kinds import apply_defaults
 from skiff.api.v1 import core_pb2
+from skiff.client.clock import Clock, FakeClock
 from skiff.client.events import FakeRecorder
 
 IMAGE = "busybox:1"
@@ -84,6 +87,7 @@ class FakeClient:
 
     def __init__(self) -> None:
         self.statuses: list[core_pb2.Pod] = []
+        self.deletes: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         self.echo: Callable[[core_pb2.Pod], None] = lambda pod: None
 
     async def update_status(self, pod: core_pb2.Pod) -> core_pb2.Pod:
@@ -92,7 +96,7 @@ class FakeClient:
         return pod
 
     async def delete(self, *args: Any, **kwargs: Any) -> None:
-        return None
+        self.deletes.append((args, kwargs))
 
     def last_status(self, uid: str) -> core_pb2.PodStatus | None:
         found = [p.status for p in self.statuses if p.metadata.uid == uid]
@@ -104,19 +108,36 @@ def runtime() -> SlowRuntime:
     return SlowRuntime()
 
 
-@pytest.fixture
-async def syncer(runtime: SlowRuntime, tmp_path: Path) -> AsyncIterator[PodSyncer]:
+def make_syncer(runtime: FakeRuntime, tmp_path: Path, *, clock: Clock | None = None
+                ) -> PodSyncer:
     objects = Objects()
     client = FakeClient()
     syncer = PodSyncer(
-        node_name="node-1", node_ip="10.0.0.1", client=client,  # type: ignore[arg-type]
-        runtime=runtime, volumes=VolumeManager(tmp_path, objects),
-        images=ImageManager(runtime, objects),
+        node_name="node-1", node_ip="10.0.0.1", client=client,
+        runtime=runtime, volumes=VolumeManager(tmp_path, objects, mounter=FakeMounter()),
+        images=ImageManager(runtime, objects, clock=clock),
         probes=ProbeManager(runtime, on_change=lambda uid: None),
-        source=objects, recorder=FakeRecorder(), start_concurrency=2)
+        source=objects, recorder=FakeRecorder(), start_concurrency=2, clock=clock)
     client.echo = syncer.pod_updated
+    return syncer
+
+
+@pytest.fixture
+async def syncer(runtime: SlowRuntime, tmp_path: Path) -> AsyncIterator[PodSyncer]:
+    syncer = make_syncer(runtime, tmp_path)
     yield syncer
     await syncer.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(wall_start=datetime(2024, 5, 1, tzinfo=UTC))
+
+
+def fake_client(syncer: PodSyncer) -> FakeClient:
+    client = syncer.client
+    assert isinstance(client, FakeClient)
+    return client
 
 
 def make_pod(name: str, containers: int = 1, **spec: Any) -> core_pb2.Pod:
@@ -264,19 +285,26 @@ def test_referenced_objects() -> None:
 
 
 async def test_failed_pull_shows_err_image_pull_then_back_off(
-        syncer: PodSyncer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pods_module, "IMAGE_BACKOFF_REPORT_DELAY", 0.01)
+        runtime: SlowRuntime, tmp_path: Path, clock: FakeClock) -> None:
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
     pod = make_pod("p")
     pod.spec.containers[0].image = "registry.example/nope:1"
-    syncer.pod_updated(pod)
-    client = syncer.client
-    assert isinstance(client, FakeClient)
 
     def reasons() -> list[str]:
         return [p.status.container_statuses[0].state.waiting.reason for p in client.statuses
                 if p.status.container_statuses]
 
-    await until(lambda: "ImagePullBackOff" in reasons())
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: "ErrImagePull" in reasons())
+        # ErrImagePull shows for a moment of the kubelet's clock, then that it waits.
+        await clock.settle()
+        assert "ImagePullBackOff" not in reasons()
+        await clock.advance(executor.IMAGE_BACKOFF_REPORT_DELAY)
+        await until(lambda: "ImagePullBackOff" in reasons())
+    finally:
+        await syncer.stop()
     seen = [r for i, r in enumerate(reasons()) if i == 0 or reasons()[i - 1] != r]
     assert seen == ["ContainerCreating", "ErrImagePull", "ImagePullBackOff"]
     status = client.last_status(pod.metadata.uid)
@@ -285,6 +313,7 @@ async def test_failed_pull_shows_err_image_pull_then_back_off(
     assert message == ('Back-off pulling image "registry.example/nope:1": ErrImagePull: '
                        "manifest for registry.example/nope:1 not found: manifest unknown: "
                        "manifest unknown")
+    assert len(runtime.calls_to("pull_image")) == 1  # the back-off holds the next pull
 
 
 async def test_containers_sharing_an_image_share_its_pull() -> None:
@@ -344,29 +373,125 @@ def test_a_finished_pod_has_its_sandbox_stopped(policy: str, exit_code: int,
     assert not again.create_sandbox and again.start == [] and again.stop_sandboxes == []
 
 
-async def test_a_finished_pod_keeps_its_ip(syncer: PodSyncer, runtime: SlowRuntime) -> None:
-    runtime.scripts["c0"] = Script(exits_after=0.05, exit_code=0)
-    relists = asyncio.create_task(relist_often(syncer, 0.01))
+async def test_a_finished_pod_keeps_its_ip(tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+    runtime.scripts["c0"] = Script(exits_after=5, exit_code=0)
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("p", restartPolicy="Never")
+
+    def phase() -> str:
+        status = client.last_status(pod.metadata.uid)
+        return status.phase if status is not None else ""
+
+    def sandbox_states() -> list[State]:
+        return [c.state for c in runtime.containers.values() if c.is_sandbox]
+
     try:
-        pod = make_pod("p", restartPolicy="Never")
         syncer.pod_updated(pod)
-        client = syncer.client
-        assert isinstance(client, FakeClient)
-
-        def phase() -> str:
-            status = client.last_status(pod.metadata.uid)
-            return status.phase if status is not None else ""
-
         await until(lambda: phase() == "Running")
         running = client.last_status(pod.metadata.uid)
         assert running is not None and running.pod_ip
-        await until(lambda: phase() == "Succeeded")
-        await asyncio.sleep(0.1)
+        await clock.advance(5)  # the container exits; the relist notices
+        await syncer.relist()
+        await until(lambda: phase() == "Succeeded" and sandbox_states() == [State.EXITED])
+        await clock.settle()
     finally:
-        relists.cancel()
-    sandboxes = [c for c in runtime.containers.values() if c.is_sandbox]
-    assert [c.state for c in sandboxes] == [State.EXITED]
+        await syncer.stop()
+    assert sandbox_states() == [State.EXITED]
     final = client.last_status(pod.metadata.uid)
     assert final is not None and final.phase == "Succeeded"
     assert final.pod_ip == running.pod_ip
     assert [ip.ip for ip in final.pod_ips] == [running.pod_ip]
+
+
+# ---- timing, on the kubelet's clock ----
+
+async def test_a_crash_loop_waits_out_its_back_off(tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    pod = make_pod("p")
+    uid = pod.metadata.uid
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) == 1)
+        runtime.crash(running_containers(runtime, uid)[0])
+        await syncer.relist()  # the first restart is at once; it starts the back-off
+        await until(lambda: len(running_containers(runtime, uid)) == 1)
+        assert len(runtime.calls_to("create_container")) == 2
+        runtime.crash(running_containers(runtime, uid)[0])
+        await syncer.relist()
+        await until(lambda: any(
+            s.container_statuses[0].state.waiting.reason == "CrashLoopBackOff"
+            for s in (p.status for p in fake_client(syncer).statuses)))
+        await clock.advance(9)
+        assert len(runtime.calls_to("create_container")) == 2  # 10 s from the exit
+        await clock.advance(1)
+        await until(lambda: len(runtime.calls_to("create_container")) == 3)
+        assert running_containers(runtime, uid)
+    finally:
+        await syncer.stop()
+
+
+async def test_deletion_runs_pre_stop_within_the_grace_period_through_the_plan(
+        tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+
+    async def pre_stop(command: Sequence[str]) -> ExecResult:
+        await clock.sleep(5)  # a hook that takes 5 s of the grace period
+        return ExecResult(0, b"")
+
+    runtime.exec_results["c0"] = pre_stop
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("p", terminationGracePeriodSeconds=30, volumes=[
+        {"name": "scratch", "emptyDir": {"medium": "Memory"}}])
+    pod.spec.containers[0].lifecycle.pre_stop.exec.command.extend(["/bin/drain"])
+    uid = pod.metadata.uid
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) == 1)
+        [cid] = running_containers(runtime, uid)
+        deleted = core_pb2.Pod()
+        deleted.CopyFrom(pod)
+        # Deleted with 30 s of grace, 10 s of which have gone by.
+        deleted.metadata.deletion_timestamp.seconds = int(clock.wall().timestamp()) + 20
+        deleted.metadata.deletion_grace_period_seconds = 30
+        syncer.pod_updated(deleted)
+        await until(lambda: bool(runtime.calls_to("exec_sync")))
+        assert runtime.calls_to("exec_sync") == [(cid, ("/bin/drain",))]
+        assert runtime.calls_to("stop_container") == []  # preStop first
+        await clock.advance(5)
+        await until(lambda: bool(client.deletes))
+        # What the hook took comes off the 20 s left.
+        assert runtime.calls_to("stop_container") == [(cid, 15.0)]
+        assert [c[0] for c in runtime.calls if c[0] in (
+            "stop_container", "stop_sandbox", "remove_container", "remove_sandbox")] == [
+            "stop_container", "stop_sandbox", "remove_container", "remove_sandbox"]
+        assert runtime.containers == {}
+        assert not (tmp_path / "pods" / uid).exists()  # the volumes went too
+        assert client.deletes == [((core_pb2.Pod, "p", NS),
+                                   {"grace_period": 0, "uid": uid})]
+        syncer.pod_deleted(deleted)
+        await until(lambda: not syncer.workers.working(uid))
+    finally:
+        await syncer.stop()
+
+
+async def test_an_orphan_is_stopped_with_the_grace_period_it_started_with(
+        tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    pod = make_pod("p", terminationGracePeriodSeconds=7)
+    uid = pod.metadata.uid
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) == 1)
+        [cid] = running_containers(runtime, uid)
+        syncer.pod_deleted(pod)  # gone from the apiserver without a graceful deletion
+        await until(lambda: runtime.containers == {})
+        assert runtime.calls_to("stop_container") == [(cid, 7.0)]
+        assert runtime.calls_to("exec_sync") == []
+        assert fake_client(syncer).deletes == []  # nothing left to confirm
+    finally:
+        await syncer.stop()

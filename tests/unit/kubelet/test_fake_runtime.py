@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -54,19 +55,19 @@ def rt(clock: Clock) -> FakeRuntime:
     return FakeRuntime(clock=clock, images=[IMAGE])
 
 
-def sandbox(uid: str = "uid-1", name: str = "web", **kwargs: object) -> SandboxConfig:
-    return SandboxConfig(pod_uid=uid, namespace="default", name=name, **kwargs)  # type: ignore[arg-type]
+def sandbox(uid: str = "uid-1", name: str = "web", **kwargs: Any) -> SandboxConfig:
+    return SandboxConfig(pod_uid=uid, namespace="default", name=name, **kwargs)
 
 
 async def start(rt: FakeRuntime, sb: SandboxConfig, name: str = "app", image: str = IMAGE,
-                **kwargs: object) -> tuple[str, str]:
+                **kwargs: Any) -> tuple[str, str]:
     """Starts a container in the pod's sandbox (made on first use)."""
     sid = next((c.id for c in rt.containers.values()
                 if c.is_sandbox and c.labels[LABEL_POD_UID] == sb.pod_uid), None)
     if sid is None:
         sid = await rt.run_sandbox(sb)
     cid = await rt.create_container(
-        sid, ContainerConfig(name=name, image=image, **kwargs), sb)  # type: ignore[arg-type]
+        sid, ContainerConfig(name=name, image=image, **kwargs), sb)
     await rt.start_container(cid)
     return sid, cid
 

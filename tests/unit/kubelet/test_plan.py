@@ -1,12 +1,13 @@
 """The kubelet's plan for a pod, by table: restart policies, init containers, back-off,
-liveness, spec changes, sandboxes and clean-up."""
+liveness, spec changes, sandboxes and clean-up; and the plan that stops a pod."""
 
 from __future__ import annotations
 
-from kubelet.plan import plan_pod, spec_hash
+from kubelet.plan import PodActions, plan_pod, plan_stop, spec_hash
 from kubelet.runtime import (
     LABEL_ATTEMPT,
     LABEL_CONTAINER_NAME,
+    LABEL_GRACE,
     LABEL_POD_UID,
     LABEL_SANDBOX,
     LABEL_SPEC_HASH,
@@ -50,12 +51,12 @@ def container(name: str, state: State, *, attempt: int = 0, exit_code: int = 0,
 
 
 def plan(p: core_pb2.Pod, sandboxes: list[ContainerInfo], containers: list[ContainerInfo], *,
-         live_failed: tuple[str, ...] = (), backoff: float = 0.0):  # type: ignore[no-untyped-def]
+         live_failed: tuple[str, ...] = (), backoff: float = 0.0) -> PodActions:
     return plan_pod(p, sandboxes, containers, liveness_failed=lambda cid: cid in live_failed,
                     backoff_remaining=lambda key, since: backoff)
 
 
-def started(actions) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def started(actions: PodActions) -> list[tuple[str, int]]:
     return [(c.name, attempt) for c, attempt, _ in actions.start]
 
 
@@ -168,3 +169,45 @@ def test_containers_not_in_the_spec_are_removed() -> None:
     stray = container("ghost", State.RUNNING)
     a = plan(pod(), [sandbox()], [stray, container("app", State.RUNNING)])
     assert a.kill == {"ghost-0": "not in the pod's spec"}
+
+
+def test_a_kill_gets_the_pods_grace_period_and_a_sync_at_once() -> None:
+    p = pod()
+    p.spec.termination_grace_period_seconds = 12
+    a = plan(p, [sandbox()], [container("app", State.RUNNING)], live_failed=("app-0",))
+    assert a.grace == {"app-0": 12.0} and a.retry_after == 0.0
+    default = plan(pod(), [sandbox()], [container("app", State.RUNNING)],
+                   live_failed=("app-0",))
+    assert default.grace == {"app-0": 30.0}
+
+
+def test_stopping_a_deleted_pod_kills_everything_within_what_is_left_of_its_grace() -> None:
+    p = pod()
+    p.metadata.deletion_timestamp.seconds = 1_000
+    p.metadata.deletion_grace_period_seconds = 30
+    infos = [container("app", State.RUNNING), container("app", State.EXITED, attempt=1)]
+    a = plan_stop(p, [sandbox(0, State.EXITED), sandbox(1)], infos, now=990.0)
+    assert a.kill == {"app-0": "", "app-1": ""}
+    assert a.grace == {"app-0": 10.0, "app-1": 10.0}
+    assert a.stop_sandboxes == ["sb0", "sb1"] and a.remove_sandboxes == ["sb0", "sb1"]
+    assert a.remove == ["app-0", "app-1"]
+    assert a.teardown_volumes and a.confirm_deletion
+    assert a.start == [] and not a.create_sandbox
+    # Past the deadline: no grace left; never more than the deletion's grace period.
+    assert plan_stop(p, [], infos, now=1_005.0).grace["app-0"] == 0.0
+    assert plan_stop(p, [], infos, now=900.0).grace["app-0"] == 30.0
+
+
+def test_stopping_an_orphan_gives_each_container_the_grace_it_started_with() -> None:
+    labelled = container("app", State.RUNNING)
+    labelled = ContainerInfo(id=labelled.id, labels={**labelled.labels, LABEL_GRACE: "7"},
+                             image=labelled.image, image_id="", state=State.RUNNING)
+    a = plan_stop(None, [sandbox()], [labelled, container("old", State.RUNNING)], now=0.0)
+    assert a.grace == {"app-0": 7.0, "old-0": 30.0}
+    assert a.teardown_volumes and not a.confirm_deletion
+
+
+def test_stopping_a_pod_with_nothing_left_only_tears_down() -> None:
+    a = plan_stop(None, [], [], now=0.0)
+    assert (a.kill, a.stop_sandboxes, a.remove, a.remove_sandboxes) == ({}, [], [], [])
+    assert a.teardown_volumes

@@ -27,11 +27,11 @@ from skiff.api.v1 import core_pb2
 UID = "0f6c1c38-0000-4000-8000-000000000001"
 
 
-class FakeMounter:
-    """Remembers tmpfs mounts instead of making them."""
+class FakeMounter(volumes.FakeMounter):
+    """The kubelet's fake mounter, with faults to order."""
 
     def __init__(self, *, refuse_unmount: bool = False, fail_silently: bool = False) -> None:
-        self.mounts: list[tuple[str, int | None, int]] = []
+        super().__init__()
         self.refuse_unmount = refuse_unmount
         self.fail_silently = fail_silently  # mount_tmpfs "succeeds" but mounts nothing
 
@@ -39,27 +39,11 @@ class FakeMounter:
         if self.fail_silently:
             return
         assert os.path.isdir(path)
-        self.mounts.append((os.path.realpath(path), size_bytes, mode))
+        super().mount_tmpfs(path, size_bytes, mode)
 
     def unmount(self, path: str) -> None:
-        if self.refuse_unmount:
-            return
-        real = os.path.realpath(path)
-        for i in range(len(self.mounts) - 1, -1, -1):
-            if self.mounts[i][0] == real:
-                del self.mounts[i]
-                return
-
-    def is_mountpoint(self, path: str) -> bool:
-        return os.path.realpath(path) in self.points()
-
-    def mounts_under(self, path: str) -> list[str]:
-        root = os.path.realpath(path)
-        return sorted((p for p in self.points() if p == root or p.startswith(root + "/")),
-                      key=lambda p: -p.count("/"))
-
-    def points(self) -> list[str]:
-        return [m[0] for m in self.mounts]
+        if not self.refuse_unmount:
+            super().unmount(path)
 
 
 class Objects:

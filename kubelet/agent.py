@@ -1,0 +1,163 @@
+"""The kubelet put together: its parts, built in the order they depend on each other, and
+their life (start, the background loops, stop).
+
+    informers (pods of this node, Secrets, ConfigMaps) -> the object source
+    NodeAgent (the Node and its Lease)                  -> this node's address
+    VolumeManager (object source, mounter)
+    ImageManager (runtime, object source)
+    PodSyncer (all of the above; it owns the prober, the runtime cache, the pod workers)
+
+The kubelet's own server (logs, exec) and the client are made by the caller
+(kubelet/main.py), which hands the client and the runtime in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from google.protobuf.message import Message
+
+from kubelet.images import ImageManager
+from kubelet.node import LEASE_DURATION, NodeAgent, NodeConfig
+from kubelet.pods.syncer import CRASH_BACKOFF_MAX, PodSyncer
+from kubelet.runtime import ContainerRuntime, RuntimeError_
+from kubelet.volumes import Mounter, VolumeManager
+from skiff.api.meta import meta
+from skiff.api.v1 import core_pb2
+from skiff.client.backoff import Backoff
+from skiff.client.client import Client
+from skiff.client.clock import Clock, RealClock
+from skiff.client.events import EventRecorder
+from skiff.client.informer import SharedInformerFactory, Store
+
+log = logging.getLogger("kubelet")
+
+RELIST_PERIOD = 1.0
+VOLUME_REFRESH_PERIOD = 30.0
+CRASH_BACKOFF_BASE = 10.0
+
+
+@dataclass(frozen=True)
+class KubeletConfig:
+    node_name: str
+    root_dir: Path  # pod volumes live under ROOT/pods/<uid>
+    node_labels: dict[str, str] = field(default_factory=dict)
+    node_ip: str = ""  # detected when empty
+    port: int = 10250  # of the kubelet's own server, advertised in the Node's status
+    relist_period: float = RELIST_PERIOD
+    volume_refresh_period: float = VOLUME_REFRESH_PERIOD
+    crash_backoff_base: float = CRASH_BACKOFF_BASE
+    lease_duration: int = LEASE_DURATION
+
+
+class InformerSource:
+    """Secrets and ConfigMaps for env and volumes, from the kubelet's informer caches."""
+
+    def __init__(self, secrets: Store[core_pb2.Secret],
+                 config_maps: Store[core_pb2.ConfigMap]) -> None:
+        self._secrets = secrets
+        self._config_maps = config_maps
+
+    def get_secret(self, namespace: str, name: str) -> core_pb2.Secret | None:
+        return self._secrets.get(f"{namespace}/{name}")
+
+    def get_config_map(self, namespace: str, name: str) -> core_pb2.ConfigMap | None:
+        return self._config_maps.get(f"{namespace}/{name}")
+
+
+class Kubelet:
+    def __init__(self, config: KubeletConfig, client: Client, runtime: ContainerRuntime, *,
+                 mounter: Mounter | None = None, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.factory = SharedInformerFactory(client)
+        self.pod_informer = self.factory.informer(
+            core_pb2.Pod, field_selector=f"spec.nodeName={config.node_name}")
+        self.secrets = self.factory.informer(core_pb2.Secret)
+        self.config_maps = self.factory.informer(core_pb2.ConfigMap)
+        self.source = InformerSource(self.secrets.store, self.config_maps.store)
+        self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        self.node = NodeAgent(client, runtime, NodeConfig(
+            config.node_name, config.node_labels, config.node_ip, kubelet_port=config.port,
+            lease_duration=config.lease_duration), clock=self.clock)
+        self.volumes = VolumeManager(config.root_dir, self.source, mounter=mounter)
+        self.pods = PodSyncer(
+            node_name=config.node_name, node_ip=self.node.address, client=client,
+            runtime=runtime, volumes=self.volumes,
+            images=ImageManager(runtime, self.source, clock=self.clock),
+            source=self.source, recorder=self.recorder, clock=self.clock,
+            crash_backoff=Backoff(config.crash_backoff_base, CRASH_BACKOFF_MAX,
+                                  clock=self.clock, wall=True))
+        self._background: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Registers the node, then hands the pods to their workers and starts the
+        background loops (heartbeats, relists, volume refreshes)."""
+        self._background.append(asyncio.create_task(self.node.run(), name="node"))
+        self.factory.start_all()
+        # Running means registered (or having tried to be): the Node and its Lease exist.
+        await asyncio.gather(self.factory.wait_for_sync(), self.node.first_beat.wait())
+        try:
+            await self.pods.prime()
+        except RuntimeError_ as err:
+            log.warning("cannot list containers: %s", err)
+        # Pods are handed to workers only now, with every Secret and ConfigMap they may
+        # need in the caches: earlier, a pod would fail to start (or a restarted kubelet
+        # would report FailedMount) for an object that exists.
+        pods = self.pods
+        self.pod_informer.add_handlers(on_add=pods.pod_updated,
+                                       on_update=lambda old, new: pods.pod_updated(new),
+                                       on_delete=pods.pod_deleted)
+        # A change reaches the pods that use the object at once: their next sync rewrites
+        # their volume files, and one waiting for a missing object starts.
+        self.secrets.add_handlers(*self._object_handlers("Secret"))
+        self.config_maps.add_handlers(*self._object_handlers("ConfigMap"))
+        await self.pods.clean_orphaned_volumes()
+        self._background += [
+            asyncio.create_task(self._relist_forever(), name="relist"),
+            asyncio.create_task(self._refresh_volumes_forever(), name="volumes")]
+
+    async def stop(self) -> None:
+        """Stops the kubelet's loops; containers keep running (a restarted kubelet adopts
+        them)."""
+        for task in self._background:
+            task.cancel()
+        await self.pods.stop()
+        await self.factory.stop_all()
+        await self.recorder.close()
+
+    def _object_handlers(self, kind: str) -> tuple[
+            Callable[[Message], None], Callable[[Message, Message], None],
+            Callable[[Message], None]]:
+        """Informer handlers (add, update, delete) that wake the pods using the object."""
+        def changed(obj: Message) -> None:
+            m = meta(obj)
+            self.pods.object_changed(kind, m.namespace, m.name)
+
+        return changed, lambda old, new: changed(new), changed
+
+    async def _relist_forever(self) -> None:
+        while True:
+            try:
+                await self.pods.relist()
+            except RuntimeError_ as err:
+                log.warning("cannot list containers: %s", err)
+            await self.clock.sleep(self.pods.relist_delay(self.config.relist_period))
+
+    async def _refresh_volumes_forever(self) -> None:
+        # A change of a Secret or ConfigMap wakes the pods that use it, and every sync
+        # writes their files; this is the safety net (Kubernetes: about a minute).
+        while True:
+            await self.clock.sleep(self.config.volume_refresh_period)
+            for pod in list(self.pods.pods.values()):
+                if pod.metadata.HasField("deletion_timestamp"):
+                    continue
+                try:
+                    await self.volumes.refresh(pod)
+                except Exception as err:  # one pod's trouble must not stop the others
+                    log.warning("pod %s/%s: volume refresh failed: %s",
+                                pod.metadata.namespace, pod.metadata.name, err)

@@ -1,0 +1,69 @@
+"""Writes a pod's status (kubelet/status.py builds it) to the apiserver, only when it
+changed: the kubelet's status manager."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from kubelet.runtime import ContainerInfo, State
+from kubelet.status import build_pod_status
+from skiff.api.pods import TERMINAL_PHASES
+from skiff.api.v1 import core_pb2
+from skiff.client import errors
+from skiff.client.clock import Clock
+
+
+class StatusClient(Protocol):
+    """The part of the apiserver's client a status write needs."""
+
+    async def update_status(self, obj: core_pb2.Pod, /) -> core_pb2.Pod: ...
+
+
+def pod_ip(pod: core_pb2.Pod, sandboxes: Sequence[ContainerInfo], node_ip: str) -> str:
+    """The pod's address: the node's for a host-network pod, else its running sandbox's."""
+    if pod.spec.host_network:
+        return node_ip
+    running = [s for s in sandboxes if s.state == State.RUNNING]
+    return running[0].ip if running else ""
+
+
+class StatusWriter:
+    def __init__(self, client: StatusClient, *, node_ip: str, ready: Callable[[str], bool],
+                 started: Callable[[str], bool], clock: Clock) -> None:
+        self._client = client
+        self._node_ip = node_ip
+        self._ready = ready  # the probes' answers, by container id
+        self._started = started
+        self._clock = clock
+        self._written: dict[str, bytes] = {}  # pod uid -> the status last written
+
+    async def write(self, pod: core_pb2.Pod, sandboxes: Sequence[ContainerInfo],
+                    containers: Sequence[ContainerInfo],
+                    waiting: Mapping[str, tuple[str, str]]) -> None:
+        running = [s for s in sandboxes if s.state == State.RUNNING]
+        ip = pod_ip(pod, sandboxes, self._node_ip)
+        status = build_pod_status(pod, infos=containers, waiting=waiting,
+                                  ready=self._ready, started=self._started,
+                                  pod_ip=ip, host_ip=self._node_ip,
+                                  now=int(self._clock.wall().timestamp()),
+                                  sandbox_ready=bool(running))
+        if not ip and status.phase in TERMINAL_PHASES and pod.status.pod_ip:
+            # A finished pod's sandbox is stopped; it keeps the IP it had, as in Kubernetes.
+            status.pod_ip = pod.status.pod_ip
+            status.pod_ips.extend(pod.status.pod_ips)
+        fingerprint = status.SerializeToString(deterministic=True)
+        if self._written.get(pod.metadata.uid) == fingerprint:
+            return
+        updated = core_pb2.Pod()
+        updated.CopyFrom(pod)
+        updated.status.CopyFrom(status)
+        updated.metadata.resource_version = ""  # status is ours alone: last write wins
+        try:
+            await self._client.update_status(updated)
+        except errors.NotFound:
+            return
+        self._written[pod.metadata.uid] = fingerprint
+
+    def forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
