@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import hmac
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -198,19 +198,18 @@ class Authentication(_Interceptor):
 
     def _streaming(self, behavior: Behavior, decode: Callable[[bytes], Any] | None = None
                    ) -> Behavior:
-        # A coroutine that writes to the context, not an async generator: grpc's aio server
-        # turns an abort inside a stream-stream generator into INTERNAL now and then, while
-        # a coroutine's abort always reaches the caller as the status it names.
-        async def authenticated(request: Any, context: grpc.aio.ServicerContext) -> None:
+        async def authenticated(request: Any, context: grpc.aio.ServicerContext
+                                ) -> AsyncIterator[Any]:
             token = _CALLER.set(await self._identify(context))
             try:
                 responses = behavior(decode(request) if decode else request, context)
                 if inspect.isasyncgen(responses):
-                    async with contextlib.aclosing(responses):
-                        async for response in responses:
-                            await context.write(response)
+                    async for response in responses:
+                        yield response
                 elif inspect.isawaitable(responses):  # a handler that writes to context
                     await responses
             finally:
-                _CALLER.reset(token)
+                # An abandoned stream may be closed from another context: nothing to undo.
+                with contextlib.suppress(ValueError):
+                    _CALLER.reset(token)
         return authenticated
