@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -41,6 +42,8 @@ from skiff.daemon import serving
 from skiff.daemon.auth import APISERVER, TokenAuthenticator
 
 log = logging.getLogger(__name__)
+# Generated code without type information (grpc_tools writes no stubs for services).
+_add_kubelet_servicer: Any = kubelet_pb2_grpc.add_KubeletServicer_to_server
 
 DEFAULT_PORT = 10250
 # gRPC refuses messages over 4 MiB by default: a runtime handing over a bigger chunk (a
@@ -234,7 +237,7 @@ async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str 
         authenticator=TokenAuthenticator.single(token, APISERVER) if token else None,
         hint="the apiserver's --kubelet-token-file must hold this kubelet's token",
         options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
-    kubelet_pb2_grpc.add_KubeletServicer_to_server(KubeletService(runtime), server)
+    _add_kubelet_servicer(KubeletService(runtime), server)
     endpoint = f"{address}:{port}"
     try:
         serving.add_port(server, endpoint, serving.INSECURE)

@@ -9,4 +9,6 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$REPO/deploy/setup.sh"
 cd "$REPO"   # lint-imports and pytest read their settings from ./pyproject.toml
 .venv/bin/lint-imports --no-logo
+.venv/bin/ruff check --quiet .
+.venv/bin/mypy
 exec .venv/bin/pytest "$@"
