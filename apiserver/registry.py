@@ -23,7 +23,7 @@ from apiserver import codec, errors, storage
 from apiserver.leases import LeaseManager
 from apiserver.strategies import Settings, Strategy, for_kinds, now
 from apiserver.watchcache import Entry, Filter, TooNew, WatchCache
-from skiff.api import fields, kinds
+from skiff.api import kinds
 from skiff.api.conditions import set_condition
 from skiff.api.meta import meta as meta_of
 from skiff.api.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -98,13 +98,13 @@ class Registry:
             fsel = parse_field_selector(field_selector)
         except SelectorError as err:
             raise errors.bad_request(str(err)) from None
-        unknown = fields.unsupported(kind, set(fsel.fields()))
+        getters = kind.field_getters()
+        unknown = sorted(set(fsel.fields()) - getters.keys())
         if unknown:
             raise errors.bad_request(
                 f'field label not supported: {", ".join(unknown)} (for {errors.resource(kind)}'
-                f' use {", ".join(sorted(fields.getters(kind)))})')
-        return Filter(namespace if kind.namespaced else "", labels, fsel,
-                      fields.getters(kind))
+                f' use {", ".join(sorted(getters))})')
+        return Filter(namespace if kind.namespaced else "", labels, fsel, getters)
 
     async def list_entries(self, kind: kinds.Kind, f: Filter) -> tuple[list[Entry], int]:
         # A consistent read: the cache first catches up with etcd's current revision,

@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 
 from apiserver import errors, storage
 from apiserver.allocator import ServiceAllocator
-from skiff.api import defaults, kinds, validation
+from skiff.api import defaults, kinds
 from skiff.api.meta import meta
 from skiff.api.pods import is_terminal
 from skiff.api.v1 import batch_pb2, core_pb2
@@ -53,7 +53,7 @@ class Strategy:
 
     def validate(self, obj: Message) -> list[str]:
         """The problems of a new object; [] if it may be created."""
-        return validation.validate(obj)
+        return kinds.validate(obj)
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         """Update changes everything but status and system-owned metadata."""
@@ -71,7 +71,7 @@ class Strategy:
 
     def validate_update(self, new: Message, old: Message) -> list[str]:
         """The problems of an updated object, and of the change from `old`."""
-        return validation.validate(new) + validation.validate_update(new, old)
+        return kinds.validate(new) + kinds.validate_update(new, old)
 
     # ---- what a write holds besides the object: side keys in the same transaction ----
 

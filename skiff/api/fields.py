@@ -8,14 +8,11 @@ and Watch with these; informers may reuse them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from skiff.api.kinds import Kind
+from typing import Any
 
 Getter = Callable[[Any], str]
 
-_COMMON: dict[str, Getter] = {
+COMMON: dict[str, Getter] = {
     "metadata.name": lambda o: o.metadata.name,
     "metadata.namespace": lambda o: o.metadata.namespace,
 }
@@ -45,12 +42,3 @@ EVENT: dict[str, Getter] = {
 REPLICA_SET: dict[str, Getter] = {"status.replicas": lambda o: str(o.status.replicas)}
 JOB: dict[str, Getter] = {"status.successful": lambda o: str(o.status.succeeded)}
 
-
-def getters(kind: Kind) -> dict[str, Getter]:
-    """Field path -> getter for one kind."""
-    return {**_COMMON, **kind.fields}
-
-
-def unsupported(kind: Kind, paths: set[str]) -> list[str]:
-    known = getters(kind)
-    return sorted(p for p in paths if p not in known)

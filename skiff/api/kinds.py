@@ -19,8 +19,18 @@ from typing import Any
 from google.protobuf.message import Message
 
 from skiff.api import defaults, fields
+from skiff.api.meta import meta
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
 from skiff.api.validation import config, core, jobs, pod, service, workloads
+from skiff.api.validation.meta import (
+    NameFn,
+    dns1035_name,
+    label_name,
+    path_segment_name,
+    subdomain_name,
+    validate_meta,
+    validate_meta_update,
+)
 
 Validator = Callable[[Message], list[str]]
 UpdateValidator = Callable[[Message, Message], list[str]]
@@ -37,10 +47,13 @@ class Kind:
     short_names: tuple[str, ...]
     namespaced: bool
     message: type[Message]
-    validate: Validator
+    # The kind's own checks; its metadata is checked first, by `validate(obj)`.
+    validate_spec: Validator
     # What an update must also respect (immutable fields), beyond metadata's rules.
     validate_update: UpdateValidator | None = None
     default: Defaulter | None = None
+    # What a name must look like (most kinds: a DNS subdomain).
+    name_format: NameFn = subdomain_name
     # Field selectors beyond metadata.name and metadata.namespace.
     fields: Mapping[str, Callable[[Any], str]] = field(default_factory=dict)
     # The system writes its status: a client's status on create is dropped.
@@ -61,6 +74,10 @@ class Kind:
     def singular(self) -> str:
         return self.kind.lower()
 
+    def field_getters(self) -> dict[str, Callable[[Any], str]]:
+        """Field path -> getter for the field selectors this kind supports."""
+        return {**fields.COMMON, **self.fields}
+
     @property
     def qualified(self) -> str:
         """kubectl's name for the resource in messages: `deployment.apps`, `pod`."""
@@ -69,7 +86,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("Namespace", "", "namespaces", ("ns",), False, core_pb2.Namespace,
-         core.validate_namespace, default=defaults.default_namespace,
+         core.validate_namespace, default=defaults.default_namespace, name_format=label_name,
          fields=fields.NAMESPACE, system_status=True),
     Kind("Node", "", "nodes", ("no",), False, core_pb2.Node,
          core.validate_node, core.validate_node_update, defaults.default_node,
@@ -79,7 +96,7 @@ KINDS: tuple[Kind, ...] = (
          fields=fields.POD, system_status=True),
     Kind("Service", "", "services", ("svc",), True, core_pb2.Service,
          service.validate_service, service.validate_service_update, defaults.default_service,
-         system_status=True),
+         name_format=dns1035_name, system_status=True),
     Kind("Endpoints", "", "endpoints", ("ep",), True, core_pb2.Endpoints,
          service.validate_endpoints, default=defaults.default_endpoints,
          has_status=False, has_spec=False),
@@ -90,7 +107,9 @@ KINDS: tuple[Kind, ...] = (
          config.validate_config_map, config.validate_config_map_update,
          has_status=False, has_spec=False),
     Kind("Event", "", "events", ("ev",), True, core_pb2.Event,
-         core.validate_event, fields=fields.EVENT, has_status=False, has_spec=False),
+         # core/v1 Events keep their legacy free-form names.
+         core.validate_event, name_format=path_segment_name, fields=fields.EVENT,
+         has_status=False, has_spec=False),
     Kind("ReplicaSet", "apps", "replicasets", ("rs",), True, apps_pb2.ReplicaSet,
          workloads.validate_replica_set, workloads.validate_selector_update,
          defaults.default_replica_set, fields=fields.REPLICA_SET, system_status=True),
@@ -151,6 +170,24 @@ def apply_defaults(obj: Message) -> None:
     default = by_message(obj).default
     if default is not None:
         default(obj)
+
+
+def validate(obj: Message) -> list[str]:
+    """All problems of a (defaulted) object of any kind, its metadata's first; [] if it
+    is valid."""
+    kind = by_message(obj)
+    return (validate_meta(meta(obj), namespaced=kind.namespaced, name_fn=kind.name_format)
+            + kind.validate_spec(obj))
+
+
+def validate_update(new: Message, old: Message) -> list[str]:
+    """What an update from `old` to `new` may not do (immutable fields, allowed Pod
+    changes). It does not repeat `validate(new)`: callers run both."""
+    errs = validate_meta_update(meta(new), meta(old))
+    specific = by_message(new).validate_update
+    if specific is not None:
+        errs += specific(new, old)
+    return errs
 
 
 def by_type_url(type_url: str) -> Kind:

@@ -12,7 +12,7 @@ import pytest
 import skiff.api
 from apiserver import strategies
 from cli import describe, printers
-from skiff.api import convert, fields, kinds, validation
+from skiff.api import convert, kinds
 from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2
 
@@ -36,10 +36,10 @@ def test_every_kind_has_its_kernel_parts(kind: kinds.Kind) -> None:
         meta(obj).namespace = "default"
     # Defaulting and validation run on any kind without a lookup failing.
     kinds.apply_defaults(obj)
-    assert isinstance(validation.validate(obj), list)
-    assert isinstance(validation.validate_update(obj, obj), list)
+    assert isinstance(kinds.validate(obj), list)
+    assert isinstance(kinds.validate_update(obj, obj), list)
     # Field selectors: the common ones, plus the kind's own, each readable.
-    getters = fields.getters(kind)
+    getters = kind.field_getters()
     assert {"metadata.name", "metadata.namespace"} <= getters.keys()
     for path, get in getters.items():
         assert isinstance(get(obj), str), path
@@ -73,6 +73,6 @@ def test_a_pod_is_defaulted_through_its_kind() -> None:
     m.name for m in pkgutil.walk_packages(skiff.api.__path__, "skiff.api.")
     if ".v1." not in m.name))
 def test_every_api_module_imports_first(module: str) -> None:
-    """kinds declares each kind's parts from the modules that use it: whichever of them a
-    program imports first, the import must not trip over the cycle."""
+    """The registry of kinds sits on top of the modules it takes each kind's parts from,
+    and none of them imports it back: whichever a program imports first, it loads."""
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True)

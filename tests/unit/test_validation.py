@@ -12,7 +12,7 @@ import pytest
 from fixtures.examples import example_documents, needs_examples
 from google.protobuf.message import Message
 
-from skiff.api import convert, defaults, kinds, validation
+from skiff.api import convert, defaults, kinds
 
 JOB_UID = "6f1d1d4e-2b6a-4c1e-9a57-6a9c8f0e1b2c"
 DELETE = object()  # remove the key from the manifest
@@ -113,7 +113,7 @@ def _prepared(manifest: dict[str, Any]) -> Message:
 
 
 def _errors(manifest: dict[str, Any]) -> list[str]:
-    return validation.validate(_prepared(manifest))
+    return kinds.validate(_prepared(manifest))
 
 
 def _assert_error(errors: list[str], path: str, fragment: str) -> None:
@@ -133,7 +133,7 @@ def test_every_kind_has_a_validator() -> None:
     for kind in kinds.KINDS:
         obj = kind.message()
         kinds.apply_defaults(obj)
-        assert isinstance(validation.validate(obj), list)
+        assert isinstance(kinds.validate(obj), list)
 
 
 # ---- exact messages, as Kubernetes prints them ----
@@ -748,7 +748,7 @@ def test_valid_variants(base: dict[str, Any], changes: Changes) -> None:
 def test_job_generated_selector_needs_a_uid() -> None:
     job = _prepared(JOB)
     job.metadata.uid = ""  # type: ignore[attr-defined]
-    _assert_error(validation.validate(job), "metadata.uid", "Required value")
+    _assert_error(kinds.validate(job), "metadata.uid", "Required value")
 
 
 # ---- cron schedules ----
@@ -797,7 +797,7 @@ def _update_errors(base: dict[str, Any], changes: Changes,
                    old_changes: Changes | None = None) -> list[str]:
     old = _prepared(_patched(base, old_changes or {}))
     new = _prepared(_patched(base, {**(old_changes or {}), **changes}))
-    return validation.validate_update(new, old)
+    return kinds.validate_update(new, old)
 
 
 UPDATE_CASES: list[tuple[str, dict[str, Any], Changes, Changes | None, str, str]] = [
@@ -925,4 +925,4 @@ def test_examples_are_valid(doc: dict[str, Any]) -> None:
         obj = _prepared(doc)
     except kinds.UnknownKindError:
         pytest.skip("kind or apiVersion not served (or missing)")
-    assert validation.validate(obj) == []
+    assert kinds.validate(obj) == []

@@ -1,8 +1,8 @@
 """Validation of objects, with Kubernetes' rules, field paths and messages.
 
-`validate(obj)` checks an object as Kubernetes' `pkg/apis/*/validation` does on create;
-`validate_update(new, old)` adds only what an update must also respect (immutable
-fields): the apiserver runs both on every update. Each problem is one string in the
+A kind's validator checks an object as Kubernetes' `pkg/apis/*/validation` does on create;
+its update validator adds only what an update must also respect (immutable fields): the
+apiserver runs both on every update. Each problem is one string in the
 shape of Kubernetes' `field.Error`, `"<field.path>: <problem>"`, for example
 
     metadata.name: Invalid value: "Web": a lowercase RFC 1123 subdomain must ...
@@ -10,6 +10,8 @@ shape of Kubernetes' `field.Error`, `"<field.path>: <problem>"`, for example
 
 so a Kubernetes user reads the errors they know. Objects are expected to be defaulted
 first (`skiff.api.kinds.apply_defaults`), as Kubernetes defaults before validating.
+`skiff.api.kinds.validate(obj)` and `validate_update(new, old)` run a kind's checks, after
+the metadata's (named and scoped as the kind declares).
 
 One small function per kind, declared with the kind in skiff.api.kinds (`Kind.validate`,
 `Kind.validate_update`), built from shared pieces (object metadata, label selectors, one
@@ -37,29 +39,3 @@ a check that spares a user a runtime failure):
 """
 
 from __future__ import annotations
-
-from google.protobuf.message import Message
-
-# kinds first: it declares each kind's validators, from this package's modules, which
-# therefore finish loading before anything here runs.
-from skiff.api import kinds
-from skiff.api.meta import meta as metadata  # `meta` is also this package's submodule
-from skiff.api.validation.errors import Errors
-from skiff.api.validation.meta import validate_meta_update
-
-__all__ = ["validate", "validate_update"]
-
-
-def validate(obj: Message) -> Errors:
-    """All problems of a (defaulted) object of any kind; [] if it is valid."""
-    return kinds.by_message(obj).validate(obj)
-
-
-def validate_update(new: Message, old: Message) -> Errors:
-    """What an update from `old` to `new` may not do (immutable fields, allowed Pod
-    changes). It does not repeat `validate(new)`: callers run both."""
-    errs = validate_meta_update(metadata(new), metadata(old))
-    specific = kinds.by_message(new).validate_update
-    if specific is not None:
-        errs += specific(new, old)
-    return errs

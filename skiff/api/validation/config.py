@@ -11,7 +11,6 @@ from google.protobuf.message import Message
 from skiff.api.v1 import core_pb2
 from skiff.api.validation.errors import Errors, forbidden, immutable, invalid, required, too_long
 from skiff.api.validation.formats import byte_len, config_map_key
-from skiff.api.validation.meta import meta_of
 
 MAX_SECRET_SIZE = 1024 * 1024  # Secrets and ConfigMaps: 1 MiB of data
 
@@ -28,7 +27,7 @@ _SECRET_JSON_KEYS = {"kubernetes.io/dockercfg": ".dockercfg",
 
 def validate_secret(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Secret)
-    errs = meta_of(obj)
+    errs: Errors = []
     size = 0
     for key, value in sorted(obj.data.items()):
         errs += [invalid(f"data[{key}]", key, msg) for msg in config_map_key(key)]
@@ -88,7 +87,7 @@ def validate_secret_update(new: Message, old: Message) -> Errors:
 
 def validate_config_map(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.ConfigMap)
-    errs = meta_of(obj)
+    errs: Errors = []
     size = 0
     for key, text in sorted(obj.data.items()):
         errs += [invalid(f"data[{key}]", key, msg) for msg in config_map_key(key)]

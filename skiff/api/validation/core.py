@@ -21,10 +21,6 @@ from skiff.api.validation.errors import (
 from skiff.api.validation.formats import qualified_name
 from skiff.api.validation.meta import (
     STANDARD_FINALIZERS,
-    label_name,
-    meta_of,
-    path_segment_name,
-    validate_meta,
 )
 from skiff.api.validation.resources import validate_quantity
 from skiff.api.validation.scheduling import validate_taint_effect
@@ -32,7 +28,7 @@ from skiff.api.validation.scheduling import validate_taint_effect
 
 def validate_namespace(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Namespace)
-    errs = meta_of(obj, label_name)
+    errs: Errors = []
     for name in obj.spec.finalizers:
         errs += qualified_name("spec.finalizers", name)
         if "/" not in name and name not in STANDARD_FINALIZERS:
@@ -43,7 +39,7 @@ def validate_namespace(obj: Message) -> Errors:
 
 def validate_node(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Node)
-    errs = meta_of(obj)
+    errs: Errors = []
     errs += _validate_taints(obj.spec.taints, "spec.taints")
     for field, name in (("capacity", "capacity"), ("allocatable", "allocatable")):
         for resource, value in sorted(getattr(obj.status, field).items()):
@@ -111,7 +107,7 @@ def validate_event(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Event)
     # core/v1 Events keep their legacy rules: free-form names, and checks that depend
     # on whether the event is old-style (no eventTime) or new-style.
-    errs = validate_meta(obj.metadata, namespaced=True, name_fn=path_segment_name)
+    errs: Errors = []
     involved_ns = obj.involved_object.namespace
     namespace = obj.metadata.namespace
     if not obj.HasField("event_time"):
@@ -145,7 +141,7 @@ def _validate_new_style_event(event: core_pb2.Event) -> Errors:
 
 def validate_lease(obj: Message) -> Errors:
     assert isinstance(obj, coordination_pb2.Lease)
-    errs = meta_of(obj)
+    errs: Errors = []
     spec = obj.spec
     if spec.HasField("lease_duration_seconds") and spec.lease_duration_seconds <= 0:
         errs.append(invalid("spec.leaseDurationSeconds", spec.lease_duration_seconds,

@@ -11,7 +11,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from skiff.api import convert
+from skiff.api.jsonform import message_to_dict
 
 Errors = list[str]
 
@@ -31,7 +31,7 @@ def render(value: Any) -> str:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Message):
-        return convert.to_dict(value)
+        return message_to_dict(value)
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in sorted(value.items())}
     if isinstance(value, list | tuple) or (

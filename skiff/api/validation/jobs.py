@@ -21,7 +21,7 @@ from skiff.api.validation.label_selector import (
     selects_template,
     validate_label_selector,
 )
-from skiff.api.validation.meta import meta_of, validate_annotations, validate_labels
+from skiff.api.validation.meta import validate_annotations, validate_labels
 from skiff.api.validation.pod import validate_pod_template
 from skiff.api.validation.rules import JOB_TEMPLATE
 
@@ -32,7 +32,7 @@ MAX_CRON_JOB_NAME = 52  # 63 minus the 11-character suffix the CronJob controlle
 def validate_job(obj: Message) -> Errors:
     assert isinstance(obj, batch_pb2.Job)
     spec = obj.spec
-    errs = meta_of(obj)
+    errs: Errors = []
     errs += _validate_generated_selector(obj)
     errs += _validate_job_spec(spec, "spec")
     if not spec.HasField("selector"):
@@ -142,7 +142,7 @@ def _validate_completions_update(new: batch_pb2.JobSpec, old: batch_pb2.JobSpec)
 def validate_cron_job(obj: Message) -> Errors:
     assert isinstance(obj, batch_pb2.CronJob)
     spec = obj.spec
-    errs = meta_of(obj)
+    errs: Errors = []
     if len(obj.metadata.name) > MAX_CRON_JOB_NAME:
         errs.append(invalid("metadata.name", obj.metadata.name,
                             f"must be no more than {MAX_CRON_JOB_NAME} characters"))

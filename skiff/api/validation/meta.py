@@ -4,9 +4,7 @@ annotations, owner references, finalizers, and what an update may not change."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
-from skiff.api import kinds
 from skiff.api.selectors import (
     validate_dns1123_label,
     validate_dns1123_subdomain,
@@ -176,8 +174,3 @@ def _timestamp(meta: meta_pb2.ObjectMeta, attr: str) -> str | None:
     if not meta.HasField(attr):
         return None
     return str(getattr(meta, attr).ToJsonString())
-
-
-def meta_of(obj: Any, name_fn: NameFn = subdomain_name) -> Errors:
-    kind = kinds.by_message(obj)
-    return validate_meta(obj.metadata, namespaced=kind.namespaced, name_fn=name_fn)

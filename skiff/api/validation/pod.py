@@ -20,7 +20,7 @@ from skiff.api.validation.errors import (
     unsupported,
 )
 from skiff.api.validation.formats import MAX_INT32
-from skiff.api.validation.meta import meta_of, validate_annotations, validate_labels
+from skiff.api.validation.meta import validate_annotations, validate_labels
 from skiff.api.validation.rules import POD, TEMPLATE, PodRules
 from skiff.api.validation.scheduling import validate_node_affinity, validate_tolerations
 from skiff.api.validation.security import validate_pod_security_context
@@ -107,7 +107,7 @@ def _validate_host_network_ports(containers: Sequence[core_pb2.Container], path:
 
 def validate_pod(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Pod)
-    return meta_of(obj) + _validate_pod_spec(obj.spec, "spec", POD)
+    return _validate_pod_spec(obj.spec, "spec", POD)
 
 
 _POD_UPDATABLE = ("`spec.containers[*].image`,`spec.initContainers[*].image`,"

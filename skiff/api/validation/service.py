@@ -24,7 +24,7 @@ from skiff.api.validation.formats import (
     validate_port_num_or_name,
     validate_protocol,
 )
-from skiff.api.validation.meta import dns1035_name, meta_of, validate_labels
+from skiff.api.validation.meta import validate_labels
 
 NODE_PORT_RANGE = (30000, 32767)
 
@@ -36,7 +36,7 @@ def validate_service(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Service)
     spec = obj.spec
     headless = spec.cluster_ip == "None"
-    errs = meta_of(obj, dns1035_name)
+    errs: Errors = []
     if not spec.ports and not headless and spec.type != "ExternalName":
         errs.append(required("spec.ports"))
     errs += _validate_service_type_rules(spec)
@@ -211,7 +211,7 @@ def validate_service_update(new_obj: Message, old_obj: Message) -> Errors:
 
 def validate_endpoints(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Endpoints)
-    errs = meta_of(obj)
+    errs: Errors = []
     for i, subset in enumerate(obj.subsets):
         s_path = f"subsets[{i}]"
         if not subset.addresses and not subset.not_ready_addresses:

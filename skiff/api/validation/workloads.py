@@ -24,7 +24,6 @@ from skiff.api.validation.label_selector import (
     selects_template,
     validate_label_selector,
 )
-from skiff.api.validation.meta import meta_of
 from skiff.api.validation.pod import validate_pod_template
 
 
@@ -57,7 +56,7 @@ def _validate_required_selector(spec: Any, kind_word: str) -> Errors:
 def validate_replica_set(obj: Message) -> Errors:
     assert isinstance(obj, apps_pb2.ReplicaSet)
     spec = obj.spec
-    errs = meta_of(obj)
+    errs: Errors = []
     errs += nonnegative("spec.replicas", spec.replicas)
     errs += nonnegative("spec.minReadySeconds", spec.min_ready_seconds)
     # Kubernetes' own wording: ReplicaSets share the Deployment's selector check.
@@ -70,7 +69,7 @@ def validate_replica_set(obj: Message) -> Errors:
 def validate_deployment(obj: Message) -> Errors:
     assert isinstance(obj, apps_pb2.Deployment)
     spec = obj.spec
-    errs = meta_of(obj)
+    errs: Errors = []
     errs += nonnegative("spec.replicas", spec.replicas)
     errs += _validate_required_selector(spec, "deployment")
     errs += selects_template(spec.selector, spec.template, "spec")
@@ -150,7 +149,7 @@ def _not_more_than_100_percent(value: meta_pb2.IntOrString, path: str) -> Errors
 def validate_daemon_set(obj: Message) -> Errors:
     assert isinstance(obj, apps_pb2.DaemonSet)
     spec = obj.spec
-    errs = meta_of(obj)
+    errs: Errors = []
     if not spec.HasField("selector"):
         errs.append(required("spec.selector"))
     else:
