@@ -39,7 +39,7 @@ Defaulter = Callable[[Message], None]
 TYPE_URL_PREFIX = "type.googleapis.com/"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one object per kind: compared and hashed by identity
 class Kind:
     kind: str
     group: str  # "" is the core group

@@ -21,6 +21,7 @@ NAMES = [k.kind for k in kinds.KINDS]
 
 def test_kind_names_and_messages_are_unique() -> None:
     assert len(set(NAMES)) == len(NAMES)
+    assert len(set(kinds.KINDS)) == len(NAMES)  # kinds are set members and dict keys
     assert len({k.message for k in kinds.KINDS}) == len(NAMES)
     for kind in kinds.KINDS:
         assert kinds.by_kind(kind.kind) is kind
