@@ -8,5 +8,8 @@
   ``Controller`` base every controller uses (level-triggered ``sync(key)``).
 * ``leaderelection``: one active instance per Lease, standbys take over.
 * ``events``: Events about objects, repeats folded into one object with a count.
-* ``clock``: injectable time, so tests of timeouts and backoff do not sleep.
+* ``clock``: injectable time, so tests of timeouts and backoff do not sleep, and
+  ``sleep_or_wake``, the one wait for a timer or an event.
+* ``backoff``: the one exponential back-off (``Backoff`` per key, ``exponential_delay``).
+* ``retry``: read-modify-write with retries on conflicts.
 """
