@@ -35,6 +35,7 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 from fixtures.kubelet import KubeletProcess  # noqa: E402
 
 from bench._cluster import cluster  # noqa: E402
+from cluster.components import daemon_command  # noqa: E402
 from skiff.api.v1 import apps_pb2, core_pb2  # noqa: E402
 from skiff.client.client import Client  # noqa: E402
 
@@ -84,8 +85,8 @@ def rolled_out(replicas: int) -> Callable[[apps_pb2.Deployment], bool]:
 
 def start_daemon(module: str, address: str, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", module, "--server", address,
-                                 "--log-level", "WARNING"],
+        return subprocess.Popen(daemon_command(module, "--server", address,
+                                               "--log-level", "WARNING"),
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 

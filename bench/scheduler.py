@@ -39,6 +39,7 @@ sys.path[:0] = [str(REPO)]
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 from bench._cluster import cluster, percentile  # noqa: E402
+from cluster.components import scheduler_command  # noqa: E402
 from scheduler import plugins  # noqa: E402
 from scheduler.algorithm import Algorithm  # noqa: E402
 from scheduler.cache import SchedulerCache  # noqa: E402
@@ -150,8 +151,8 @@ async def decision_times(client: Client, namespace: str, samples: int) -> list[f
 def start_scheduler(address: str, workdir: Path) -> subprocess.Popen[bytes]:
     with open(workdir / "scheduler.log", "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "scheduler.main", "--server", address,
-             "--log-level", "WARNING"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+            scheduler_command(server=address, extra=["--log-level", "WARNING"]),
+            cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
 
 
 async def phase(client: Client, address: str, workdir: Path, namespace: str, prefix: str,

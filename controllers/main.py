@@ -98,11 +98,7 @@ async def run_controllers(client: Client, names: list[str]) -> None:
 
 async def run(args: argparse.Namespace) -> None:
     names = chosen_controllers(args.controllers)
-    client = daemon.client_from_args(args)
-    try:
-        await daemon.run_elected(client, args, lambda: run_controllers(client, names))
-    finally:
-        await client.close()
+    await daemon.run_elected(args, lambda client: run_controllers(client, names))
 
 
 def main(argv: list[str] | None = None) -> None:

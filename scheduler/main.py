@@ -65,11 +65,7 @@ async def schedule(client: Client, args: argparse.Namespace) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    client = daemon.client_from_args(args)
-    try:
-        await daemon.run_elected(client, args, lambda: schedule(client, args))
-    finally:
-        await client.close()
+    await daemon.run_elected(args, lambda client: schedule(client, args))
 
 
 def main(argv: list[str] | None = None) -> None:

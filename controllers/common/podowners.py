@@ -1,5 +1,5 @@
 """Pod events for a controller whose objects own pods through a label selector
-(ReplicaSet, DaemonSet): which owner to look at, and what its expectations saw.
+(ReplicaSet, DaemonSet, Job): which owner to look at, and what its expectations saw.
 
 * A pod of ours that appears is a creation seen; one that gets a deletionTimestamp or
   disappears is a deletion seen (a terminating pod no longer counts, so the deletion is
@@ -7,6 +7,8 @@
 * Its controller is enqueued on every change (the base class's `enqueue_owners_from`).
 * An orphan that appears, is released, or changes labels enqueues every owner in its
   namespace whose selector matches it (before or after), so one of them can adopt it.
+* An owner that goes takes its expectations with it: one recreated under the same name
+  must not wait on its predecessor's pods.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class PodOwnerEvents:
         controller.enqueue_owners_from(pods, owners.kind)
         pods.add_handlers(on_add=self._added, on_update=self._updated,
                           on_delete=self._deletion_seen)
+        owners.add_handlers(on_delete=lambda owner: expectations.forget(object_key(owner)))
 
     def owner_key(self, pod: core_pb2.Pod) -> str | None:
         """The key of the cached owner that controls `pod`; None if its controller is

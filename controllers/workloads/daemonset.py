@@ -461,15 +461,11 @@ class DaemonSetController(Controller):
                                       clock=ctx.clock)
 
         self.enqueue_from(self.daemon_sets)
-        self.daemon_sets.add_handlers(on_delete=self._daemon_set_deleted)
         self.pod_events = PodOwnerEvents(self, self.daemon_sets, self.pods, self.expectations)
         self.nodes.add_handlers(on_add=self._node_added, on_update=self._node_updated,
                                 on_delete=lambda node: self._enqueue_all())
 
     # ---- handlers ----
-
-    def _daemon_set_deleted(self, ds: apps_pb2.DaemonSet) -> None:
-        self.expectations.forget(object_key(ds))
 
     def _enqueue_all(self) -> None:
         for ds in self.daemon_sets.store.list():

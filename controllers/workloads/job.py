@@ -320,17 +320,10 @@ class JobController(Controller):
         self._backoff: dict[str, BackoffRecord] = {}
         self._warned_indexed: set[str] = set()
         self.enqueue_from(self.jobs)
-        self.jobs.add_handlers(on_delete=self._job_deleted)
         # Pods tick off expectations and bring back their Job, or the Jobs that may
         # adopt them. A finalizer removal the cache has not shown yet is pruned from
         # `_removing` at the start of each sync (`_still_removing`).
         self.pod_events = PodOwnerEvents(self, self.jobs, self.pods, self.expectations)
-
-    # ---- handlers (pods: see controllers/common/podowners.py) ----
-
-    def _job_deleted(self, job: batch_pb2.Job) -> None:
-        # A Job recreated under the same name must not wait on its predecessor's pods.
-        self.expectations.forget(object_key(job))
 
     # ---- sync ----
 

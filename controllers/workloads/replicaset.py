@@ -69,14 +69,7 @@ class ReplicaSetController(Controller):
         self.expectations = Expectations(ctx.clock)
 
         self.enqueue_from(self.replica_sets)
-        self.replica_sets.add_handlers(on_delete=self._replica_set_deleted)
         self.pod_events = PodOwnerEvents(self, self.replica_sets, self.pods, self.expectations)
-
-    # ---- handlers (pods: see controllers/common/podowners.py) ----
-
-    def _replica_set_deleted(self, rs: apps_pb2.ReplicaSet) -> None:
-        # A set recreated under the same name must not wait on its predecessor's pods.
-        self.expectations.forget(object_key(rs))
 
     # ---- sync ----
 

@@ -89,16 +89,22 @@ def add_leader_election_flags(parser: argparse.ArgumentParser, lease_name: str) 
                         help="this candidate's name in the Lease (default: host_pid_random)")
 
 
-async def run_elected(client: Client, args: argparse.Namespace,
-                      work: Callable[[], Awaitable[None]]) -> None:
-    """Runs `work()` until SIGTERM or SIGINT; with --leader-elect only while holding the
-    Lease, calling `work()` afresh for each term (see LeaderElector.lead_forever)."""
-    if not args.leader_elect:
-        await run_until_signalled(work())
-        return
-    identity = args.identity or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    elector = LeaderElector(client, args.lease_name, identity,
-                            lease_duration=args.lease_duration,
-                            renew_deadline=args.renew_deadline,
-                            retry_period=args.retry_period)
-    await run_until_signalled(elector.lead_forever(work))
+async def run_elected(args: argparse.Namespace,
+                      work: Callable[[Client], Awaitable[None]]) -> None:
+    """With a client to the apiserver the flags name, runs `work(client)` until SIGTERM
+    or SIGINT; with --leader-elect only while holding the Lease, calling it afresh for
+    each term (see LeaderElector.lead_forever)."""
+    client = client_from_args(args)
+    try:
+        if not args.leader_elect:
+            await run_until_signalled(work(client))
+            return
+        identity = (args.identity
+                    or f"{socket.gethostname()}_{os.getpid()}_{uuid.uuid4().hex[:6]}")
+        elector = LeaderElector(client, args.lease_name, identity,
+                                lease_duration=args.lease_duration,
+                                renew_deadline=args.renew_deadline,
+                                retry_period=args.retry_period)
+        await run_until_signalled(elector.lead_forever(lambda: work(client)))
+    finally:
+        await client.close()

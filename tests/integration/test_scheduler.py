@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -25,6 +24,7 @@ import pytest
 from fixtures.cli import ENV, Cli
 from fixtures.simcluster import until
 
+from cluster.components import scheduler_command
 from scheduler.scheduler import Scheduler
 from skiff.api.v1 import coordination_pb2, core_pb2
 from skiff.client import errors
@@ -320,8 +320,8 @@ def start_scheduler(address: str, lease: str, identity: str, log: Path
                     ) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "scheduler.main", "--server", address,
-             "--lease-name", lease, "--identity", identity],
+            scheduler_command(server=address,
+                              extra=["--lease-name", lease, "--identity", identity]),
             cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
             env=ENV)
 
