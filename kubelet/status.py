@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelet.runtime import ContainerInfo, State
-from skiff.api.pods import FAILED, PENDING, RUNNING, SUCCEEDED, TERMINAL_PHASES, qos_class
+from skiff.api.pods import FAILED, PENDING, RUNNING, SUCCEEDED, is_terminal, qos_class
 from skiff.api.v1 import core_pb2
 
 CONTAINER_ID_SCHEME = "docker"
@@ -395,7 +395,7 @@ def _phase(pod: core_pb2.Pod, status: core_pb2.PodStatus, pod_is_terminal: bool)
                       pod_is_terminal=pod_is_terminal)
     # A pod never leaves Succeeded or Failed: its containers may be gone by now, and
     # what they did must not be rewritten.
-    if pod.status.phase in TERMINAL_PHASES:
+    if is_terminal(pod):
         return pod.status.phase
     return phase
 

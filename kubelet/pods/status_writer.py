@@ -8,7 +8,7 @@ from typing import Protocol
 
 from kubelet.runtime import ContainerInfo, State
 from kubelet.status import build_pod_status
-from skiff.api.pods import TERMINAL_PHASES
+from skiff.api.pods import is_terminal_phase
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
 from skiff.client.clock import Clock
@@ -48,7 +48,7 @@ class StatusWriter:
                                   pod_ip=ip, host_ip=self._node_ip,
                                   now=int(self._clock.wall().timestamp()),
                                   sandbox_ready=bool(running))
-        if not ip and status.phase in TERMINAL_PHASES and pod.status.pod_ip:
+        if not ip and is_terminal_phase(status.phase) and pod.status.pod_ip:
             # A finished pod's sandbox is stopped; it keeps the IP it had, as in Kubernetes.
             status.pod_ip = pod.status.pod_ip
             status.pod_ips.extend(pod.status.pod_ips)

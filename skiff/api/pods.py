@@ -11,7 +11,7 @@ from skiff.api.quantity import Quantity, parse_quantity
 from skiff.api.v1 import core_pb2, meta_pb2
 
 __all__ = ["FAILED", "PENDING", "RUNNING", "SUCCEEDED", "TERMINAL_PHASES", "UNKNOWN",
-           "condition", "is_active", "is_ready", "is_terminal", "qos_class"]
+           "condition", "is_active", "is_ready", "is_terminal", "is_terminal_phase", "qos_class"]
 
 PENDING, RUNNING, SUCCEEDED, FAILED, UNKNOWN = (
     "Pending", "Running", "Succeeded", "Failed", "Unknown")
@@ -20,7 +20,12 @@ TERMINAL_PHASES = frozenset({SUCCEEDED, FAILED})
 
 def is_terminal(pod: core_pb2.Pod) -> bool:
     """The pod has finished (Succeeded or Failed): nothing in it runs or will run again."""
-    return pod.status.phase in TERMINAL_PHASES
+    return is_terminal_phase(pod.status.phase)
+
+
+def is_terminal_phase(phase: str) -> bool:
+    """A phase a pod never leaves (for a status being built, before it is the pod's)."""
+    return phase in TERMINAL_PHASES
 
 
 def is_active(pod: core_pb2.Pod) -> bool:
