@@ -27,6 +27,7 @@ from skiff.api import kinds
 from skiff.api.meta import meta
 from skiff.api.selectors import FieldSelector, LabelSelector
 from skiff.api.v1 import service_pb2
+from skiff.client.backoff import exponential_delay
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class WatchCache:
         await asyncio.wait_for(self._ready.wait(), timeout)
 
     async def _run(self) -> None:
-        delay = 0.1
+        failures = 0  # in a row, since the watch last delivered
         need_list = True
         while True:
             try:
@@ -254,14 +255,15 @@ class WatchCache:
                     need_list = False
                 async for batch in self.store.watch_all(self.revision + 1):
                     await self._apply(batch)
-                    delay = 0.1
+                    failures = 0
             except storage.Compacted as err:
                 log.warning("watch cache fell behind compaction (%s); relisting", err)
                 need_list = True
             except storage.StorageError as err:
+                failures += 1
+                delay = exponential_delay(failures, 0.1, 2.0)
                 log.warning("etcd watch broke (%s); retrying in %.1fs", err, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
 
     async def _relist(self) -> None:
         kvs, revision = await self.store.list_prefix(REGISTRY_PREFIX)

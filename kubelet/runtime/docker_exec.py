@@ -28,6 +28,7 @@ import docker.errors
 import requests.exceptions
 
 from kubelet.runtime import NotFound, RuntimeError_, RuntimeUnavailable
+from skiff.client.backoff import exponential_delay
 
 STDOUT, STDERR = 1, 2
 _HEADER = struct.Struct(">BxxxL")
@@ -211,15 +212,15 @@ class DockerExecSession:
                 self.exec_id, height=rows, width=columns))
 
     async def exit_code(self) -> int:
-        delay = 0.01
+        polls = 0
         while True:
             info = await asyncio.to_thread(_engine_call,
                                            lambda: self._api.exec_inspect(self.exec_id))
             # The output ends a moment before the engine records the exit code.
             if not info.get("Running") and info.get("ExitCode") is not None:
                 return int(info["ExitCode"])
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            polls += 1
+            await asyncio.sleep(exponential_delay(polls, 0.01, 0.5))
 
     def close(self) -> None:
         """Drops the connection (the command's stdin reads end of file; it keeps running

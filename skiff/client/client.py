@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
@@ -23,6 +24,7 @@ from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
 from skiff.api.v1 import service_pb2_grpc
 from skiff.client import errors
+from skiff.client.backoff import exponential_delay
 from skiff.client.config import ClientConfig
 from skiff.client.transport import RECONNECT_OPTIONS, ClientCredentials, open_channel
 
@@ -90,15 +92,13 @@ class Client:
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message,
                     retry: bool = False, timeout: float = 30.0) -> R:
-        delay = 0.1
         for attempt in range(_READ_RETRIES if retry else 1):
             try:
                 return await method(request, metadata=self._metadata, timeout=timeout)
             except grpc.aio.AioRpcError as err:
                 if (retry and err.code() == grpc.StatusCode.UNAVAILABLE
                         and attempt < _READ_RETRIES - 1):
-                    await asyncio.sleep(delay)
-                    delay *= 2
+                    await asyncio.sleep(exponential_delay(attempt + 1, 0.1, math.inf))
                     continue
                 raise errors.from_rpc_error(err) from None
         raise AssertionError("unreachable")

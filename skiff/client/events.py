@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from skiff.api import kinds
 from skiff.api.meta import meta
 from skiff.api.v1 import core_pb2, meta_pb2
 from skiff.client import errors
+from skiff.client.backoff import exponential_delay
 from skiff.client.client import Client
 from skiff.client.clock import Clock, RealClock
 
@@ -273,15 +275,13 @@ class EventRecorder:
 
     async def _retrying(self, call: Callable[[], Awaitable[core_pb2.Event]]
                         ) -> core_pb2.Event:
-        delay = _RETRY_DELAY
         for attempt in range(_WRITE_RETRIES):
             try:
                 return await call()
             except errors.Unavailable:
                 if attempt == _WRITE_RETRIES - 1:
                     raise
-                await self._clock.sleep(delay)
-                delay *= 2
+                await self._clock.sleep(exponential_delay(attempt + 1, _RETRY_DELAY, math.inf))
         raise AssertionError("unreachable")
 
     def _new_event(self, pending: _Pending) -> core_pb2.Event:
