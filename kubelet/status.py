@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kubelet.runtime import ContainerInfo, State
+from skiff.api.conditions import stamp_transition
 from skiff.api.pods import FAILED, PENDING, RUNNING, SUCCEEDED, is_terminal, qos_class
 from skiff.api.v1 import core_pb2
 
@@ -220,7 +221,7 @@ def pod_conditions(pod: core_pb2.Pod, phase: str,
                                containers_ready.reason, containers_ready.message))
     computed.append(containers_ready)
     for condition in computed:
-        _keep_transition_time(condition, previous.get(condition.type), now)
+        stamp_transition(condition, previous.get(condition.type), now)
     out += computed
     out.append(_scheduled_condition(previous.get(POD_SCHEDULED), now))
     return out
@@ -279,15 +280,6 @@ def _copy(condition: core_pb2.PodCondition) -> core_pb2.PodCondition:
     out = core_pb2.PodCondition()
     out.CopyFrom(condition)
     return out
-
-
-def _keep_transition_time(condition: core_pb2.PodCondition,
-                          previous: core_pb2.PodCondition | None, now: datetime) -> None:
-    if (previous is not None and previous.status == condition.status
-            and previous.HasField("last_transition_time")):
-        condition.last_transition_time.CopyFrom(previous.last_transition_time)
-    else:
-        condition.last_transition_time.FromDatetime(now)
 
 
 def _scheduled_condition(previous: core_pb2.PodCondition | None, now: datetime

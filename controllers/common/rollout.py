@@ -788,8 +788,7 @@ def _set_progress(status: apps_pb2.DeploymentStatus, current: meta_pb2.Condition
         cond = new_condition(PROGRESSING, "True", REPLICA_SET_UPDATED_REASON,
                              f"{subject} is progressing.", now)
         if current is not None:
-            if current.status == "True":
-                cond.last_transition_time.CopyFrom(current.last_transition_time)
+            conditions.stamp_transition(cond, current, now)
             remove_condition(status, PROGRESSING)
         set_condition(status, cond)
     elif deployment_timed_out(d, status, now):

@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-__all__ = ["find", "is_true", "set_condition"]
+__all__ = ["find", "is_true", "set_condition", "stamp_transition"]
 
 
 class Condition(Protocol):
@@ -58,3 +58,13 @@ def set_condition(conditions: Conditions[C], type_: str, status: str, now: datet
         cond.last_transition_time.FromDatetime(now)
     cond.status, cond.reason, cond.message = status, reason, message
     return cond, before != (status, reason, message)
+
+
+def stamp_transition(cond: Condition, previous: Condition | None, now: datetime) -> None:
+    """For a condition built afresh: it keeps `previous`'s lastTransitionTime when its
+    status is the same (and was stamped), else it transitions `now`."""
+    if (previous is not None and previous.status == cond.status
+            and previous.last_transition_time.seconds):
+        cond.last_transition_time.CopyFrom(previous.last_transition_time)
+    else:
+        cond.last_transition_time.FromDatetime(now)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from skiff.api import pods
-from skiff.api.conditions import set_condition
+from skiff.api.conditions import set_condition, stamp_transition
 from skiff.api.intstr import scaled_value
 from skiff.api.meta import meta
 from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
@@ -79,6 +79,21 @@ def test_set_condition_stamps_only_a_status_change() -> None:
     d = apps_pb2.Deployment()
     set_condition(d.status.conditions, "Available", "True", NOW)
     assert d.status.conditions[0].status == "True"
+
+
+def test_a_condition_built_afresh_keeps_its_transition_while_its_status_stays() -> None:
+    previous = core_pb2.PodCondition(type="Ready", status="True")
+    previous.last_transition_time.FromDatetime(NOW)
+    later = NOW + timedelta(seconds=9)
+    same = core_pb2.PodCondition(type="Ready", status="True", reason="changed")
+    stamp_transition(same, previous, later)
+    assert same.last_transition_time.ToDatetime(tzinfo=UTC) == NOW
+    flipped = core_pb2.PodCondition(type="Ready", status="False")
+    stamp_transition(flipped, previous, later)
+    assert flipped.last_transition_time.ToDatetime(tzinfo=UTC) == later
+    new = core_pb2.PodCondition(type="Ready", status="True")
+    stamp_transition(new, None, later)
+    assert new.last_transition_time.ToDatetime(tzinfo=UTC) == later
 
 
 @pytest.mark.parametrize(("value", "total", "up", "want"), [
