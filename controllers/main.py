@@ -29,23 +29,19 @@ from skiff.client.controller import Controller
 
 log = logging.getLogger("controller-manager")
 
-# The controllers by the names --controllers uses; each is built as Class(ctx).
-CONTROLLERS: dict[str, Callable[[ControllerContext], Controller]] = {
-    "replicaset": ReplicaSetController,
-    "deployment": DeploymentController,
-    "daemonset": DaemonSetController,
-    "job": JobController,
-    "ttl-after-finished": TTLAfterFinishedController,
-    "cronjob": CronJobController,
-    "garbagecollector": GarbageCollector,
-    "nodelifecycle": NodeLifecycleController,
-    "podgc": PodGCController,
-}
-
-# Loops that run with a controller of CONTROLLERS, under its name: Kubernetes' job
-# controller also releases the pods of Jobs that are gone (its orphan queue).
-COMPANIONS: dict[str, tuple[Callable[[ControllerContext], Controller], ...]] = {
-    "job": (JobOrphanPodController,),
+# The controllers by the names --controllers uses, each name the loops it runs (each
+# built as Class(ctx)): Kubernetes' job controller also releases the pods of Jobs that
+# are gone (its orphan queue), a loop of its own here.
+CONTROLLERS: dict[str, tuple[Callable[[ControllerContext], Controller], ...]] = {
+    "replicaset": (ReplicaSetController,),
+    "deployment": (DeploymentController,),
+    "daemonset": (DaemonSetController,),
+    "job": (JobController, JobOrphanPodController),
+    "ttl-after-finished": (TTLAfterFinishedController,),
+    "cronjob": (CronJobController,),
+    "garbagecollector": (GarbageCollector,),
+    "nodelifecycle": (NodeLifecycleController,),
+    "podgc": (PodGCController,),
 }
 
 
@@ -80,8 +76,7 @@ def chosen_controllers(spec: str) -> list[str]:
 async def run_controllers(client: Client, names: list[str]) -> None:
     """One term: fresh caches, every chosen controller, until cancelled."""
     ctx = ControllerContext.create(client)
-    controllers = [make(ctx) for name in names
-                   for make in (CONTROLLERS[name], *COMPANIONS.get(name, ()))]
+    controllers = [make(ctx) for name in names for make in CONTROLLERS[name]]
     ctx.factory.start_all()
     log.info("running controllers: %s", ", ".join(c.name for c in controllers))
     tasks = [asyncio.create_task(c.run(), name=f"controller-{c.name}") for c in controllers]

@@ -11,7 +11,7 @@ import pkgutil
 from pathlib import Path
 
 import controllers
-from controllers.main import COMPANIONS, CONTROLLERS
+from controllers.main import CONTROLLERS
 from skiff.client.controller import Controller
 
 ROOT = Path(controllers.__file__).parent
@@ -52,8 +52,7 @@ def test_the_shared_helpers_import_no_controller() -> None:
 
 
 def test_each_controller_module_holds_one_controller_and_each_is_run() -> None:
-    run = {make for make in CONTROLLERS.values()} | {
-        make for companions in COMPANIONS.values() for make in companions}
+    run = {make for loops in CONTROLLERS.values() for make in loops}
     found = []
     for package in CONTROLLER_PACKAGES:
         for module in modules(package):
