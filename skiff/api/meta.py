@@ -1,8 +1,8 @@
 """Typed access to the parts every Skiff object shares.
 
 Protobuf's `Message` type knows nothing of `metadata`; every kind Skiff serves has one, an
-ObjectMeta. `meta(obj)` gives it typed, so code that handles objects of any kind needs no
-`type: ignore` to read or change their metadata.
+ObjectMeta. `meta(obj)` gives it typed, so code that handles objects of any kind reads and
+changes their metadata with the type checker's blessing, not by silencing it.
 """
 
 from __future__ import annotations
