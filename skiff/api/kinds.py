@@ -5,7 +5,7 @@ defaulter, the validators, the field selectors and whether the system owns its s
 The apiserver's registry, the typed client, the manifest reader, `skiff api-resources`,
 defaulting and validation all read this table. The parts that live above the kernel (the
 apiserver's strategies, the CLI's printers and describers) are keyed by `Kind.kind`, and
-tests/unit/test_kinds.py checks that every kind has every part.
+tests/unit/kernel/test_kinds.py checks that every kind has every part.
 
 Adding a kind: its message in proto/, one entry here, then whatever that test asks for.
 """
