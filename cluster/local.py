@@ -23,8 +23,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
-
 from cluster.components import ClusterConfig, ComponentSpec, cluster_components, ports_in_use
 from cluster.errors import ClusterError
 from cluster.etcd import find_etcd
@@ -39,8 +37,8 @@ from cluster.supervisor import (
     stop_recorded,
     stop_signals,
     wait_gone,
-    write_atomic,
 )
+from skiff.client.config import ClientConfig
 
 __all__ = ["DEFAULT_CLIENT_CONFIG", "DEFAULT_DATA_DIR", "SUPERVISOR", "down", "ensure_token",
            "refuse_if_running", "up", "write_client_config"]
@@ -70,9 +68,7 @@ def ensure_token(path: Path) -> str:
 
 
 def write_client_config(cfg: ClusterConfig, token: str) -> None:
-    # 0600: it holds the token.
-    text = yaml.safe_dump({"server": cfg.server, "token": token}, default_flow_style=False)
-    write_atomic(cfg.client_config, text, mode=0o600)
+    ClientConfig(server=cfg.server, token=token).save(cfg.client_config)
 
 
 # --- up and down ----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Where the client finds its apiserver: --server, $SKIFF_CONFIG, or ~/.skiff/config."""
+"""Where the client finds its apiserver: --server, $SKIFF_CONFIG, or ~/.skiff/config.
+
+The file's format is known here only: clients load it, `skiff up` saves it."""
 
 from __future__ import annotations
 
@@ -24,6 +26,19 @@ class ClientConfig:
 
     def credentials(self) -> ClientCredentials:
         return ClientCredentials(token=self.token)
+
+    def save(self, path: Path) -> None:
+        """Writes the config to `path` at once (a reader never sees half of it), mode
+        0600: it holds the credentials."""
+        data: dict[str, str] = {"server": self.server}
+        if self.token:
+            data["token"] = self.token
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(yaml.safe_dump(data, default_flow_style=False))
+        os.chmod(tmp, 0o600)  # in case tmp already existed with other bits
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | Path | None = None, server: str | None = None) -> ClientConfig:
