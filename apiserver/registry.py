@@ -244,9 +244,9 @@ class Registry:
         if self._ready_to_go(strategy, new):
             await self.store.delete(key, kv.mod_revision, also=strategy.release(new))
             return new
+        also = strategy.reallocate(new, old)  # first: it may fill in what it allocates
         revision = await self.store.update(key, codec.encode(new), kv.mod_revision,
-                                           lease=await self._lease(strategy),
-                                           also=strategy.reallocate(new, old))
+                                           lease=await self._lease(strategy), also=also)
         meta.resource_version = str(revision)
         return new
 

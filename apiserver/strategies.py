@@ -202,6 +202,7 @@ class ServiceStrategy(Strategy):
 
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
+        _drop_type_dependent_fields(cast(core_pb2.Service, new), cast(core_pb2.Service, old))
         # As Kubernetes does: values the apiserver allocated are kept when an update
         # leaves them unset (a manifest rarely names its clusterIP or nodePorts).
         ns, os_ = cast(core_pb2.Service, new).spec, cast(core_pb2.Service, old).spec
@@ -265,7 +266,16 @@ class ServiceStrategy(Strategy):
         return [storage.Delete(k) for k in keys]
 
     def reallocate(self, new: Message, old: Message) -> list[storage.Put | storage.Delete]:
-        """Side keys for a Service whose allocated values changed on update."""
+        """Side keys for a Service whose allocated values changed on update; a type that
+        now needs a cluster IP or node ports it lacks gets them, as on create."""
+        spec = cast(core_pb2.Service, new).spec
+        if _needs_cluster_ip(spec) and not spec.cluster_ip:
+            spec.cluster_ip = self.allocator.random_ip()
+            del spec.cluster_ips[:]
+            spec.cluster_ips.append(spec.cluster_ip)
+        if _needs_node_port(spec):
+            for port in spec.ports:
+                port.node_port = port.node_port or self.allocator.random_node_port()
         keys_old = {d.key for d in self.release(old)}
         keys_new = {d.key for d in self.release(new)}
         svc = cast(core_pb2.Service, new)
@@ -274,6 +284,48 @@ class ServiceStrategy(Strategy):
             storage.Put(k, owner) for k in sorted(keys_new - keys_old)]
         ops += [storage.Delete(k) for k in sorted(keys_old - keys_new)]
         return ops
+
+
+def _needs_cluster_ip(spec: core_pb2.ServiceSpec) -> bool:
+    return spec.type != "ExternalName"
+
+
+def _needs_node_port(spec: core_pb2.ServiceSpec) -> bool:
+    return spec.type in ("NodePort", "LoadBalancer")
+
+
+def _externally_accessible(spec: core_pb2.ServiceSpec) -> bool:
+    return _needs_node_port(spec) or (spec.type == "ClusterIP" and bool(spec.external_ips))
+
+
+def _drop_type_dependent_fields(new: core_pb2.Service, old: core_pb2.Service) -> None:
+    """Kubernetes' dropTypeDependentFields: a Service is a union discriminated by `type`.
+    When an update moves it to a type that no longer uses a field the apiserver may
+    have set (cluster IPs, node ports, externalTrafficPolicy) and the user did not change
+    that field too, the field goes (and what was allocated for it is released), so the
+    ClusterIP form of a NodePort manifest applies. A field the user did change is left
+    for validation to judge."""
+    ns, os_ = new.spec, old.spec
+    if _needs_cluster_ip(os_) and not _needs_cluster_ip(ns):
+        if ns.cluster_ip == os_.cluster_ip and list(ns.cluster_ips) == list(os_.cluster_ips):
+            ns.cluster_ip = ""
+            del ns.cluster_ips[:]
+        if list(ns.ip_families) == list(os_.ip_families):
+            del ns.ip_families[:]
+        if ns.ip_family_policy == os_.ip_family_policy:
+            ns.ClearField("ip_family_policy")
+    # Users may add, remove or change ports, as long as they add no node port of their own.
+    old_node_ports = {p.node_port for p in os_.ports if p.node_port}
+    new_node_ports = {p.node_port for p in ns.ports if p.node_port}
+    if (_needs_node_port(os_) and not _needs_node_port(ns)
+            and new_node_ports <= old_node_ports):
+        for port in ns.ports:
+            port.node_port = 0
+    if (_externally_accessible(os_) and not _externally_accessible(ns)
+            and ns.external_traffic_policy == os_.external_traffic_policy):
+        ns.external_traffic_policy = ""
+    if ns.type != "LoadBalancer":
+        new.status.ClearField("load_balancer")
 
 
 class JobStrategy(Strategy):

@@ -166,3 +166,61 @@ async def test_bind_sets_the_scheduled_condition(registry: Registry) -> None:
     assert isinstance(bound, core_pb2.Pod) and bound.spec.node_name == "node-1"
     [cond] = [c for c in bound.status.conditions if c.type == "PodScheduled"]
     assert cond.status == "True" and cond.last_transition_time.seconds > 0
+
+
+async def test_a_service_leaving_nodeport_drops_what_only_that_type_used(
+        registry: Registry, store: MemoryStore) -> None:
+    """Kubernetes' dropTypeDependentFields: the ClusterIP form of a NodePort Service, sent
+    with the node ports and policy the server filled in (as `apply` merges them), is
+    accepted; the node ports are released."""
+    created = await registry.create(service("shape", "NodePort"))
+    assert isinstance(created, core_pb2.Service)
+    ip, port = created.spec.cluster_ip, created.spec.ports[0].node_port
+    assert created.spec.external_traffic_policy == "Cluster"
+    created.spec.type = "ClusterIP"  # nodePort and externalTrafficPolicy left as they were
+    updated = await registry.update(created)
+    assert isinstance(updated, core_pb2.Service)
+    assert updated.spec.ports[0].node_port == 0
+    assert updated.spec.external_traffic_policy == ""
+    assert updated.spec.cluster_ip == ip
+    assert allocations(store) == {f"serviceips/{ip}": b"default/shape"}
+    # The node port is free for another Service.
+    other = await registry.create(service("taker", "NodePort", node_port=port))
+    assert isinstance(other, core_pb2.Service) and other.spec.ports[0].node_port == port
+
+
+async def test_a_node_port_asked_for_while_leaving_nodeport_is_still_refused(
+        registry: Registry) -> None:
+    created = await registry.create(service("asks", "NodePort"))
+    assert isinstance(created, core_pb2.Service)
+    created.spec.type = "ClusterIP"
+    created.spec.ports[0].node_port = 30999 if created.spec.ports[0].node_port != 30999 else 30998
+    with pytest.raises(errors.ApiError, match="nodePort"):
+        await registry.update(created)
+
+
+async def test_a_service_becoming_external_name_gives_its_cluster_ip_back(
+        registry: Registry, store: MemoryStore) -> None:
+    created = await registry.create(service("named"))
+    assert isinstance(created, core_pb2.Service)
+    created.spec.type = "ExternalName"
+    created.spec.external_name = "example.org"
+    del created.spec.ports[:]
+    updated = await registry.update(created)
+    assert isinstance(updated, core_pb2.Service)
+    assert updated.spec.cluster_ip == "" and not updated.spec.cluster_ips
+    assert allocations(store) == {}
+
+
+async def test_a_service_becoming_nodeport_gets_its_node_ports(
+        registry: Registry, store: MemoryStore) -> None:
+    created = await registry.create(service("grows"))
+    assert isinstance(created, core_pb2.Service)
+    created.spec.type = "NodePort"
+    updated = await registry.update(created)
+    assert isinstance(updated, core_pb2.Service)
+    port = updated.spec.ports[0].node_port
+    assert 30000 <= port <= 32767
+    assert allocations(store)[f"nodeports/TCP/{port}"] == b"default/grows"
+    stored = await registry.get(kinds.by_kind("Service"), "default", "grows")
+    assert isinstance(stored, core_pb2.Service) and stored.spec.ports[0].node_port == port
