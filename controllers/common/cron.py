@@ -1,43 +1,49 @@
 """CronJob schedules: when a schedule fires, and which run a CronJob owes at a given time.
 
-Kubernetes reads `spec.schedule` with robfig/cron's standard parser: five fields (minute,
-hour, day of month, month, day of week; names like `jan` and `mon`; `*`, `?`, ranges,
-lists, steps), the macros `@yearly`/`@annually`, `@monthly`, `@weekly`, `@daily`/
-`@midnight`, `@hourly` and `@every <duration>`, and an optional `TZ=`/`CRON_TZ=` prefix.
-The apiserver already rejects what that parser rejects (skiff.api.validation.cron) and,
-since Kubernetes 1.25, any `TZ` in the schedule (the `timeZone` field says it instead);
-this module checks the grammar again with the same rules, because croniter, which does the
-date arithmetic here, accepts more (seconds fields, `L`, `#`, `7` for Sunday) than a
-Kubernetes user may write.
+Kubernetes reads `spec.schedule` with robfig/cron v3's standard parser and runs it with
+that library's SpecSchedule.Next; both are reproduced here rather than approximated with a
+general cron library, because the differences are what users notice:
 
-Times are computed in the CronJob's `timeZone` (IANA, through zoneinfo), or in UTC when it
-has none (kube-controller-manager uses its host's zone, which is UTC on most clusters).
-Across daylight-saving changes croniter runs a wall time that does not exist (02:30 on a
-spring-forward night) at the first instant after the gap, and a wall time that happens
-twice (01:30 on a fall-back night) twice; each run is a distinct instant, so the Jobs
-get distinct names.
+- Day of month and day of week: if either field was written as a star (`*`, `?`, or a
+  star with step 1 such as `*/1`), a day must match both; if both are restricted, either
+  one suffices. So `0 0 */1 * 1` runs on Mondays only, and `0 0 13 * 5` on every 13th and
+  every Friday.
+- Daylight saving, in the CronJob's `timeZone` (or UTC when it has none): Next walks the
+  wall clock as robfig/cron does with Go's time package, so a wall time that does not
+  exist (02:30 on a spring-forward night in New York) is skipped that day, an hourly
+  schedule goes 01:00 -> 03:00, and a wall time that happens twice (01:30 on a fall-back
+  night) runs twice, at two distinct instants (so its Jobs get distinct names).
+- Nothing found within five years (`0 0 30 2 *`): an error, where robfig returns the
+  zero time.
 
-`most_recent_schedule_time` is the Kubernetes CronJob controller's (v2) reckoning of the
-one run owed now, `next_schedule_time` and `requeue_delay` are built on it. All of it is
-pure: callers pass `now`.
+The grammar lives in skiff.api.validation.cron (the apiserver refuses what the parser
+refuses). `most_recent_schedule_time` is the Kubernetes CronJob controller's (v2)
+reckoning of the one run owed now, `next_schedule_time` and `requeue_delay` are built on
+it. All of it is pure: callers pass `now`.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-import re
 import zoneinfo
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
-from croniter import CroniterError, croniter
-
-from skiff.api.validation.cron import validate_schedule, validate_time_zone
+from skiff.api.validation.cron import (
+    STAR_BIT,
+    ConstantDelay,
+    CronFields,
+    CronSyntaxError,
+    parse_standard,
+    validate_time_zone,
+)
 
 __all__ = [
     "NEXT_SCHEDULE_DELTA",
     "TOO_MANY_MISSED",
+    "CronSchedule",
+    "EverySchedule",
     "Missed",
     "Schedule",
     "ScheduleCheck",
@@ -56,18 +62,8 @@ TOO_MANY_MISSED = 100
 # Requeue a little after the scheduled second so clock drift never makes a sync early.
 NEXT_SCHEDULE_DELTA = 0.1
 
-_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
-_GO_DURATION_PART = re.compile(r"((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(ns|us|µs|μs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
-             "m": 60.0, "h": 3600.0}
+# robfig/cron gives up (returns the zero time) after this many years without a firing.
+_YEAR_LIMIT = 5
 
 
 class ScheduleError(ValueError):
@@ -76,21 +72,17 @@ class ScheduleError(ValueError):
 
 
 class Schedule(abc.ABC):
-    """When a schedule fires. Times in and out are timezone-aware."""
+    """When a schedule fires. Times in and out are timezone-aware; out in UTC."""
 
     @abc.abstractmethod
     def next(self, after: datetime) -> datetime:
         """The first firing strictly after `after` (whole seconds, as robfig/cron)."""
 
-    @abc.abstractmethod
-    def previous(self, before: datetime) -> datetime:
-        """The last firing strictly before `before`."""
-
 
 class CronSchedule(Schedule):
-    """Five cron fields evaluated in one time zone."""
+    """robfig/cron's SpecSchedule: field bit sets evaluated on the wall clock of one zone."""
 
-    def __init__(self, fields: str, zone: tzinfo) -> None:
+    def __init__(self, fields: CronFields, zone: tzinfo) -> None:
         self.fields = fields
         self.zone = zone
 
@@ -98,20 +90,129 @@ class CronSchedule(Schedule):
         return f"CronSchedule({self.fields!r}, {self.zone})"
 
     def next(self, after: datetime) -> datetime:
-        return self._step(after, backwards=False)
+        """SpecSchedule.Next, step for step, on Go's time arithmetic (_GoClock)."""
+        s, clock = self.fields, _GoClock(self.zone)
+        # The earliest candidate: the upcoming whole second.
+        t = _unix_seconds(_aware(after)) + 1
+        added = False
+        year_limit = clock.wall(t).year + _YEAR_LIMIT
+        while True:  # robfig's WRAP label: a field wrapped, check them all again
+            w = clock.wall(t)
+            if w.year > year_limit:
+                raise ScheduleError("no time matches the schedule within "
+                                    f"{_YEAR_LIMIT} years")
+            wrapped = False
+            while not (1 << w.month) & s.month:
+                if not added:
+                    added = True
+                    t = clock.date(w.year, w.month, 1, 0, 0, 0)
+                t = clock.add_date(t, months=1)
+                w = clock.wall(t)
+                if w.month == 1:
+                    wrapped = True
+                    break
+            if wrapped:
+                continue
+            while not _day_matches(s, w):
+                if not added:
+                    added = True
+                    t = clock.date(w.year, w.month, w.day, 0, 0, 0)
+                t = clock.add_date(t, days=1)
+                w = clock.wall(t)
+                # Where midnight does not exist (a DST change at 00:00), the day starts at
+                # 01:00 or is reached as 23:00 the day before: back to the day's start.
+                if w.hour != 0:
+                    t += (24 - w.hour) * 3600 if w.hour > 12 else -w.hour * 3600
+                    w = clock.wall(t)
+                if w.day == 1:
+                    wrapped = True
+                    break
+            if wrapped:
+                continue
+            while not (1 << w.hour) & s.hour:
+                if not added:
+                    added = True
+                    t = clock.date(w.year, w.month, w.day, w.hour, 0, 0)
+                t += 3600
+                w = clock.wall(t)
+                if w.hour == 0:
+                    wrapped = True
+                    break
+            if wrapped:
+                continue
+            while not (1 << w.minute) & s.minute:
+                if not added:
+                    added = True
+                    t -= t % 60  # Go's Truncate(time.Minute): on the instant, not the wall
+                t += 60
+                w = clock.wall(t)
+                if w.minute == 0:
+                    wrapped = True
+                    break
+            if wrapped:
+                continue
+            while not (1 << w.second) & s.second:
+                added = True  # t is already a whole second
+                t += 1
+                w = clock.wall(t)
+                if w.second == 0:
+                    wrapped = True
+                    break
+            if wrapped:
+                continue
+            # In UTC: a wall time that happens twice (fold=1) never compares equal to
+            # another zone's datetime (PEP 495), and callers compare instants.
+            return datetime.fromtimestamp(t, UTC)
 
-    def previous(self, before: datetime) -> datetime:
-        return self._step(before, backwards=True)
 
-    def _step(self, start: datetime, *, backwards: bool) -> datetime:
-        local = _aware(start).astimezone(self.zone)
-        try:
-            it = croniter(self.fields, local)
-            found: datetime = (it.get_prev(datetime) if backwards
-                               else it.get_next(datetime))
-        except CroniterError as err:
-            raise ScheduleError(f"no time matches the schedule {self.fields!r}: {err}") from None
-        return found
+def _day_matches(s: CronFields, w: datetime) -> bool:
+    """robfig's dayMatches: a star in either day field makes both required."""
+    dom_match = bool((1 << w.day) & s.dom)
+    dow_match = bool((1 << (w.isoweekday() % 7)) & s.dow)
+    if s.dom & STAR_BIT or s.dow & STAR_BIT:
+        return dom_match and dow_match
+    return dom_match or dow_match
+
+
+class _GoClock:
+    """The few operations of Go's time package that robfig's Next uses, on whole Unix
+    seconds shown in one zone. Their behaviour at DST changes is what Next's is."""
+
+    _EPOCH_DAY = date(1970, 1, 1).toordinal()
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+
+    def wall(self, unix: int) -> datetime:
+        return datetime.fromtimestamp(unix, self.zone)
+
+    def offset(self, unix: int) -> int:
+        offset = self.wall(unix).utcoffset()
+        assert offset is not None
+        return int(offset.total_seconds())
+
+    def date(self, year: int, month: int, day: int, hour: int, minute: int,
+             second: int) -> int:
+        """Go's time.Date: out-of-range months and days carry over; a wall time that does
+        not exist or exists twice takes the offset Go's lookup finds: the offset in force
+        at the instant the wall time would be in UTC, then the one in force at the instant
+        that offset gives (the earlier of two repeated times; in a gap, the offset after
+        it, e.g. 02:30 in New York's spring-forward gap is 01:30 EST)."""
+        year += (month - 1) // 12
+        month = (month - 1) % 12 + 1
+        days = date(year, month, 1).toordinal() - self._EPOCH_DAY + day - 1
+        local = days * 86400 + hour * 3600 + minute * 60 + second
+        return local - self.offset(local - self.offset(local))
+
+    def add_date(self, unix: int, *, months: int = 0, days: int = 0) -> int:
+        """Go's Time.AddDate: the same wall clock, so many months or days later."""
+        w = self.wall(unix)
+        return self.date(w.year, w.month + months, w.day + days, w.hour, w.minute, w.second)
+
+
+def _unix_seconds(t: datetime) -> int:
+    """Whole seconds since the epoch, rounded down (exact: no float)."""
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
 
 
 class EverySchedule(Schedule):
@@ -127,30 +228,17 @@ class EverySchedule(Schedule):
     def next(self, after: datetime) -> datetime:
         return _aware(after).replace(microsecond=0) + timedelta(seconds=self.seconds)
 
-    def previous(self, before: datetime) -> datetime:
-        """One delay back (whole seconds): a constant delay has no phase to look back to."""
-        return _aware(before).replace(microsecond=0) - timedelta(seconds=self.seconds)
-
 
 def parse_schedule(spec: str, time_zone: str | None = None) -> Schedule:
     """The schedule `spec` in `time_zone` (None: UTC). A `TZ=`/`CRON_TZ=` prefix in the
     spec wins over `time_zone`, as in Kubernetes. Raises ScheduleError."""
-    spec = spec.strip()
-    zone_name = time_zone
-    if spec.startswith(("TZ=", "CRON_TZ=")):
-        prefix, _, spec = spec.partition(" ")
-        zone_name = prefix.partition("=")[2]
-        spec = spec.strip()
-    zone = _zone(zone_name)
-    problems = validate_schedule(spec, "")
-    if problems:
-        raise ScheduleError("; ".join(problems))
-    if spec.startswith("@every "):
-        return EverySchedule(_every_seconds(spec[len("@every "):]))
-    fields = _MACROS.get(spec, spec)
-    # robfig/cron takes `?` for `*` in every field; croniter only in the day fields.
-    fields = " ".join("*" if f == "?" else f.replace("?", "*") for f in fields.split())
-    return CronSchedule(fields, zone)
+    try:
+        parsed = parse_standard(spec.strip())
+    except CronSyntaxError as err:
+        raise ScheduleError(str(err)) from None
+    if isinstance(parsed, ConstantDelay):
+        return EverySchedule(parsed.seconds)
+    return CronSchedule(parsed, _zone(parsed.zone or time_zone))
 
 
 def _zone(name: str | None) -> tzinfo:
@@ -160,26 +248,6 @@ def _zone(name: str | None) -> tzinfo:
     if problems:
         raise ScheduleError("; ".join(problems))
     return zoneinfo.ZoneInfo(name)
-
-
-def _every_seconds(duration: str) -> int:
-    """A Go duration rounded as robfig/cron's Every does: below a second is a second,
-    otherwise whole seconds (the fraction dropped)."""
-    text = duration.strip()
-    sign = -1 if text.startswith("-") else 1
-    text = text.lstrip("+-")
-    total, pos = 0.0, 0
-    if text == "0":
-        return 1
-    for match in _GO_DURATION_PART.finditer(text):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _GO_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(text) or not text:
-        raise ScheduleError(f"invalid duration {duration!r}")
-    seconds = sign * total
-    return 1 if seconds < 1 else int(seconds)
 
 
 def _aware(t: datetime) -> datetime:

@@ -248,8 +248,11 @@ def _quantity_in(value: Any, path: str, walk: _Walk) -> dict[str, Any] | None:
         walk.errors.append(f"{path}: expected a quantity such as 500m or 128Mi, got "
                            f"{type_name(value)}")
         return None
+    if isinstance(value, str):
+        value = value.strip()  # as Kubernetes' Quantity.UnmarshalJSON (TrimSpace)
     try:
-        return {"value": parse_quantity(value).canonical()}
+        # Stored as Kubernetes' String(): the user's text when it is already canonical.
+        return {"value": str(parse_quantity(value))}
     except QuantityError as err:
         walk.errors.append(f"{path}: {err}")
         return None

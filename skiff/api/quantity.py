@@ -7,16 +7,19 @@ and the canonical string picks the largest suffix that keeps an integer
 mantissa, in the format (binary SI, decimal SI or decimal exponent) the value
 was written in.
 
-Deliberate differences from Kubernetes, all on inputs or results Kubernetes
-mishandles:
+``str(q)`` is Kubernetes' ``String()``: a parsed quantity prints back as the
+user wrote it when Kubernetes' parser takes that text for canonical already
+(``"1e3"``, ``"1E3"``, ``"+1k"``, ``"1."``, ``"100.035k"``, ``"0005"``: see
+:func:`_kept_text` for the exact rule), and in canonical form otherwise
+(``"1000"`` prints ``"1k"``, ``"1.5Gi"`` prints ``"1536Mi"``).  Arithmetic
+results always print canonically; :meth:`Quantity.canonical` always computes
+the canonical form.
+
+Deliberate differences from Kubernetes, all on inputs Kubernetes misreads:
 
 * A number without any digit (``"."``, ``"-"``, ``"+"``) is rejected;
   Kubernetes silently reads it as zero.
 * An exponent outside the 32-bit range is rejected; Kubernetes truncates it.
-* :meth:`Quantity.canonical` always computes the canonical form.  Kubernetes'
-  ``String()`` returns some inputs verbatim when it believes they are already
-  canonical, which lets non-canonical spellings such as ``"+1k"`` or ``"1E3"``
-  leak out.
 * :meth:`Quantity.value` and :meth:`Quantity.milli_value` return exact Python
   integers instead of silently overflowing int64.
 * Binary values larger than 1023Ei (only reachable through arithmetic) keep
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
 from enum import StrEnum
 
@@ -123,6 +126,8 @@ class Quantity:
 
     amount: Decimal
     format: Format = Format.DECIMAL_SI
+    # The text it was parsed from, when Kubernetes keeps that text as its String().
+    text: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         amount = self.amount
@@ -220,7 +225,8 @@ class Quantity:
         return f"{'-' if sign else ''}{mantissa}{_decimal_suffix(exponent, format)}"
 
     def __str__(self) -> str:
-        return self.canonical()
+        """Kubernetes' ``String()``: the text parsed, if kept, else :meth:`canonical`."""
+        return self.text if self.text is not None else self.canonical()
 
     def __repr__(self) -> str:
         return f"Quantity({self.canonical()!r}, format={self.format.value!r})"
@@ -417,6 +423,39 @@ def _amount(parts: _Parts, base: int, exponent: int) -> Decimal:
     return _EXACT.multiply(scaled, Decimal(1 << exponent))
 
 
+# Kubernetes' fast path holds values of at most this many digits in an int64.
+_MAX_INT64_DIGITS = 18
+
+
+def _kept_text(source: str, parts: _Parts, exponent: int, format: Format) -> str | None:
+    """The text itself when Kubernetes' ParseQuantity keeps it as the quantity's String()
+    (its fast path, for values an int64 holds exactly, takes some spellings for canonical),
+    else None. The rule, from apimachinery's quantity.go: the digits, less leading zeros
+    ("num", "0" if none) and the fraction ("denom");
+
+    - DecimalSI and DecimalExponent: at most 18 digits, scale = exponent - len(denom) at
+      least -9 and a multiple of 3, num+denom not starting with 0 nor ending in 000;
+    - BinarySI: no fraction, few enough digits for the suffix, and num not a multiple of
+      8 (a cheap stand-in for "not a multiple of 1024").
+    """
+    if source == "0":
+        return source
+    num = parts.integer.lstrip("0") or "0"
+    denom = parts.fraction
+    if format is Format.BINARY_SI:
+        precision = 15 - len(num) - exponent * 3 // 10 - 1
+        if denom or precision < 0 or int(num) & 0x07 == 0:
+            return None
+        return source
+    scale = exponent - len(denom)
+    shifted = num + denom
+    if _MAX_INT64_DIGITS - len(shifted) < 0 or scale < -9:
+        return None
+    if scale % 3 == 0 and not shifted.endswith("000") and shifted[0] != "0":
+        return source
+    return None
+
+
 def _to_text(value: str | int | float) -> str:
     if isinstance(value, bool):
         raise QuantityError(f"invalid quantity {value!r}: expected a string or a number")
@@ -445,6 +484,9 @@ def parse_quantity(text: str | int | float) -> Quantity:
     parts = _split(source)
     base, exponent, format = _interpret_suffix(source, parts.suffix)
     amount = _round_up_to_nano(_amount(parts, base, exponent))
+    kept = _kept_text(source, parts, exponent, format)
+    if kept is not None:
+        return Quantity(amount, format, kept)
     if format is Format.BINARY_SI:
         # copy_abs(), not abs(): the latter rounds to the default context.
         if amount.copy_abs() > _MAX_BINARY:

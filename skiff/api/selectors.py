@@ -7,12 +7,15 @@ Kubernetes mean exactly the same thing in Skiff.  The parts most easily got
 wrong are the "negative" operators: ``!=`` and ``notin`` *match* an object that
 does not carry the key at all, while ``=`` and ``in`` require it.
 
-Deliberate differences from Kubernetes, each chosen to fail loudly rather than
+Label selector strings parse as apimachinery's parser does: ``>`` and ``<``
+with an integer value (``replicas>2``: a label that is missing or not an
+integer never matches), empty values in a set (``x in (a,,)`` means a or ""),
+and requirements sorted by key only, so those on one key print in the order
+written (``z!=a,z``).
+
+Deliberate difference from Kubernetes, chosen to fail loudly rather than
 to accept something meaningless:
 
-* ``>`` and ``<`` are rejected in label selector strings; ordering operators
-  only exist for node selector requirements (see
-  :func:`match_node_selector_requirement`).
 * A field selector term with an empty field name (``=foo``) is rejected at parse
   time; Kubernetes rejects it later, when the field is looked up.
 """
@@ -356,14 +359,19 @@ class Requirement:
         joined = ",".join(self.values)
         if op in _SET_OPERATORS:
             return f"{self.key} {op.value} ({joined})"
-        symbol = {Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}.get(op, op.value)
-        return f"{self.key}{symbol}{joined}"
+        return f"{self.key}{_symbol(op)}{joined}"
 
 
-def _requirement_sort_key(requirement: Requirement) -> tuple[str, str]:
-    # Kubernetes sorts by key only; the string form breaks ties so that the
-    # canonical text (and equality) does not depend on input order.
-    return (requirement.key, str(requirement))
+def _symbol(operator: Operator) -> str:
+    """How an operator is written in a selector string (Gt/Lt as '>'/'<')."""
+    return {Operator.GREATER_THAN: ">", Operator.LESS_THAN: "<"}.get(operator, operator.value)
+
+
+def _requirement_sort_key(requirement: Requirement) -> str:
+    # Kubernetes sorts by key only (sort.Sort, which is an insertion sort, so
+    # stable, for the dozen requirements a selector has): requirements on one
+    # key keep the order they were written or added in.
+    return requirement.key
 
 
 # ---------------------------------------------------------------------------
@@ -493,6 +501,8 @@ _TOKEN_OPERATORS = {
     _Tok.NOT_EQUALS: Operator.NOT_EQUALS,
     _Tok.IN: Operator.IN,
     _Tok.NOT_IN: Operator.NOT_IN,
+    _Tok.GREATER_THAN: Operator.GREATER_THAN,
+    _Tok.LESS_THAN: Operator.LESS_THAN,
 }
 
 
@@ -619,14 +629,9 @@ class _LabelSelectorParser:
         token = self._next(as_value=False)
         if token.kind in _TOKEN_OPERATORS:
             return _TOKEN_OPERATORS[token.kind]
-        if token.kind in (_Tok.GREATER_THAN, _Tok.LESS_THAN):
-            raise SelectorError(
-                f"operator '{token.text}' after key {_q(key)} is not supported in label "
-                "selectors (Gt/Lt only exist in node selector requirements)"
-            )
         raise SelectorError(
-            f"expected an operator ('=', '==', '!=', 'in' or 'notin') after key {_q(key)} "
-            f"but found {token.describe()}"
+            f"expected an operator ('=', '==', '!=', 'in', 'notin', '>' or '<') after key "
+            f"{_q(key)} but found {token.describe()}"
         )
 
     def _parse_exact_value(self, operator: Operator) -> str:
@@ -636,7 +641,7 @@ class _LabelSelectorParser:
         self._next()
         if token.kind is not _Tok.IDENTIFIER:
             raise SelectorError(
-                f"expected a value after '{operator.value}' but found {token.describe()}"
+                f"expected a value after '{_symbol(operator)}' but found {token.describe()}"
             )
         return token.text
 
@@ -679,8 +684,7 @@ class _LabelSelectorParser:
                     values.add("")  # trailing comma: "(a,)"
                     return values
                 if after.kind is _Tok.COMMA:
-                    self._next()
-                    values.add("")  # doubled comma: "(a,,b)"
+                    values.add("")  # doubled comma: "(a,,b)"; the next turn reads it
             else:
                 raise SelectorError(f"expected a value or ',' but found {token.describe()}")
 

@@ -74,6 +74,24 @@ def test_label_and_field_selectors(cli: Cli, apiserver: Any, ns: str) -> None:
     assert shown.splitlines()[1].split()[-1] == "app=db"
 
 
+def test_label_selectors_read_as_kubernetes_reads_them(cli: Cli, apiserver: Any,
+                                                      ns: str) -> None:
+    create(
+        apiserver.address,
+        pod("one", ns, replicas="1", tier="a"),
+        pod("three", ns, replicas="3", tier=""),
+        pod("ten", ns, replicas="10", tier="b"),
+        pod("many", ns, replicas="many"),
+    )
+    # '>' and '<' compare integers; a label that is not one never matches.
+    assert names(cli.ok("get", "pods", "-n", ns, "-l", "replicas>2")) == ["ten", "three"]
+    assert names(cli.ok("get", "pods", "-n", ns, "-l", "replicas<2")) == ["one"]
+    # Empty items in a set mean the empty value.
+    assert names(cli.ok("get", "pods", "-n", ns, "-l", "tier in (a,,)")) == ["one", "three"]
+    assert "the value must be an integer" in cli.fails("get", "pods", "-n", ns,
+                                                       "-l", "replicas>two")
+
+
 def test_yaml_output_round_trips(cli: Cli, apiserver: Any, ns: str) -> None:
     p = pod("a", ns, app="web")
     p.metadata.annotations["note"] = "two\nlines"

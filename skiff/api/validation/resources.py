@@ -79,8 +79,8 @@ def _validate_request_within_limit(resources: core_pb2.ResourceRequirements, nam
         return []
     if not _overcommit_allowed(name) and request != limit:
         return [invalid(f"{path}.requests", request_text,
-                        f"must be equal to {name} limit of {limit.canonical()}")]
+                        f"must be equal to {name} limit of {limit}")]
     if request > limit:
         return [invalid(f"{path}.requests", request_text,
-                        f"must be less than or equal to {name} limit of {limit.canonical()}")]
+                        f"must be less than or equal to {name} limit of {limit}")]
     return []

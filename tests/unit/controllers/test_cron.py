@@ -79,12 +79,6 @@ def test_every_duration_is_a_constant_delay_from_the_whole_second() -> None:
     assert firings("@every 2.5s", at(2024, 1, 1), 1) == [at(2024, 1, 1, 0, 0, 2)]
 
 
-def test_previous_firing() -> None:
-    schedule = parse_schedule("0 */6 * * *")
-    assert schedule.previous(at(2024, 1, 1, 13, 0)) == at(2024, 1, 1, 12, 0)
-    assert schedule.previous(at(2024, 1, 1, 12, 0)) == at(2024, 1, 1, 6, 0)
-
-
 # ---- time zones and daylight saving ----
 
 
@@ -101,11 +95,12 @@ def test_tz_prefix_wins_over_the_time_zone_field() -> None:
     assert firings("TZ=Europe/Paris 30 8 * * *", at(2024, 1, 1), 1) == [at(2024, 1, 1, 7, 30)]
 
 
-def test_spring_forward_runs_a_skipped_time_once_right_after_the_gap() -> None:
-    # 2024-03-10 02:00 EST jumps to 03:00 EDT: 02:30 does not exist that night.
+def test_spring_forward_skips_a_time_that_does_not_exist_as_robfig_does() -> None:
+    # 2024-03-10 02:00 EST jumps to 03:00 EDT: 02:30 does not exist that night, and
+    # robfig/cron (so Kubernetes) skips it that day rather than running it late.
     got = firings("30 2 * * *", at(2024, 3, 9, 12), 3, "America/New_York")
-    assert got == [at(2024, 3, 10, 7, 0),  # 03:00 EDT
-                   at(2024, 3, 11, 6, 30), at(2024, 3, 12, 6, 30)]  # 02:30 EDT
+    assert got == [at(2024, 3, 11, 6, 30), at(2024, 3, 12, 6, 30),  # 02:30 EDT
+                   at(2024, 3, 13, 6, 30)]
     hourly = firings("0 * * * *", at(2024, 3, 10, 5, 30), 3, "America/New_York")
     assert hourly == [at(2024, 3, 10, 6), at(2024, 3, 10, 7), at(2024, 3, 10, 8)]
     assert [t.astimezone(NY).hour for t in hourly] == [1, 3, 4]
@@ -228,7 +223,7 @@ def test_firings_less_than_a_second_apart_are_invalid() -> None:
             return at(2024, 1, 1, 10)
 
     with pytest.raises(ScheduleError, match="less than 1 second"):
-        most_recent_schedule_time(Stuck("0 * * * *", UTC), created=CREATED,
+        most_recent_schedule_time(Stuck(HOURLY.fields, UTC), created=CREATED,
                                   last_scheduled=None, now=at(2024, 1, 1, 11))
 
 
@@ -273,3 +268,209 @@ def test_the_job_of_a_run_carries_its_scheduled_time_in_the_cronjobs_zone() -> N
     cj.spec.time_zone = "Asia/Tokyo"
     job = job_from_template(cj, scheduled)
     assert job.metadata.annotations[SCHEDULED_TIMESTAMP_ANNOTATION] == "2024-01-01T09:00:00+09:00"
+
+
+# ---- robfig/cron v3's own cases (spec_test.go), which Kubernetes' CronJobs follow ----
+
+
+def go_time(value: str, zone: str | None = None) -> datetime:
+    """robfig's getTime: its layouts, in `zone` (the tests' Local is UTC here)."""
+    tz = ZoneInfo(zone) if zone else UTC
+    for layout in ("%a %b %d %H:%M %Y", "%a %b %d %H:%M:%S %Y"):
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=tz)
+        except ValueError:
+            pass
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S%z")
+
+
+# TestActivation: whether a schedule fires at the given minute.
+ACTIVATION = [
+    ("Mon Jul 9 15:00 2012", "0/15 * * * *", True),
+    ("Mon Jul 9 15:45 2012", "0/15 * * * *", True),
+    ("Mon Jul 9 15:40 2012", "0/15 * * * *", False),
+    ("Mon Jul 9 15:05 2012", "5/15 * * * *", True),
+    ("Mon Jul 9 15:20 2012", "5/15 * * * *", True),
+    ("Mon Jul 9 15:50 2012", "5/15 * * * *", True),
+    ("Sun Jul 15 15:00 2012", "0/15 * * Jul *", True),
+    ("Sun Jul 15 15:00 2012", "0/15 * * Jun *", False),
+    ("Sun Jul 15 08:30 2012", "30 08 ? Jul Sun", True),
+    ("Sun Jul 15 08:30 2012", "30 08 15 Jul ?", True),
+    ("Mon Jul 16 08:30 2012", "30 08 ? Jul Sun", False),
+    ("Mon Jul 16 08:30 2012", "30 08 15 Jul ?", False),
+    ("Mon Jul 9 15:00 2012", "@hourly", True),
+    ("Mon Jul 9 15:04 2012", "@hourly", False),
+    ("Mon Jul 9 15:00 2012", "@daily", False),
+    ("Mon Jul 9 00:00 2012", "@daily", True),
+    ("Mon Jul 9 00:00 2012", "@weekly", False),
+    ("Sun Jul 8 00:00 2012", "@weekly", True),
+    ("Sun Jul 8 01:00 2012", "@weekly", False),
+    ("Sun Jul 8 00:00 2012", "@monthly", False),
+    ("Sun Jul 1 00:00 2012", "@monthly", True),
+    # Both day fields restricted: either one needs to match.
+    ("Sun Jul 15 00:00 2012", "* * 1,15 * Sun", True),
+    ("Fri Jun 15 00:00 2012", "* * 1,15 * Sun", True),
+    ("Wed Aug 1 00:00 2012", "* * 1,15 * Sun", True),
+    ("Sun Jul 15 00:00 2012", "* * */10 * Sun", True),
+    # One of them a star: both need to match.
+    ("Sun Jul 15 00:00 2012", "* * * * Mon", False),
+    ("Mon Jul 9 00:00 2012", "* * 1,15 * *", False),
+    ("Sun Jul 15 00:00 2012", "* * 1,15 * *", True),
+    ("Sun Jul 15 00:00 2012", "* * */2 * Sun", True),
+    # A star with step 1 is still a star (robfig's star bit): Mondays only.
+    ("Tue Jul 10 00:00 2012", "0 0 */1 * 1", False),
+    ("Mon Jul 9 00:00 2012", "0 0 */1 * 1", True),
+    ("Mon Jul 9 00:00 2012", "0 0 1 * */1", False),
+    ("Sun Jul 1 00:00 2012", "0 0 1 * */1", True),
+    ("Tue Jul 10 00:00 2012", "0 0 ?/1 * mon", False),
+    # A star with step 2 restricts: either field may match.
+    ("Tue Jul 10 00:00 2012", "0 0 */2 * 1", False),
+    ("Wed Jul 11 00:00 2012", "0 0 */2 * 1", True),
+    ("Mon Jul 16 00:00 2012", "0 0 */2 * 1", True),
+]
+
+
+@pytest.mark.parametrize(("time", "spec", "fires"), ACTIVATION)
+def test_robfig_activation(time: str, spec: str, fires: bool) -> None:
+    at_time = go_time(time)
+    got = parse_schedule(spec).next(at_time - timedelta(seconds=1))
+    assert (got == at_time) is fires
+
+
+def test_star_step_one_in_day_of_month_keeps_a_weekday_schedule_weekly() -> None:
+    # Kubernetes runs `0 0 */1 * 1` on Mondays only (2024-01-01 is a Monday).
+    assert firings("0 0 */1 * 1", at(2024, 1, 1, 12), 3) == [
+        at(2024, 1, 8), at(2024, 1, 15), at(2024, 1, 22)]
+
+
+# TestNext, with the seconds field robfig's tests use dropped where it is "0" (the standard
+# parser fires at second 0); "TZ=<zone> <time>" times are in that zone, as are schedules
+# without a zone of their own (robfig's Local).
+NEXT = [
+    ("Mon Jul 9 14:45 2012", "0/15 * * * *", "Mon Jul 9 15:00 2012"),
+    ("Mon Jul 9 14:59 2012", "0/15 * * * *", "Mon Jul 9 15:00 2012"),
+    ("Mon Jul 9 14:59:59 2012", "0/15 * * * *", "Mon Jul 9 15:00 2012"),
+    ("Mon Jul 9 15:45 2012", "20-35/15 * * * *", "Mon Jul 9 16:20 2012"),
+    ("Mon Jul 9 23:46 2012", "*/15 * * * *", "Tue Jul 10 00:00 2012"),
+    ("Mon Jul 9 23:45 2012", "20-35/15 * * * *", "Tue Jul 10 00:20 2012"),
+    ("Mon Jul 9 23:35 2012", "0 0 9 Apr-Oct ?", "Thu Aug 9 00:00 2012"),
+    ("Mon Jul 9 23:35 2012", "0 0 */5 Apr,Aug,Oct Mon", "Tue Aug 1 00:00 2012"),
+    ("Mon Jul 9 23:35 2012", "0 0 */5 Oct Mon", "Mon Oct 1 00:00 2012"),
+    ("Mon Jul 9 23:35 2012", "0 0 * Feb Mon", "Mon Feb 4 00:00 2013"),
+    ("Mon Jul 9 23:35 2012", "0 0 * Feb Mon/2", "Fri Feb 1 00:00 2013"),
+    ("Mon Dec 31 23:59:45 2012", "* * * * *", "Tue Jan 1 00:00:00 2013"),
+    ("Mon Jul 9 23:35 2012", "0 0 29 Feb ?", "Mon Feb 29 00:00 2016"),
+    # Daylight saving 2am EST (-5) -> 3am EDT (-4): a time in the gap is skipped.
+    ("2012-03-11T00:00:00-0500", "TZ=America/New_York 30 2 11 Mar ?",
+     "2013-03-11T02:30:00-0400"),
+    ("2012-03-11T00:00:00-0500", "TZ=America/New_York 0 * * * ?", "2012-03-11T01:00:00-0500"),
+    ("2012-03-11T01:00:00-0500", "TZ=America/New_York 0 * * * ?", "2012-03-11T03:00:00-0400"),
+    ("2012-03-11T03:00:00-0400", "TZ=America/New_York 0 * * * ?", "2012-03-11T04:00:00-0400"),
+    ("2012-03-11T04:00:00-0400", "TZ=America/New_York 0 * * * ?", "2012-03-11T05:00:00-0400"),
+    ("2012-03-11T00:00:00-0500", "CRON_TZ=America/New_York 0 * * * ?",
+     "2012-03-11T01:00:00-0500"),
+    ("2012-03-11T01:00:00-0500", "CRON_TZ=America/New_York 0 * * * ?",
+     "2012-03-11T03:00:00-0400"),
+    ("2012-03-11T03:00:00-0400", "CRON_TZ=America/New_York 0 * * * ?",
+     "2012-03-11T04:00:00-0400"),
+    ("2012-03-11T04:00:00-0400", "CRON_TZ=America/New_York 0 * * * ?",
+     "2012-03-11T05:00:00-0400"),
+    ("2012-03-11T00:00:00-0500", "TZ=America/New_York 0 1 * * ?", "2012-03-11T01:00:00-0500"),
+    ("2012-03-11T01:00:00-0500", "TZ=America/New_York 0 1 * * ?", "2012-03-12T01:00:00-0400"),
+    ("2012-03-11T00:00:00-0500", "TZ=America/New_York 0 2 * * ?", "2012-03-12T02:00:00-0400"),
+    # Daylight saving 2am EDT (-4) -> 1am EST (-5): a repeated hour runs twice.
+    ("2012-11-04T00:00:00-0400", "TZ=America/New_York 30 2 04 Nov ?",
+     "2012-11-04T02:30:00-0500"),
+    ("2012-11-04T01:45:00-0400", "TZ=America/New_York 30 1 04 Nov ?",
+     "2012-11-04T01:30:00-0500"),
+    ("2012-11-04T00:00:00-0400", "TZ=America/New_York 0 * * * ?", "2012-11-04T01:00:00-0400"),
+    ("2012-11-04T01:00:00-0400", "TZ=America/New_York 0 * * * ?", "2012-11-04T01:00:00-0500"),
+    ("2012-11-04T01:00:00-0500", "TZ=America/New_York 0 * * * ?", "2012-11-04T02:00:00-0500"),
+    ("2012-11-04T00:00:00-0400", "TZ=America/New_York 0 1 * * ?", "2012-11-04T01:00:00-0400"),
+    ("2012-11-04T01:00:00-0400", "TZ=America/New_York 0 1 * * ?", "2012-11-04T01:00:00-0500"),
+    ("2012-11-04T01:00:00-0500", "TZ=America/New_York 0 1 * * ?", "2012-11-05T01:00:00-0500"),
+    ("2012-11-04T00:00:00-0400", "TZ=America/New_York 0 2 * * ?", "2012-11-04T02:00:00-0500"),
+    ("2012-11-04T02:00:00-0500", "TZ=America/New_York 0 2 * * ?", "2012-11-05T02:00:00-0500"),
+    ("2012-11-04T00:00:00-0400", "TZ=America/New_York 0 3 * * ?", "2012-11-04T03:00:00-0500"),
+    ("2012-11-04T03:00:00-0500", "TZ=America/New_York 0 3 * * ?", "2012-11-05T03:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T00:00:00-0400", "0 * * * ?", "2012-11-04T01:00:00-0400"),
+    ("TZ=America/New_York 2012-11-04T01:00:00-0400", "0 * * * ?", "2012-11-04T01:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T01:00:00-0500", "0 * * * ?", "2012-11-04T02:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T00:00:00-0400", "0 1 * * ?", "2012-11-04T01:00:00-0400"),
+    ("TZ=America/New_York 2012-11-04T01:00:00-0400", "0 1 * * ?", "2012-11-04T01:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T01:00:00-0500", "0 1 * * ?", "2012-11-05T01:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T00:00:00-0400", "0 2 * * ?", "2012-11-04T02:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T02:00:00-0500", "0 2 * * ?", "2012-11-05T02:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T00:00:00-0400", "0 3 * * ?", "2012-11-04T03:00:00-0500"),
+    ("TZ=America/New_York 2012-11-04T03:00:00-0500", "0 3 * * ?", "2012-11-05T03:00:00-0500"),
+    # Unsatisfiable: robfig returns the zero time, here an error.
+    ("Mon Jul 9 23:35 2012", "0 0 30 Feb ?", ""),
+    ("Mon Jul 9 23:35 2012", "0 0 31 Apr ?", ""),
+    ("TZ=America/New_York 2012-11-04T00:00:00-0400", "0 3 3 * ?", "2012-12-03T03:00:00-0500"),
+    # Midnight that does not exist (Sao Paulo's DST started at 00:00).
+    ("2018-10-17T05:00:00-0400", "TZ=America/Sao_Paulo 0 9 10 * ?", "2018-11-10T06:00:00-0500"),
+    ("2018-02-14T05:00:00-0500", "TZ=America/Sao_Paulo 0 9 22 * ?", "2018-02-22T07:00:00-0500"),
+]
+
+
+def _split_zone(text: str) -> tuple[str | None, str]:
+    if text.startswith("TZ="):
+        prefix, _, rest = text.partition(" ")
+        return prefix[len("TZ="):], rest
+    return None, text
+
+
+@pytest.mark.parametrize(("time", "spec", "expected"), NEXT)
+def test_robfig_next(time: str, spec: str, expected: str) -> None:
+    zone, time = _split_zone(time)
+    schedule = parse_schedule(spec, zone)
+    start = go_time(time, zone)
+    if not expected:
+        with pytest.raises(ScheduleError):
+            schedule.next(start)
+        return
+    assert schedule.next(start) == go_time(expected)
+
+
+# TestNext's cases with a seconds field (robfig's seconds parser): the same Next, with the
+# seconds set built by hand.
+NEXT_WITH_SECONDS = [
+    ("Mon Jul 9 23:35:51 2012", "15/35 20-35/15 * * * *", "Tue Jul 10 00:20:15 2012"),
+    ("Mon Jul 9 23:35:51 2012", "15/35 20-35/15 1/2 * * *", "Tue Jul 10 01:20:15 2012"),
+    ("Mon Jul 9 23:35:51 2012", "15/35 20-35/15 10-12 * * *", "Tue Jul 10 10:20:15 2012"),
+    ("Mon Jul 9 23:35:51 2012", "15/35 20-35/15 1/2 */2 * *", "Thu Jul 11 01:20:15 2012"),
+    ("Mon Jul 9 23:35:51 2012", "15/35 20-35/15 * 9-20 * *", "Wed Jul 10 00:20:15 2012"),
+    ("Mon Jul 9 23:35:51 2012", "15/35 20-35/15 * 9-20 Jul *", "Wed Jul 10 00:20:15 2012"),
+]
+
+
+@pytest.mark.parametrize(("time", "spec", "expected"), NEXT_WITH_SECONDS)
+def test_robfig_next_with_seconds(time: str, spec: str, expected: str) -> None:
+    from dataclasses import replace
+
+    from controllers.common.cron import CronSchedule
+    from skiff.api.validation.cron import SECONDS, CronFields, field_bits, parse_standard
+
+    second, rest = spec.split(" ", 1)
+    fields = parse_standard(rest)
+    assert isinstance(fields, CronFields)
+    schedule = CronSchedule(replace(fields, second=field_bits(second, SECONDS)), UTC)
+    assert schedule.next(go_time(time)) == go_time(expected)
+
+
+# TestNextWithTz: a schedule without a zone runs on the wall clock of the time it is given
+# (here a fixed +05:30).
+@pytest.mark.parametrize(("time", "spec", "expected"), [
+    ("2016-01-03T13:09:03+0530", "14 14 * * *", "2016-01-03T14:14:00+0530"),
+    ("2016-01-03T04:09:03+0530", "14 14 * * ?", "2016-01-03T14:14:00+0530"),
+    ("2016-01-03T14:09:03+0530", "14 14 * * *", "2016-01-03T14:14:00+0530"),
+    ("2016-01-03T14:00:00+0530", "14 14 * * ?", "2016-01-03T14:14:00+0530"),
+])
+def test_robfig_next_with_tz(time: str, spec: str, expected: str) -> None:
+    from controllers.common.cron import CronSchedule
+
+    schedule = parse_schedule(spec)
+    assert isinstance(schedule, CronSchedule)
+    start = go_time(time)
+    on_its_clock = CronSchedule(schedule.fields, start.tzinfo)  # type: ignore[arg-type]
+    assert on_its_clock.next(start) == go_time(expected)

@@ -50,6 +50,20 @@ def test_int_or_string_and_quantities_print_as_kubernetes_does() -> None:
     assert container["livenessProbe"]["httpGet"]["port"] == "http"
 
 
+@pytest.mark.parametrize(("written", "stored"), [
+    ("1E3", "1E3"), ("+1k", "+1k"), ("1.", "1."), ("100.035k", "100.035k"),  # kept
+    ("1000", "1k"), ("1.5Gi", "1536Mi"), ("0.5", "500m"),  # canonicalised
+    (" 1", "1"), ("1 ", "1"), (1000, "1k"), (-1, "-1"),  # JSON's whitespace and numbers
+])
+def test_a_quantity_is_stored_as_kubernetes_prints_it(written: object, stored: str) -> None:
+    doc = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "c", "image": "i",
+                                    "resources": {"requests": {"cpu": written}}}]}}
+    message, _ = convert.from_dict(doc)
+    out = convert.to_dict(message)
+    assert out["spec"]["containers"][0]["resources"]["requests"] == {"cpu": stored}
+
+
 def test_int64_fields_print_as_numbers_and_times_as_rfc3339() -> None:
     pod = core_pb2.Pod()
     pod.metadata.name = "p"

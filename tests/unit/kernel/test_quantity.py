@@ -181,7 +181,6 @@ def test_parse_value_format_and_canonical(
     assert quantity.amount == Decimal(value)
     assert quantity.format is fmt
     assert quantity.canonical() == canonical
-    assert str(quantity) == canonical
 
 
 @pytest.mark.parametrize(("text", "value", "fmt", "canonical"), PARSE_CASES, ids=PARSE_IDS)
@@ -554,3 +553,252 @@ def test_sign_and_is_zero(text: str, sign: int, zero: bool) -> None:
     quantity = parse_quantity(text)
     assert quantity.sign() == sign
     assert quantity.is_zero() is zero
+
+
+# ---------------------------------------------------------------------------
+# apimachinery's own tables (pkg/api/resource/quantity_test.go)
+# ---------------------------------------------------------------------------
+
+
+def _dec(value: int | float, scale: int) -> Decimal:
+    """apimachinery's decQuantity(value, scale, _): value * 10^scale."""
+    return Decimal(value).scaleb(scale)
+
+
+# TestQuantityParse: (input, value, format).
+K8S_PARSE = [
+    ("0", _dec(0, 0), DEC), ("0n", _dec(0, 0), DEC), ("0u", _dec(0, 0), DEC),
+    ("0m", _dec(0, 0), DEC), ("0Ki", _dec(0, 0), BIN), ("0k", _dec(0, 0), DEC),
+    ("0Mi", _dec(0, 0), BIN), ("0M", _dec(0, 0), DEC), ("0Gi", _dec(0, 0), BIN),
+    ("0G", _dec(0, 0), DEC), ("0Ti", _dec(0, 0), BIN), ("0T", _dec(0, 0), DEC),
+    ("1", _dec(1, 0), DEC),
+    ("1Ki", _dec(1024, 0), BIN), ("8Ki", _dec(8 * 1024, 0), BIN),
+    ("7Mi", _dec(7 * 2**20, 0), BIN), ("6Gi", _dec(6 * 2**30, 0), BIN),
+    ("5Ti", _dec(5 * 2**40, 0), BIN), ("4Pi", _dec(4 * 2**50, 0), BIN),
+    ("3Ei", _dec(3 * 2**60, 0), BIN), ("10Ti", _dec(10 * 2**40, 0), BIN),
+    ("100Ti", _dec(100 * 2**40, 0), BIN),
+    ("5n", _dec(5, -9), DEC), ("4u", _dec(4, -6), DEC), ("3m", _dec(3, -3), DEC),
+    ("9", _dec(9, 0), DEC), ("8k", _dec(8, 3), DEC), ("50k", _dec(5, 4), DEC),
+    ("7M", _dec(7, 6), DEC), ("6G", _dec(6, 9), DEC), ("5T", _dec(5, 12), DEC),
+    ("40T", _dec(4, 13), DEC), ("300T", _dec(3, 14), DEC), ("2P", _dec(2, 15), DEC),
+    ("1E", _dec(1, 18), DEC),
+    ("1E-3", _dec(1, -3), EXP), ("1e3", _dec(1, 3), EXP), ("1E6", _dec(1, 6), EXP),
+    ("1e9", _dec(1, 9), EXP), ("1E12", _dec(1, 12), EXP), ("1e15", _dec(1, 15), EXP),
+    ("1E18", _dec(1, 18), EXP),
+    ("1e14", _dec(1, 14), EXP), ("1e13", _dec(1, 13), EXP),
+    ("100.035k", _dec(100035, 0), DEC),
+    ("0.001", _dec(1, -3), DEC), ("0.0005k", _dec(5, -1), DEC), ("0.005", _dec(5, -3), DEC),
+    ("0.05", _dec(5, -2), DEC), ("0.5", _dec(5, -1), DEC), ("0.00050k", _dec(5, -1), DEC),
+    ("0.00500", _dec(5, -3), DEC), ("0.05000", _dec(5, -2), DEC),
+    ("0.50000", _dec(5, -1), DEC), ("0.5e0", _dec(5, -1), EXP),
+    ("0.5e-1", _dec(5, -2), EXP), ("0.5e-2", _dec(5, -3), EXP),
+    ("10.035M", _dec(10035, 3), DEC),
+    ("1.2e3", _dec(12, 2), EXP), ("1.3E+6", _dec(13, 5), EXP), ("1.40e9", _dec(14, 8), EXP),
+    ("1.53E12", _dec(153, 10), EXP), ("1.6e15", _dec(16, 14), EXP),
+    ("1.7E18", _dec(17, 17), EXP),
+    ("9.01", _dec(901, -2), DEC), ("8.1k", _dec(81, 2), DEC),
+    ("7.123456M", _dec(7123456, 0), DEC), ("6.987654321G", _dec(6987654321, 0), DEC),
+    ("5.444T", _dec(5444, 9), DEC), ("40.1T", _dec(401, 11), DEC),
+    ("300.2T", _dec(3002, 11), DEC), ("2.5P", _dec(25, 14), DEC),
+    ("1.01E", _dec(101, 16), DEC),
+    ("3.001n", _dec(4, -9), DEC), ("1.1E-9", _dec(2, -9), EXP),
+    ("0.0000000001", _dec(1, -9), DEC), ("0.0000000005", _dec(1, -9), DEC),
+    ("0.00000000050", _dec(1, -9), DEC), ("0.5e-9", _dec(1, -9), EXP),
+    ("0.9n", _dec(1, -9), DEC), ("0.00000012345", _dec(124, -9), DEC),
+    ("0.00000012354", _dec(124, -9), DEC),
+    ("9Ei", Decimal(MAX_INT64), BIN), ("9223372036854775807Ki", Decimal(MAX_INT64), BIN),
+    ("12E", _dec(12, 18), DEC),
+    ("100.035Ki", _dec(10243584, -2), BIN), ("0.5Mi", _dec(2**19, 0), BIN),
+    ("0.05Gi", _dec(536870912, -1), BIN), ("0.025Ti", _dec(274877906944, -1), BIN),
+    ("0.000000000001Ki", _dec(2, -9), DEC), (".001", _dec(1, -3), DEC),
+    (".0001k", _dec(100, -3), DEC), ("1.", _dec(1, 0), DEC), ("1.G", _dec(1, 9), DEC),
+]
+
+
+@pytest.mark.parametrize(("text", "value", "fmt"), K8S_PARSE, ids=[c[0] for c in K8S_PARSE])
+@pytest.mark.parametrize("sign", ["", "-", "+"])
+def test_k8s_quantity_parse(text: str, value: Decimal, fmt: Format, sign: str) -> None:
+    quantity = parse_quantity(sign + text)
+    assert quantity.amount == (value.copy_negate() if sign == "-" else value)
+    assert quantity.format is fmt
+    # Its canonical form means the same (TestQuantityParse's round trip).
+    assert parse_quantity(quantity.canonical()) == quantity
+
+
+@pytest.mark.parametrize("text", ["1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i",
+                                  "-3.01i", "-3.01e-", " 1", "1 ", ""])
+def test_k8s_quantity_parse_errors(text: str) -> None:
+    with pytest.raises(QuantityError):
+        parse_quantity(text)
+
+
+# TestQuantityString: (value, format, String(), another spelling of it). The String() form
+# parses back keeping its text; the other spelling prints as the String() form.
+K8S_STRING = [
+    (_dec(2**30, 0), BIN, "1Gi", "1024Mi"),
+    (_dec(300 * 2**20, 0), BIN, "300Mi", "307200Ki"),
+    (_dec(6 * 1024, 0), BIN, "6Ki", ""),
+    (_dec(1001 * 2**30, 0), BIN, "1001Gi", "1025024Mi"),
+    (_dec(2**40, 0), BIN, "1Ti", "1024Gi"),
+    (_dec(5, 0), BIN, "5", "5000m"),
+    (_dec(500, -3), BIN, "500m", "0.5"),
+    (_dec(1, 9), DEC, "1G", "1000M"),
+    (_dec(1000, 6), DEC, "1G", "0.001T"),
+    (_dec(1000000, 3), DEC, "1G", ""),
+    (_dec(1000000000, 0), DEC, "1G", ""),
+    (_dec(1, -3), DEC, "1m", "1000u"),
+    (_dec(80, -3), DEC, "80m", ""),
+    (_dec(1080, -3), DEC, "1080m", "1.08"),
+    (_dec(108, -2), DEC, "1080m", "1080000000n"),
+    (_dec(10800, -4), DEC, "1080m", ""),
+    (_dec(300, 6), DEC, "300M", ""),
+    (_dec(1, 12), DEC, "1T", ""),
+    (_dec(1234567, 6), DEC, "1234567M", ""),
+    (_dec(1234567, -3), BIN, "1234567m", ""),
+    (_dec(3, 3), DEC, "3k", ""),
+    (_dec(1025, 0), BIN, "1025", ""),
+    (_dec(0, 0), DEC, "0", ""),
+    (_dec(0, 0), BIN, "0", ""),
+    (_dec(1, 9), EXP, "1e9", ".001e12"),
+    (_dec(1, -3), EXP, "1e-3", "0.001e0"),
+    (_dec(1, -9), EXP, "1e-9", "1000e-12"),
+    (_dec(80, -3), EXP, "80e-3", ""),
+    (_dec(300, 6), EXP, "300e6", ""),
+    (_dec(1, 12), EXP, "1e12", ""),
+    (_dec(1, 3), EXP, "1e3", ""),
+    (_dec(3, 3), EXP, "3e3", ""),
+    (_dec(3, 3), DEC, "3k", ""),
+    (_dec(0, 0), EXP, "0", "00"),
+    (_dec(1, -9), DEC, "1n", ""),
+    (_dec(80, -9), DEC, "80n", ""),
+    (_dec(1080, -9), DEC, "1080n", ""),
+    (_dec(108, -8), DEC, "1080n", ""),
+    (_dec(10800, -10), DEC, "1080n", ""),
+    (_dec(1, -6), DEC, "1u", ""),
+    (_dec(80, -6), DEC, "80u", ""),
+    (_dec(1080, -6), DEC, "1080u", ""),
+]
+
+
+@pytest.mark.parametrize(("value", "fmt", "expected", "alternate"), K8S_STRING)
+def test_k8s_quantity_string(value: Decimal, fmt: Format, expected: str, alternate: str
+                             ) -> None:
+    assert str(Quantity(value, fmt)) == expected
+    parsed = parse_quantity(expected)
+    assert parsed.text == expected and str(parsed) == expected
+    if alternate:
+        other = parse_quantity(alternate)
+        assert other.text is None
+        assert str(other) == expected
+    if value:
+        assert str(-Quantity(value, fmt)) == "-" + expected
+        assert str(-parse_quantity(expected)) == "-" + expected  # negation drops the text
+
+
+# TestQuantityParseEmit
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1Ki", "1Ki"), ("1Mi", "1Mi"), ("1Gi", "1Gi"), ("1024Mi", "1Gi"), ("1000M", "1G"),
+    (".001Ki", "1024m"), (".000001Ki", "1024u"), (".000000001Ki", "1024n"),
+    (".000000000001Ki", "2n"),
+])
+def test_k8s_quantity_parse_emit(text: str, expected: str) -> None:
+    assert str(parse_quantity(text)) == expected
+    assert str(parse_quantity("-" + text)) == "-" + expected
+
+
+# TestParseQuantity: around 18, 19 and 20 digits and int64's bounds; (input, String()).
+# An input printed as itself has None.
+K8S_DIGITS = [
+    ("-999999999999999999", None), ("999999999999999999", None),
+    ("-999999999999999999.0", "-999999999999999999"),
+    ("999999999999999999.0", "999999999999999999"),
+    ("-999999999999999999.1", "-999999999999999999100m"),
+    ("999999999999999999.1", "999999999999999999100m"),
+    ("-9999999999999999999", None), ("9999999999999999999", None),
+    ("-1E", None), ("1E", None),
+    ("-1000000000000000000", "-1E"), ("1000000000000000000", "1E"),
+    ("-9999999999999999999.0", "-9999999999999999999"),
+    ("9999999999999999999.0", "9999999999999999999"),
+    ("-1.0E", "-1E"), ("1.0E", "1E"),
+    ("-1000000000000000000.0", "-1E"), ("1000000000000000000.0", "1E"),
+    ("-9999999999999999999000m", "-9999999999999999999"),
+    ("9999999999999999999000m", "9999999999999999999"),
+    ("-9999999999999999999.1", "-9999999999999999999100m"),
+    ("9999999999999999999.1", "9999999999999999999100m"),
+    ("-1.0000000000000000001E", "-1000000000000000000100m"),
+    ("1.0000000000000000001E", "1000000000000000000100m"),
+    ("-1000000000000000000.1", "-1000000000000000000100m"),
+    ("1000000000000000000.1", "1000000000000000000100m"),
+    ("-1.000000000000000001E", "-1000000000000000001"),
+    ("1.000000000000000001E", "1000000000000000001"),
+    ("-1000000000000000001", None), ("1000000000000000001", None),
+    ("-10E", None), ("10E", None),
+    ("-10000000000000000000", "-10E"), ("10000000000000000000", "10E"),
+    ("-10.0E", "-10E"), ("10.0E", "10E"),
+    ("-10000000000000000000.0", "-10E"), ("10000000000000000000.0", "10E"),
+    ("-10000000000000000000000m", "-10E"), ("10000000000000000000000m", "10E"),
+    ("-10.0000000000000000001E", "-10000000000000000000100m"),
+    ("10.0000000000000000001E", "10000000000000000000100m"),
+    ("-10000000000000000000.1", "-10000000000000000000100m"),
+    ("10000000000000000000.1", "10000000000000000000100m"),
+    ("-10.000000000000000001E", "-10000000000000000001"),
+    ("10.000000000000000001E", "10000000000000000001"),
+    ("-10000000000000000001", None), ("10000000000000000001", None),
+    ("-9223372036854775809", None), ("9223372036854775806", None),
+    ("-9223372036854775809.0", "-9223372036854775809"),
+    ("9223372036854775806.0", "9223372036854775806"),
+    ("-9223372036854775809000m", "-9223372036854775809"),
+    ("9223372036854775806000m", "9223372036854775806"),
+    ("-9223372036854775809.1", "-9223372036854775809100m"),
+    ("9223372036854775806.1", "9223372036854775806100m"),
+    ("-9223372036854775808", None), ("9223372036854775807", None),
+    ("-9223372036854775808.0", "-9223372036854775808"),
+    ("9223372036854775807.0", "9223372036854775807"),
+    ("-9223372036854775808000m", "-9223372036854775808"),
+    ("9223372036854775807000m", "9223372036854775807"),
+    ("-9223372036854775808.1", "-9223372036854775808100m"),
+    ("9223372036854775807.1", "9223372036854775807100m"),
+    ("-9223372036854775807", None), ("9223372036854775808", None),
+    ("-9223372036854775807.0", "-9223372036854775807"),
+    ("9223372036854775808.0", "9223372036854775808"),
+    ("-9223372036854775807000m", "-9223372036854775807"),
+    ("9223372036854775808000m", "9223372036854775808"),
+    ("-9223372036854775807.1", "-9223372036854775807100m"),
+    ("9223372036854775808.1", "9223372036854775808100m"),
+]
+
+
+@pytest.mark.parametrize(("text", "printed"), K8S_DIGITS, ids=[c[0] for c in K8S_DIGITS])
+def test_k8s_parse_quantity_prints_back(text: str, printed: str | None) -> None:
+    quantity = parse_quantity(text)
+    assert str(quantity) == (printed or text)
+    scale = {"m": -3, "E": 18}.get(text[-1])
+    expected = Decimal(text) if scale is None else Decimal(text[:-1]).scaleb(scale)
+    assert quantity.amount == expected
+
+
+# Which spellings Kubernetes keeps (its parser's fast path) and which it canonicalises.
+@pytest.mark.parametrize(("text", "printed"), [
+    # exponents, any case and sign
+    ("1E3", "1E3"), ("1e+3", "1e+3"), ("1E-3", "1E-3"), ("12e6", "12e6"), ("1e03", "1e03"),
+    ("1e4", "10e3"), ("1000e3", "1e6"), ("1e-10", "1e-9"),
+    # a sign
+    ("+1k", "+1k"), ("+100", "+100"), ("-0", "0"), ("+0", "0"), ("+1Ki", "+1Ki"),
+    ("+1024Ki", "1Mi"), ("+1Ei", "1Ei"),
+    # a trailing dot, fractions with a suffix, leading zeros
+    ("1.", "1."), ("1.G", "1.G"), ("100.035k", "100.035k"), ("1.500k", "1.500k"),
+    ("1.5k", "1500"), ("1.5", "1500m"), ("0.5", "500m"), ("0005", "0005"),
+    ("0100Ki", "0100Ki"), ("00", "0"), ("1000", "1k"), ("1.000k", "1k"),
+    # binary: kept unless a multiple of 8 (then it may be a multiple of 1024)
+    ("100Ki", "100Ki"), ("8Ki", "8Ki"), ("2048Ki", "2Mi"), ("1.5Gi", "1536Mi"),
+    ("99999999999Ki", "99999999999Ki"), ("999999999999Ki", "999999999999Ki"),
+    ("99Ti", "99Ti"), ("3Pi", "3Pi"),
+])
+def test_which_spellings_print_back_as_written(text: str, printed: str) -> None:
+    assert str(parse_quantity(text)) == printed
+
+
+def test_arithmetic_prints_canonically() -> None:
+    assert str(parse_quantity("1E3") + parse_quantity("0")) == "1e3"
+    assert str(parse_quantity("+1k") * 1) == "1k"
+    assert parse_quantity("1E3").canonical() == "1e3"

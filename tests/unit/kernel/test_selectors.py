@@ -125,8 +125,6 @@ LABEL_PARSE_ERRORS = [
     ("a in (b", ['"a in (b"', "expected ')'", "'b'", "end of string"]),
     ("a in b", ["expected '('", "'b'"]),
     ("a in (b c)", ["expected ')' or ','", "'c'"]),
-    ("a in (,,)", ["expected a value", "')'"]),
-    ("a in (b,,)", ["expected a value", "')'"]),
     ("a notin", ["expected '(' after 'notin'", "end of string"]),
     ("a in (=)", ["expected a value", "'='"]),
     ("a in (b,=)", ["expected a value or ','", "'='"]),
@@ -134,8 +132,11 @@ LABEL_PARSE_ERRORS = [
     ("a!=)", ["expected a value after '!='", "')'"]),
     ("a b", ["expected an operator", 'key "a"', "'b'"]),
     ("a)", ["expected an operator", "')'"]),
-    ("a>1", ["'>'", "not supported", "node selector"]),
-    ("a<1", ["'<'", "not supported"]),
+    ("a>b", ['key "a"', "the value must be an integer", '"b"']),
+    ("a<1.5", ["the value must be an integer", '"1.5"']),
+    ("a>-1", ['invalid value "-1" for label key "a"']),
+    ("a>", ["the value must be an integer", '""']),
+    ("a>=1", ["expected a value after '>'", "'='"]),
     ("!a=b", ["after '!a'", "'='"]),
     ("!", ["expected a label key after '!'", "end of string"]),
     ("!!a", ["expected a label key after '!'", "'!'"]),
@@ -805,3 +806,314 @@ def test_field_requirement_validation() -> None:
 def test_field_selector_is_order_insensitive() -> None:
     assert parse_field_selector("a=1,b!=2") == parse_field_selector("b!=2,a=1")
     assert FieldSelector() == parse_field_selector("")
+
+
+# ---------------------------------------------------------------------------
+# apimachinery's own tables (pkg/labels/selector_test.go)
+# ---------------------------------------------------------------------------
+
+
+# TestSelectorParse: these parse and print back as written (less spaces); those do not parse.
+@pytest.mark.parametrize("text", ["x=a,y=b,z=c", "", "x!=a,y=b", "x=", "x= ", "x=,z= ",
+                                  "x= ,z= ", "!x", "x>1", "x>1,z<5"])
+def test_k8s_selector_parse_prints_back(text: str) -> None:
+    assert str(parse_label_selector(text)) == text.replace(" ", "")
+
+
+@pytest.mark.parametrize("text", ["x=a||y=b", "x==a==b", "!x=a", "x<a"])
+def test_k8s_selector_parse_errors(text: str) -> None:
+    with pytest.raises(SelectorError):
+        parse_label_selector(text)
+
+
+def test_k8s_deterministic_parse() -> None:
+    assert str(parse_label_selector("x=a,a=x")) == str(parse_label_selector("a=x,x=a"))
+
+
+# TestSelectorMatches
+FOO_BAZ = {"foo": "bar", "baz": "blah"}
+
+
+@pytest.mark.parametrize(("text", "labels", "expected"), [
+    ("", {"x": "y"}, True),
+    ("x=y", {"x": "y"}, True),
+    ("x=y,z=w", {"x": "y", "z": "w"}, True),
+    ("x!=y,z!=w", {"x": "z", "z": "a"}, True),
+    ("notin=in", {"notin": "in"}, True),
+    ("x", {"x": "z"}, True),
+    ("!x", {"y": "z"}, True),
+    ("x>1", {"x": "2"}, True),
+    ("x<1", {"x": "0"}, True),
+    ("x=z", {}, False),
+    ("x=y", {"x": "z"}, False),
+    ("x=y,z=w", {"x": "w", "z": "w"}, False),
+    ("x!=y,z!=w", {"x": "z", "z": "w"}, False),
+    ("x", {"y": "z"}, False),
+    ("!x", {"x": "z"}, False),
+    ("x>1", {"x": "0"}, False),
+    ("x<1", {"x": "2"}, False),
+    ("foo=bar", FOO_BAZ, True),
+    ("baz=blah", FOO_BAZ, True),
+    ("foo=bar,baz=blah", FOO_BAZ, True),
+    ("foo=blah", FOO_BAZ, False),
+    ("baz=bar", FOO_BAZ, False),
+    ("foo=bar,foobar=bar,baz=blah", FOO_BAZ, False),
+    # Gt/Lt: a missing label or one that is not an int64 never matches.
+    ("replicas>2", {"replicas": "3"}, True),
+    ("replicas>2", {"replicas": "2"}, False),
+    ("replicas>2", {}, False),
+    ("replicas>2", {"replicas": "v3"}, False),
+    ("replicas>2", {"replicas": "9223372036854775808"}, False),
+    ("replicas<10", {"replicas": "-5"}, True),
+])
+def test_k8s_selector_matches(text: str, labels: dict[str, str], expected: bool) -> None:
+    assert parse_label_selector(text).matches(labels) is expected
+
+
+# TestSetMatches
+@pytest.mark.parametrize("pairs", [{}, {"foo": "bar"}, {"baz": "blah"},
+                                   {"foo": "bar", "baz": "blah"}])
+def test_k8s_set_matches(pairs: dict[str, str]) -> None:
+    assert label_selector_from_set(pairs).matches(FOO_BAZ)
+    assert label_selector_from_set({}).is_empty()
+
+
+# TestLexer, TestLexerSequence, TestParserLookahead: the tokens of a selector.
+def _kinds(text: str) -> list[str]:
+    from skiff.api.selectors import _lex
+
+    return [token.kind.name for token in _lex(text)]
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("", "END"), (",", "COMMA"), ("notin", "NOT_IN"), ("in", "IN"), ("=", "EQUALS"),
+    ("==", "DOUBLE_EQUALS"), (">", "GREATER_THAN"), ("<", "LESS_THAN"),
+    ("!", "DOES_NOT_EXIST"), ("!=", "NOT_EQUALS"), ("(", "OPEN_PAR"), (")", "CLOSED_PAR"),
+    ("~", "IDENTIFIER"), ("||", "IDENTIFIER"),
+])
+def test_k8s_lexer(text: str, kind: str) -> None:
+    from skiff.api.selectors import _lex
+
+    token = _lex(text)[0]
+    assert token.kind.name == kind and token.text == text
+
+
+@pytest.mark.parametrize(("text", "kinds"), [
+    ("key in ( value )", "IDENTIFIER IN OPEN_PAR IDENTIFIER CLOSED_PAR"),
+    ("key notin ( value )", "IDENTIFIER NOT_IN OPEN_PAR IDENTIFIER CLOSED_PAR"),
+    ("key in ( value1, value2 )",
+     "IDENTIFIER IN OPEN_PAR IDENTIFIER COMMA IDENTIFIER CLOSED_PAR"),
+    ("key", "IDENTIFIER"),
+    ("!key", "DOES_NOT_EXIST IDENTIFIER"),
+    ("()", "OPEN_PAR CLOSED_PAR"),
+    ("", ""),
+    ("x in (),y", "IDENTIFIER IN OPEN_PAR CLOSED_PAR COMMA IDENTIFIER"),
+    ("== != (), = notin", "DOUBLE_EQUALS NOT_EQUALS OPEN_PAR CLOSED_PAR COMMA EQUALS NOT_IN"),
+    ("key>2", "IDENTIFIER GREATER_THAN IDENTIFIER"),
+    ("key<1", "IDENTIFIER LESS_THAN IDENTIFIER"),
+])
+def test_k8s_lexer_sequence(text: str, kinds: str) -> None:
+    assert _kinds(text) == [*kinds.split(), "END"]
+
+
+# TestParseOperator: every binary operator, and what is not one.
+@pytest.mark.parametrize(("operator", "parses"), [
+    ("in", True), ("=", True), ("==", True), (">", True), ("<", True), ("notin", True),
+    ("!=", True), ("!", False), ("exists", False), ("(", False),
+])
+def test_k8s_parse_operator(operator: str, parses: bool) -> None:
+    values = "(1)" if operator in ("in", "notin") else "1"
+    if parses:
+        parse_label_selector(f"x {operator} {values}")
+    else:
+        with pytest.raises(SelectorError):
+            parse_label_selector(f"x {operator} {values}")
+
+
+# TestRequirementConstructor: (key, operator, values, error fragment or "").
+@pytest.mark.parametrize(("key", "operator", "values", "error"), [
+    ("x1", "in", (), "values set can't be empty"),
+    ("x2", "notin", (), "values set can't be empty"),
+    ("x3", "in", ("foo",), ""),
+    ("x4", "notin", ("foo",), ""),
+    ("x5", "=", ("foo", "bar"), "one single value"),
+    ("x6", "exists", (), ""),
+    ("x7", "!", (), ""),
+    ("x8", "exists", ("foo",), "values set must be empty"),
+    ("x9", "in", ("bar",), ""),
+    ("x10", "in", ("bar",), ""),
+    ("x11", "gt", ("1",), ""),
+    ("x12", "lt", ("6",), ""),
+    ("x13", "gt", (), "exactly one value is required"),
+    ("x14", "gt", ("bar",), "the value must be an integer"),
+    ("x15", "lt", ("bar",), "the value must be an integer"),
+    ("a" * 254, "exists", (), "invalid label key"),
+    ("x16", "=", ("a" * 254,), "must be no more than 63 characters"),
+    ("x17", "=", ("a b",), "invalid value"),
+    ("x18", "unsupportedOp", (), "unsupported operator"),
+])
+def test_k8s_requirement_constructor(key: str, operator: str, values: tuple[str, ...],
+                                     error: str) -> None:
+    if error:
+        with pytest.raises(SelectorError, match=error):
+            Requirement(key, operator, values)  # type: ignore[arg-type]
+    else:
+        Requirement(key, operator, values)  # type: ignore[arg-type]
+
+
+# TestToString: requirements in the order given print in that order, sorted by key only.
+@pytest.mark.parametrize(("requirements", "printed"), [
+    ([("x", "in", ("abc", "def")), ("y", "notin", ("jkl",)), ("z", "exists", ())],
+     "x in (abc,def),y notin (jkl),z"),
+    ([("x", "notin", ("abc", "def")), ("y", "!=", ("jkl",)), ("z", "!", ())],
+     "x notin (abc,def),y!=jkl,!z"),
+    ([("x", "notin", ("abc",)), ("y", "in", ("jkl", "mno")), ("z", "notin", ("",))],
+     "x notin (abc),y in (jkl,mno),z notin ()"),
+    ([("x", "=", ("abc",)), ("y", "==", ("jkl",)), ("z", "!=", ("a",)), ("z", "exists", ())],
+     "x=abc,y==jkl,z!=a,z"),
+    ([("x", "gt", ("2",)), ("y", "lt", ("8",)), ("z", "exists", ())], "x>2,y<8,z"),
+    ([("z", "exists", ()), ("z", "!=", ("a",)), ("a", "=", ("b",))], "a=b,z,z!=a"),
+])
+def test_k8s_to_string(requirements: list[tuple[str, str, tuple[str, ...]]],
+                       printed: str) -> None:
+    selector = LabelSelector(tuple(Requirement(k, o, v)  # type: ignore[arg-type]
+                                   for k, o, v in requirements))
+    assert str(selector) == printed
+
+
+@pytest.mark.parametrize(("text", "printed"), [
+    ("z!=a,z", "z!=a,z"), ("z,z!=a", "z,z!=a"), ("b,a in (y,x),b!=c", "a in (x,y),b,b!=c"),
+    ("x>1,x<5", "x>1,x<5"), ("x<5,x>1", "x<5,x>1"),
+])
+def test_requirements_on_one_key_print_in_the_order_written(text: str, printed: str) -> None:
+    assert str(parse_label_selector(text)) == printed
+
+
+def test_added_requirements_follow_those_on_the_same_key() -> None:
+    selector = parse_label_selector("z!=a,b").add(Requirement("z", Operator.EXISTS),
+                                                   Requirement("a", Operator.EXISTS))
+    assert str(selector) == "a,b,z!=a,z"
+
+
+# TestRequirementSelectorMatching
+@pytest.mark.parametrize(("labels", "requirements", "expected"), [
+    ({"x": "foo", "y": "baz"}, [("x", "in", ("foo",)), ("y", "notin", ("alpha",))], True),
+    ({"x": "foo", "y": "baz"}, [("x", "in", ("foo",)), ("y", "in", ("alpha",))], False),
+    ({"y": ""}, [("x", "notin", ("",)), ("y", "exists", ())], True),
+    ({"y": ""}, [("x", "!", ()), ("y", "exists", ())], True),
+    ({"y": ""}, [("x", "notin", ("",)), ("y", "!", ())], False),
+    ({"y": "baz"}, [("x", "in", ("",))], False),
+    ({"z": "2"}, [("z", "gt", ("1",))], True),
+    ({"z": "v2"}, [("z", "gt", ("1",))], False),
+])
+def test_k8s_requirement_selector_matching(labels: dict[str, str],
+                                           requirements: list[tuple[str, str, tuple[str, ...]]],
+                                           expected: bool) -> None:
+    selector = LabelSelector(tuple(Requirement(k, o, v)  # type: ignore[arg-type]
+                                   for k, o, v in requirements))
+    assert selector.matches(labels) is expected
+
+
+# TestSetSelectorParser: (input, the requirements it parses to, or None if invalid).
+_R = Requirement
+SET_SELECTOR_PARSER: list[tuple[str, list[Requirement] | None]] = [
+    ("", []),
+    ("\rx", [_R("x", Operator.EXISTS)]),
+    ("this-is-a-dns.domain.com/key-with-dash",
+     [_R("this-is-a-dns.domain.com/key-with-dash", Operator.EXISTS)]),
+    ("this-is-another-dns.domain.com/key-with-dash in (so,what)",
+     [_R("this-is-another-dns.domain.com/key-with-dash", Operator.IN, ("so", "what"))]),
+    ("0.1.2.domain/99 notin (10.10.100.1, tick.tack.clock)",
+     [_R("0.1.2.domain/99", Operator.NOT_IN, ("10.10.100.1", "tick.tack.clock"))]),
+    ("foo  in\t (abc)", [_R("foo", Operator.IN, ("abc",))]),
+    ("x notin\n (abc)", [_R("x", Operator.NOT_IN, ("abc",))]),
+    ("x  notin\t\t\t(abc,def)", [_R("x", Operator.NOT_IN, ("abc", "def"))]),
+    ("x in (abc,def)", [_R("x", Operator.IN, ("abc", "def"))]),
+    ("x in (abc,)", [_R("x", Operator.IN, ("abc", ""))]),
+    ("x in (abc,abc)", [_R("x", Operator.IN, ("abc",))]),
+    ("x in ()", [_R("x", Operator.IN, ("",))]),
+    ("x in (a,,)", [_R("x", Operator.IN, ("a", ""))]),
+    ("x in (a,,,)", [_R("x", Operator.IN, ("a", ""))]),
+    ("x in (a,,,,,,)", [_R("x", Operator.IN, ("a", ""))]),
+    ("x in (a,,a,,a,,a,,)", [_R("x", Operator.IN, ("a", ""))]),
+    ("x in (,,)", [_R("x", Operator.IN, ("",))]),
+    ("x in (,a,,b)", [_R("x", Operator.IN, ("", "a", "b"))]),
+    ("x notin (abc,,def),bar,z in (),w",
+     [_R("bar", Operator.EXISTS), _R("w", Operator.EXISTS),
+      _R("x", Operator.NOT_IN, ("abc", "", "def")), _R("z", Operator.IN, ("",))]),
+    ("x,y in (a)", [_R("x", Operator.EXISTS), _R("y", Operator.IN, ("a",))]),
+    ("x=a", [_R("x", Operator.EQUALS, ("a",))]),
+    ("x>1", [_R("x", Operator.GREATER_THAN, ("1",))]),
+    ("x<7", [_R("x", Operator.LESS_THAN, ("7",))]),
+    ("x=a,y!=b", [_R("x", Operator.EQUALS, ("a",)), _R("y", Operator.NOT_EQUALS, ("b",))]),
+    ("x=a,y!=b,z in (h,i,j)",
+     [_R("x", Operator.EQUALS, ("a",)), _R("y", Operator.NOT_EQUALS, ("b",)),
+      _R("z", Operator.IN, ("h", "i", "j"))]),
+    ("x=a||y=b", None),
+    ("x,,y", None),
+    (",x,y", None),
+    ("x nott in (y)", None),
+    ("x notin ( )", [_R("x", Operator.NOT_IN, ("",))]),
+    ("x notin (, a)", [_R("x", Operator.NOT_IN, ("", "a"))]),
+    ("a in (xyz),", None),
+    ("a in (xyz)b notin ()", None),
+    ("a ", [_R("a", Operator.EXISTS)]),
+    ("a in (x,y,notin, z,in)", [_R("a", Operator.IN, ("in", "notin", "x", "y", "z"))]),
+    ("a in (xyz abc)", None),
+    ("a notin(", None),
+    ("a (", None),
+    ("(", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SET_SELECTOR_PARSER,
+                         ids=[case[0] for case in SET_SELECTOR_PARSER])
+def test_k8s_set_selector_parser(text: str, expected: list[Requirement] | None) -> None:
+    if expected is None:
+        with pytest.raises(SelectorError):
+            parse_label_selector(text)
+    else:
+        assert list(parse_label_selector(text).requirements) == expected
+
+
+# TestAdd
+def test_k8s_add() -> None:
+    selector = match_everything().add(Requirement("key", Operator.IN, ("value",)))
+    assert selector.requirements == (Requirement("key", Operator.IN, ("value",)),)
+    selector = selector.add(Requirement("key2", Operator.EQUALS, ("value2",)))
+    assert selector.requirements == (Requirement("key", Operator.IN, ("value",)),
+                                     Requirement("key2", Operator.EQUALS, ("value2",)))
+
+
+# TestSetSelectorString
+@pytest.mark.parametrize(("pairs", "printed"), [
+    ({}, ""), ({"app": "foo"}, "app=foo"), ({"app": "foo", "a": "b"}, "a=b,app=foo"),
+])
+def test_k8s_set_selector_string(pairs: dict[str, str], printed: str) -> None:
+    assert str(label_selector_from_set(pairs)) == printed
+
+
+# TestRequiresExactMatch
+@pytest.mark.parametrize(("requirements", "key", "value"), [
+    ([_R("key", Operator.IN, ("value",))], "key", "value"),
+    ([_R("key", Operator.IN, ("value", "value2"))], "key", None),
+    ([_R("key", Operator.IN, ("value", "value1")), _R("key2", Operator.IN, ("value2",))],
+     "key2", "value2"),
+    ([_R("key", Operator.EQUALS, ("value",))], "key", "value"),
+    ([_R("key", Operator.DOUBLE_EQUALS, ("value",))], "key", "value"),
+    ([_R("key", Operator.NOT_EQUALS, ("value",))], "key", None),
+    ([_R("key", Operator.IN, ("value",)), _R("key2", Operator.IN, ("value2",))], "key",
+     "value"),
+])
+def test_k8s_requires_exact_match(requirements: list[Requirement], key: str,
+                                  value: str | None) -> None:
+    assert LabelSelector(tuple(requirements)).requires_exact_match(key) == value
+
+
+# TestValidatedSelectorFromSet
+def test_k8s_validated_selector_from_set() -> None:
+    assert label_selector_from_set({"key": "val"}).requirements == (
+        Requirement("key", Operator.EQUALS, ("val",)),)
+    with pytest.raises(SelectorError, match="must be no more than 63 characters"):
+        label_selector_from_set(
+            {"Key": "axahm2EJ8Phiephe2eixohbee9eGeiyees1thuozi1xoh0GiuH3diewi8iem7Nui"})
