@@ -97,7 +97,15 @@ class ProcessRecord:
         start = _proc_start_time(self.pid) if self.pid > 0 else None
         if start is None or (self.start_time is not None and start != self.start_time):
             return "gone"
-        return "same" if proc_cmdline(self.pid) == self.argv else "changed"
+        cmdline = proc_cmdline(self.pid)
+        for _ in range(20):
+            if cmdline is not None:
+                break
+            # Just exec'd: for a moment the new program's arguments are not in place yet
+            # (its /proc/PID/cmdline reads empty). Give them a few milliseconds.
+            time.sleep(0.005)
+            cmdline = proc_cmdline(self.pid)
+        return "same" if cmdline == self.argv else "changed"
 
     def is_alive(self) -> bool:
         return self.identity() == "same"
