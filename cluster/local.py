@@ -46,8 +46,8 @@ from cluster.supervisor import (
 )
 from skiff.client.config import ClientConfig
 
-__all__ = ["DEFAULT_CLIENT_CONFIG", "DEFAULT_DATA_DIR", "SUPERVISOR", "down", "ensure_token",
-           "supervisor_log", "up", "write_client_config"]
+__all__ = ["DEFAULT_CLIENT_CONFIG", "DEFAULT_DATA_DIR", "SUPERVISOR", "data_dir_flag", "down",
+           "ensure_token", "supervisor_log", "up", "write_client_config"]
 
 DEFAULT_DATA_DIR = "~/.skiff"
 DEFAULT_CLIENT_CONFIG = "~/.skiff/config"
@@ -72,6 +72,12 @@ def ensure_token(path: Path) -> str:
 
 def write_client_config(cfg: ClusterConfig, token: str) -> None:
     ClientConfig(server=cfg.server, token=token).save(cfg.client_config)
+
+
+def data_dir_flag(data_dir: Path) -> str:
+    """What a command needs to name `data_dir` ("" for the default one), for hints."""
+    return "" if data_dir == Path(DEFAULT_DATA_DIR).expanduser().absolute() \
+        else f" --data-dir {data_dir}"
 
 
 def supervisor_log(cfg: ClusterConfig) -> Path:
@@ -147,11 +153,9 @@ def down(data_dir: Path, *, purge: bool = False, say: Say = say) -> None:
         return
     left = purging.leftovers(data_dir, node)
     if left.anything():
-        where = ("" if data_dir == Path(DEFAULT_DATA_DIR).expanduser().absolute()
-                 else f" --data-dir {data_dir}")
         say(f"Still on this host: {left.describe()}.\n"
             "They stay for the next skiff up (its kubelet adopts the pods). To remove them "
-            f"and the cluster's data ({data_dir}): skiff down --purge{where}")
+            f"and the cluster's data ({data_dir}): skiff down --purge{data_dir_flag(data_dir)}")
 
 
 def _stop_processes(run_dir: RunDir, say: Say) -> bool:

@@ -41,8 +41,8 @@ def render(status: ClusterStatus, lines: int) -> str:
     out += ["   ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=False)) + "   " + r[-1]
             for r in rows]
     if not status.supervisor.running:
-        out.append(f"Nothing supervises it: skiff up -d --data-dir {status.data_dir} starts "
-                   "what is missing and supervises the cluster.")
+        out.append(f"Nothing supervises it: skiff up -d{local.data_dir_flag(status.data_dir)} "
+                   "starts what is missing and supervises the cluster.")
     if lines > 0:
         for c in (status.supervisor, *status.components):
             out += ["", f"==> {c.log_file} <=="]

@@ -41,8 +41,7 @@ def _print_started(cfg: ClusterConfig, *, detached: bool) -> None:
     if hint:
         say(f"Client config: {cfg.client_config}; to use it:\n  {hint}")
     if detached:
-        default = cfg.data_dir == Path(local.DEFAULT_DATA_DIR).expanduser().absolute()
-        where = "" if default else f" --data-dir {cfg.data_dir}"
+        where = local.data_dir_flag(cfg.data_dir)
         say(f"Supervised in the background; see it with: skiff status{where}")
         say(f"Stop with: skiff down{where}")
     else:
