@@ -6,6 +6,7 @@ the benchmarks all call these functions, so a new flag is added once.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cluster.etcd import etcd_argv, etcd_is_healthy
-from cluster.process import child_env, port_is_free
+from cluster.process import child_env, port_is_free, write_atomic
 
 __all__ = [
     "READY_TIMEOUT_SECONDS",
@@ -134,13 +135,47 @@ class ComponentSpec:
     env: dict[str, str] = field(default_factory=child_env)
 
 
+DEFAULT_PORT = 6443
+DEFAULT_ETCD_PORT = 2379
+DEFAULT_KUBELET_PORT = 10250
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     data_dir: Path
-    port: int
-    etcd_port: int
-    kubelet_port: int = 10250
+    port: int = DEFAULT_PORT
+    etcd_port: int = DEFAULT_ETCD_PORT
+    kubelet_port: int = DEFAULT_KUBELET_PORT
     node_name: str = ""  # default: the host name, as the kubelet's own default
+
+    # The data directory remembers its cluster's settings (cluster.json), so that `skiff up`
+    # without flags starts the same cluster again, and `skiff status`, `skiff down --purge`
+    # and the detached supervisor know its ports and node.
+    _SAVED = ("port", "etcd_port", "kubelet_port", "node_name")
+
+    @property
+    def saved_file(self) -> Path:
+        return self.data_dir / "cluster.json"
+
+    def save(self) -> None:
+        settings = {name: getattr(self, name) for name in self._SAVED}
+        write_atomic(self.saved_file, json.dumps(settings, indent=1) + "\n")
+
+    @classmethod
+    def load(cls, data_dir: Path, **given: int | str | None) -> ClusterConfig:
+        """The cluster of `data_dir`: each setting as `given` (None: not given), else as
+        saved by the last `skiff up` there, else the default."""
+        try:
+            saved = json.loads((data_dir / "cluster.json").read_text())
+        except (OSError, ValueError):
+            saved = {}
+        if not isinstance(saved, dict):
+            saved = {}
+        # A hand-edited file with a wrong type counts as not saved, not as a crash.
+        settings = {name: value for name, value in saved.items()
+                    if name in cls._SAVED and type(value) is type(getattr(cls, name))}
+        settings.update({name: value for name, value in given.items() if value is not None})
+        return cls(data_dir, **settings)
 
     @property
     def etcd_peer_port(self) -> int:
@@ -235,11 +270,14 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
     ]  # fmt: skip
 
 
-def ports_in_use(cfg: ClusterConfig) -> list[str]:
-    wanted = {
-        "--etcd-port": cfg.etcd_port,
-        "etcd peer port (--etcd-port + 1)": cfg.etcd_peer_port,
-        "--port": cfg.port,
-        "--kubelet-port": cfg.kubelet_port,
-    }
-    return [f"{port} ({what})" for what, port in wanted.items() if not port_is_free(port)]
+def ports_in_use(cfg: ClusterConfig, running: Sequence[str] = ()) -> list[str]:
+    """The cluster's ports something already listens on, but for those of the components
+    named in `running` (they are this cluster's, kept by a `skiff up` that starts the rest)."""
+    wanted = [
+        ("etcd", "--etcd-port", cfg.etcd_port),
+        ("etcd", "etcd peer port (--etcd-port + 1)", cfg.etcd_peer_port),
+        ("apiserver", "--port", cfg.port),
+        ("kubelet", "--kubelet-port", cfg.kubelet_port),
+    ]
+    return [f"{port} ({what})" for owner, what, port in wanted
+            if owner not in running and not port_is_free(port)]

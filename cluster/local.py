@@ -2,13 +2,19 @@
 
 `up` starts the control plane as child processes, one component after another, each only once
 the previous one is ready: etcd, the apiserver, the scheduler, the controller manager and the
-kubelet (one line each in `cluster.components.cluster_components`); `down` stops what an `up`
-started, in reverse order.
+kubelet (one line each in `cluster.components.cluster_components`), and supervises them
+(cluster.supervisor: a component that dies is started again), in the foreground or, with
+`-d`, from a supervisor in the background (cluster.detached). On a partly running cluster it
+keeps what runs and starts what is missing. `down` stops what an `up` started, in reverse
+order, and says what stays (the pods' containers and their volume mounts); `down --purge`
+removes those too, and the data directory (cluster.purge).
 
 Layout of the data directory (default ~/.skiff):
+    cluster.json     the cluster's settings (ports, node name) as the last `up` was given them
     etcd/            etcd's data
-    logs/<name>.log  each component's stdout and stderr
-    run/<name>.pid   PID of each running component (and run/<name>.json: how to recognise it)
+    kubelet/         the kubelet's root dir: pods' volumes (Secrets on tmpfs mounts)
+    logs/<name>.log  each component's stdout and stderr; logs/skiff-up.log the supervisor's
+    run/<name>.pid   PID of each running component (and run/<name>.json: cluster.records)
     token            the bearer token the apiserver accepts (0600)
     config           client config: server and token (the default client config path)
 """
@@ -23,31 +29,28 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from cluster.components import ClusterConfig, ComponentSpec, cluster_components, ports_in_use
+from cluster import purge as purging
+from cluster.components import ClusterConfig, cluster_components, ports_in_use
+from cluster.detached import start_detached
 from cluster.errors import ClusterError
 from cluster.etcd import find_etcd
+from cluster.records import STOP_GRACE_SECONDS, RunDir, stop_recorded, wait_gone
 from cluster.supervisor import (
-    STOP_GRACE_SECONDS,
-    RunDir,
+    SUPERVISOR,
     Say,
-    Supervisor,
-    died_message,
-    proc_cmdline,
+    SupervisorLog,
+    kept_components,
     say,
-    stop_recorded,
     stop_signals,
-    wait_gone,
+    supervise,
 )
 from skiff.client.config import ClientConfig
 
-__all__ = ["DEFAULT_CLIENT_CONFIG", "DEFAULT_DATA_DIR", "SUPERVISOR", "down", "ensure_token",
-           "refuse_if_running", "up", "write_client_config"]
+__all__ = ["DEFAULT_CLIENT_CONFIG", "DEFAULT_DATA_DIR", "SUPERVISOR", "data_dir_flag", "down",
+           "ensure_token", "supervisor_log", "up", "write_client_config"]
 
 DEFAULT_DATA_DIR = "~/.skiff"
 DEFAULT_CLIENT_CONFIG = "~/.skiff/config"
-# The foreground `skiff up` records itself too, so `skiff down` from another terminal asks
-# it to stop the cluster in order instead of pulling processes out from under it.
-SUPERVISOR = "skiff-up"
 
 
 # --- files the clients need -----------------------------------------------------------------
@@ -71,17 +74,17 @@ def write_client_config(cfg: ClusterConfig, token: str) -> None:
     ClientConfig(server=cfg.server, token=token).save(cfg.client_config)
 
 
-# --- up and down ----------------------------------------------------------------------------
+def data_dir_flag(data_dir: Path) -> str:
+    """What a command needs to name `data_dir` ("" for the default one), for hints."""
+    return "" if data_dir == Path(DEFAULT_DATA_DIR).expanduser().absolute() \
+        else f" --data-dir {data_dir}"
 
 
-def refuse_if_running(run_dir: RunDir) -> None:
-    for rec in run_dir.records():
-        if rec.is_alive():
-            raise ClusterError(
-                f"skiff is already running from {run_dir.path.parent} ({rec.name}, pid "
-                f"{rec.pid}); use skiff down"
-            )
-        run_dir.forget(rec.name)  # stale: its process is gone
+def supervisor_log(cfg: ClusterConfig) -> Path:
+    return cfg.logs / f"{SUPERVISOR}.log"
+
+
+# --- up -------------------------------------------------------------------------------------
 
 
 def up(
@@ -91,98 +94,94 @@ def up(
     started: Callable[[ClusterConfig], None] = lambda cfg: None,
     say: Say = say,
 ) -> int:
-    """Start the cluster described by `cfg`; returns an exit code.
+    """Start the cluster described by `cfg`, or what of it is not running; returns an exit code.
 
-    `started(cfg)` runs once every component is ready. Detached, `up` returns then and the
-    components keep running; otherwise it supervises them until SIGINT, SIGTERM or SIGHUP (or
-    until one dies: exit code 1) and stops them in reverse order. Raises ClusterError when
-    the cluster cannot start (after stopping what had started)."""
+    `started(cfg)` runs once every component is ready. Detached, `up` returns then and a
+    supervisor in the background keeps the components running; otherwise `up` supervises
+    them itself until SIGINT, SIGTERM or SIGHUP and stops them in reverse order. Raises
+    ClusterError when the cluster cannot start (after stopping what had started)."""
     run_dir = RunDir(cfg.run_dir)
-    refuse_if_running(run_dir)
-    busy = ports_in_use(cfg)
+    supervisor = run_dir.get(SUPERVISOR)
+    if supervisor is not None and supervisor.is_alive():
+        raise ClusterError(
+            f"skiff is already running from {cfg.data_dir}, supervised by skiff up (pid "
+            f"{supervisor.pid}); see skiff status, or stop it with skiff down")
+    etcd_binary, etcd_description = find_etcd()
+    specs = cluster_components(cfg, etcd_binary)
+    kept = kept_components(run_dir, specs)
+    busy = ports_in_use(cfg, running=list(kept))
     if busy:
         raise ClusterError(
             f"port(s) already in use on 127.0.0.1: {', '.join(busy)}; stop what listens there "
-            "or choose others with --port / --etcd-port"
+            "or choose others with --port / --etcd-port / --kubelet-port"
         )
-    etcd_binary, etcd_description = find_etcd()
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cfg.logs.mkdir(exist_ok=True)
     token = ensure_token(cfg.token_file)
     write_client_config(cfg, token)
+    cfg.save()
     say(f"etcd: {etcd_description}")
 
+    if detach:
+        start_detached(cfg, etcd_binary, supervisor_log(cfg), say)
+        started(cfg)
+        return 0
     stop_requested = threading.Event()
-    supervisor = Supervisor(run_dir, stop_requested, say)
     with stop_signals(stop_requested):
-        if not detach:
-            run_dir.record(SUPERVISOR, os.getpid(), proc_cmdline(os.getpid()) or [], 0, Path())
-        try:
-            if not _start_all(supervisor, cluster_components(cfg, etcd_binary), say):
-                supervisor.stop_all()
-                return 0
-            started(cfg)
-            if detach:
-                return 0
-            return _supervise(supervisor, stop_requested, say)
-        except BaseException:
-            supervisor.stop_all()
-            raise
-        finally:
-            if not detach:
-                run_dir.forget(SUPERVISOR)
-
-
-def _start_all(supervisor: Supervisor, components: list[ComponentSpec], say: Say) -> bool:
-    for spec in components:
-        say(f"starting {spec.name} (log {spec.log_file})")
-        if not supervisor.wait_ready(supervisor.start(spec)):
-            say("interrupted during startup, stopping")
-            return False
-    return True
-
-
-def _supervise(supervisor: Supervisor, stop_requested: threading.Event, say: Say) -> int:
-    while not stop_requested.wait(0.5):
-        dead = supervisor.first_dead()
-        if dead is not None:
-            code = dead.proc.returncode
-            say(f"error: {died_message(dead.spec, code)}", err=True)
-            say(dead.log_tail(), err=True)
-            say("stopping the other components")
-            supervisor.stop_all()
-            return 1
-    say("stopping")
-    supervisor.stop_all()
+        supervise(run_dir, specs, stop_requested, SupervisorLog(supervisor_log(cfg), echo=say),
+                  on_ready=lambda: started(cfg))
     return 0
 
 
-def down(data_dir: Path, *, say: Say = say) -> None:
-    """Stop what `up` started from `data_dir`, in reverse order: through a foreground `up`
-    when one supervises the cluster, else each recorded process that is still ours."""
-    run_dir = RunDir(data_dir / "run")
+# --- down -----------------------------------------------------------------------------------
+
+
+def down(data_dir: Path, *, purge: bool = False, say: Say = say) -> None:
+    """Stop what `up` started from `data_dir`, in reverse order: through the supervising `up`
+    when one runs, else each recorded process that is still ours. Then say what keeps
+    running (the pods' containers, their volume mounts) or, with `purge`, remove that and the
+    data directory."""
+    cfg = ClusterConfig.load(data_dir)
+    if purge:
+        purging.check_removable(data_dir)  # before stopping anything: refuse early
+    if not _stop_processes(RunDir(cfg.run_dir), say):
+        say("nothing running")
+    node = purging.node_name(cfg)
+    if purge:
+        purging.purge(data_dir, node, say)
+        return
+    left = purging.leftovers(data_dir, node)
+    if left.anything():
+        say(f"Still on this host: {left.describe()}.\n"
+            "They stay for the next skiff up (its kubelet adopts the pods). To remove them "
+            f"and the cluster's data ({data_dir}): skiff down --purge{data_dir_flag(data_dir)}")
+
+
+def _stop_processes(run_dir: RunDir, say: Say) -> bool:
+    """Stops the recorded processes; True when anything was running."""
     records = run_dir.records()
     supervisor = next((r for r in records if r.name == SUPERVISOR), None)
     anything = False
     if supervisor is not None and supervisor.is_alive():
         anything = True
-        # A foreground `skiff up` owns the components: let it stop them in order.
+        # The supervising `skiff up` owns the components: let it stop them in order.
         say(f"asking skiff up (pid {supervisor.pid}) to stop the cluster")
         with contextlib.suppress(ProcessLookupError):
             os.kill(supervisor.pid, signal.SIGTERM)
         components = sum(1 for r in records if r.name != SUPERVISOR)
         if not wait_gone(supervisor.is_alive, (STOP_GRACE_SECONDS + 5) * max(components, 1)):
             say(f"skiff up (pid {supervisor.pid}) did not finish; stopping directly")
+            # First the supervisor, so that it restarts nothing we stop.
+            stop_recorded(supervisor, grace=1.0)
         records = run_dir.records()
+    run_dir.forget(SUPERVISOR)
     for rec in reversed(records):
         if rec.name == SUPERVISOR:
-            run_dir.forget(rec.name)
             continue
         outcome = stop_recorded(rec)
         run_dir.forget(rec.name)
         if outcome != "not running":
             anything = True
             say(f"{rec.name} (pid {rec.pid}): {outcome}")
-    if not anything:
-        say("nothing running")
+    return anything

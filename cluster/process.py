@@ -10,7 +10,7 @@ import socket
 from pathlib import Path
 
 __all__ = ["LOOPBACK", "child_env", "die_with_parent", "free_ports", "log_tail",
-           "port_is_free"]
+           "port_is_free", "write_atomic"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -43,6 +43,15 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
             return False
     return True
 
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Writes `path` at once: a reader (`skiff status`, `skiff down`) never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)  # in case tmp already existed with other bits
+    os.replace(tmp, path)
 
 
 def child_env() -> dict[str, str]:

@@ -3,6 +3,7 @@ test fixtures and the benchmarks."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cluster.components import (
     cluster_components,
     controller_manager_command,
     kubelet_command,
+    ports_in_use,
     scheduler_command,
 )
 
@@ -54,3 +56,26 @@ def test_commands_for_tests_and_benchmarks() -> None:
                            node_ip="127.0.0.1", fake_runtime=True) == [
         *PY, "kubelet.main", "--server", "a:1", "--root-dir", "/r", "--port", "3",
         "--node-name", "n", "--node-ip", "127.0.0.1", "--fake-runtime"]
+
+
+def test_a_data_dir_remembers_its_clusters_settings(tmp_path: Path) -> None:
+    assert ClusterConfig.load(tmp_path) == ClusterConfig(tmp_path)  # nothing saved: defaults
+    ClusterConfig(tmp_path, port=7000, etcd_port=7001, kubelet_port=7003, node_name="n1").save()
+    assert ClusterConfig.load(tmp_path) == ClusterConfig(tmp_path, 7000, 7001, 7003, "n1")
+    # A flag given wins over the saved value; None means "not given".
+    assert ClusterConfig.load(tmp_path, port=8000, etcd_port=None, node_name=None) == \
+        ClusterConfig(tmp_path, 8000, 7001, 7003, "n1")
+    (tmp_path / "cluster.json").write_text('{"port": "x", "etcd_port": 9, "other": 1}')
+    assert ClusterConfig.load(tmp_path) == ClusterConfig(tmp_path, etcd_port=9)
+    (tmp_path / "cluster.json").write_text("[")
+    assert ClusterConfig.load(tmp_path) == ClusterConfig(tmp_path)
+
+
+def test_ports_of_running_components_do_not_count_as_busy() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        cfg = ClusterConfig(Path("/d"), port=port, etcd_port=1, kubelet_port=2)
+        assert ports_in_use(cfg) == [f"{port} (--port)"]
+        assert ports_in_use(cfg, running=["apiserver"]) == []
