@@ -94,6 +94,14 @@ def config_map(name: str = "", generate_name: str = "", namespace: str = ""
     return cm
 
 
+def event(name: str, namespace: str) -> core_pb2.Event:
+    ev = core_pb2.Event(reason="Stalled", message="etcd", type="Normal")
+    ev.metadata.name, ev.metadata.namespace = name, namespace
+    ev.involved_object.kind, ev.involved_object.name = "ConfigMap", "before"
+    ev.involved_object.namespace = namespace
+    return ev
+
+
 async def new_namespace(c: Client) -> str:
     ns = core_pb2.Namespace()
     ns.metadata.name = f"stall-{uuid.uuid4().hex[:8]}"
@@ -129,6 +137,11 @@ async def test_every_request_ends_within_its_deadline_and_cached_reads_go_on(
         assert took < TIMEOUTS.write + SLACK
         assert err.message.startswith(KUBERNETES_TIMEOUT), err.message
         assert "etcd" in err.message and "may have been stored" in err.message
+
+        # So does a write that needs an etcd lease first (an Event's).
+        err, took = await timed(client.create(event("during", ns)))
+        assert isinstance(err, errors.Timeout), err
+        assert took < TIMEOUTS.write + SLACK
 
         # A read of the latest version needs etcd: Timeout too, within the deadline.
         err, took = await timed(client.get(core_pb2.ConfigMap, "before", ns))
@@ -167,10 +180,11 @@ async def test_every_request_ends_within_its_deadline_and_cached_reads_go_on(
 
     # etcd is back: writes go through, the informer's watch carries on by itself, and
     # the write that timed out was not repeated by anyone.
-    after = await until(lambda: _create_or_none(client, config_map("after", namespace=ns)),
-                        timeout=20, what="a create to succeed after etcd resumed")
+    await until(lambda: _answers(client), timeout=20, what="etcd to answer again")
+    after = await client.create(config_map("after", namespace=ns))
     await until(lambda: _in_store(informer, ns, "after"), timeout=10,
                 what="the informer to see a write made after the stall")
+    await client.create(event("after", ns))  # a lease is granted again
     names = [i.metadata.name for i in (await client.list(core_pb2.ConfigMap, ns))[0]]
     assert len([n for n in names if n.startswith("during-")]) <= 1, names
     assert after.metadata.name in names
@@ -182,13 +196,6 @@ async def _cached(c: Client, ns: str, name: str) -> bool:
     except errors.NotFound:
         return False
     return True
-
-
-async def _create_or_none(c: Client, obj: Any) -> Any:
-    try:
-        return await c.create(obj)
-    except (errors.Timeout, errors.Unavailable):
-        return None
 
 
 async def _in_store(informer: Informer[core_pb2.ConfigMap], ns: str, name: str) -> bool:
