@@ -61,3 +61,23 @@ def forbidden(message: str) -> ApiError:
 
 def unavailable(message: str) -> ApiError:
     return ApiError(grpc.StatusCode.UNAVAILABLE, message)
+
+
+# Kubernetes' words for a request its handler gave up on (the timeout filter's and the
+# REST finisher's NewTimeoutError), kept verbatim so users and tools recognise them.
+REQUEST_TIMED_OUT = "request did not complete within requested timeout - context deadline exceeded"
+
+
+def timeout(message: str) -> ApiError:
+    """Kubernetes' NewTimeoutError (reason Timeout): `Timeout: <message>`."""
+    return ApiError(grpc.StatusCode.DEADLINE_EXCEEDED, f"Timeout: {message}")
+
+
+def storage_timeout(verb: str, seconds: float, *, write: bool) -> ApiError:
+    """A request that etcd did not let finish within its deadline. A write may have been
+    committed all the same (etcd may apply it after the apiserver stopped waiting), so
+    the caller must read before it tries again rather than repeat it blindly."""
+    detail = f"the apiserver's storage (etcd) did not answer within {seconds:.3g}s"
+    if write:
+        detail += f"; the {verb} may have been stored: read the object before retrying"
+    return timeout(f"{REQUEST_TIMED_OUT}: {detail}")

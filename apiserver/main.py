@@ -10,6 +10,7 @@ from pathlib import Path
 from apiserver import storage
 from apiserver.authorization import AlwaysAllow
 from apiserver.compactor import compact_forever
+from apiserver.deadlines import DEFAULT_REQUEST_TIMEOUT
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
@@ -37,6 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="changes kept per kind for watches that resume from a version")
     p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
                    help="seconds between compactions of etcd's history (0: never)")
+    p.add_argument("--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+                   help="seconds a request (other than a watch) may take at most, whatever "
+                        "deadline its caller sent; past it the answer is Timeout "
+                        "(Kubernetes' --request-timeout)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -63,7 +68,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
         token=_read_token(args.kubelet_token_file) if args.kubelet_token_file else None)
     authorizer = AlwaysAllow()  # where RBAC plugs in
     proxy = KubeletProxy(registry, kubelet_credentials, authorizer=authorizer)
-    service = ApiService(registry, proxy, authorizer=authorizer)
+    service = ApiService(registry, proxy, authorizer=authorizer,
+                         request_timeout=args.request_timeout)
     address = f"{args.bind_address}:{args.port}"
     server = await serving.serve(
         address, lambda s: s.add_generic_rpc_handlers([handler(service)]),

@@ -108,6 +108,8 @@ class KubeletProxy:
             assert isinstance(node, core_pb2.Node)
         except storage.Unavailable as err:
             raise errors.unavailable(str(err)) from None
+        except storage.Timeout as err:
+            raise errors.timeout(f"{errors.REQUEST_TIMED_OUT}: {err}") from None
         except storage.StorageError as err:
             log.exception("storage error")
             raise errors.ApiError(grpc.StatusCode.INTERNAL, str(err)) from None

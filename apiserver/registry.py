@@ -3,13 +3,14 @@
 Every verb goes through the kind's Strategy for what differs between kinds (including
 what a write allocates besides the object: a Service's cluster IP and node ports); the
 registry itself knows no kind but the Pod binding and the namespace an object lives in.
-Reads of many objects (List, Watch) come from the watch cache.
+Reads of many objects (List, Watch) come from the watch cache; so do reads of one that
+accept any recent version (resourceVersion "0", as Kubernetes), which therefore go on
+being served while etcd is stalled.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -25,13 +26,13 @@ from apiserver.strategies import Settings, Strategy, for_kinds, now
 from apiserver.watchcache import Entry, Filter, TooNew, WatchCache
 from skiff.api import kinds
 from skiff.api.conditions import set_condition
+from skiff.api.meta import generated_name
 from skiff.api.meta import meta as meta_of
 from skiff.api.selectors import SelectorError, parse_field_selector, parse_label_selector
 from skiff.api.v1 import core_pb2
 
 log = logging.getLogger(__name__)
 
-_NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes: no vowels, no 0/1/3
 _CONFLICT_RETRIES = 8
 
 
@@ -79,9 +80,31 @@ class Registry:
 
     # ---- reads ----
 
-    async def get(self, kind: kinds.Kind, namespace: str, name: str) -> Message:
-        obj, _ = await self._read(kind, namespace, name)
-        return obj
+    async def get(self, kind: kinds.Kind, namespace: str, name: str, *,
+                  resource_version: str = "") -> Message:
+        """The object as etcd has it now, or, with a `resource_version`, as the watch
+        cache has it: "0" any version it holds, "N" one at least as new as N."""
+        if not resource_version:
+            obj, _ = await self._read(kind, namespace, name)
+            return obj
+        await self._cache_at_least(resource_version)
+        namespace = self._namespace_of(kind, namespace)
+        entry = self.cache.kinds[kind.kind].items.get(codec.object_key(namespace, name))
+        if entry is None:
+            raise errors.not_found(kind, name)
+        return kind.message.FromString(entry.data)
+
+    async def _cache_at_least(self, resource_version: str) -> None:
+        """Waits until the watch cache has seen `resource_version` ("0": any will do)."""
+        if not resource_version.isdigit():
+            raise errors.bad_request(
+                f'resourceVersion: Invalid value: "{resource_version}"')
+        try:
+            # Even "0" waits for the first list: an empty cache is not a version.
+            await self.cache.wait_for(max(1, int(resource_version)))
+        except TooNew as err:
+            raise errors.unavailable(
+                f"Too large resource version: {resource_version} ({err})") from None
 
     async def _read(self, kind: kinds.Kind, namespace: str, name: str
                     ) -> tuple[Message, storage.KeyValue]:
@@ -106,9 +129,15 @@ class Registry:
                 f' use {", ".join(sorted(getters))})')
         return Filter(namespace if kind.namespaced else "", labels, fsel, getters)
 
-    async def list_entries(self, kind: kinds.Kind, f: Filter) -> tuple[list[Entry], int]:
-        # A consistent read: the cache first catches up with etcd's current revision,
-        # so a client always lists what it has just written.
+    async def list_entries(self, kind: kinds.Kind, f: Filter, *, resource_version: str = ""
+                           ) -> tuple[list[Entry], int]:
+        """From the watch cache. With no `resource_version`, a consistent read: the cache
+        first catches up with etcd's current revision, so a client always lists what it
+        has just written (this asks etcd). "0": whatever the cache holds now (informers'
+        first list, served while etcd is stalled); "N": at least as new as N."""
+        if resource_version:
+            await self._cache_at_least(resource_version)
+            return self.cache.list(kind.kind, f)
         revision = await self.store.revision()
         try:
             await self.cache.wait_for(revision)
@@ -125,8 +154,7 @@ class Registry:
         _set_type(obj, kind)
         meta.namespace = self._namespace_of(kind, meta.namespace)
         if not meta.name and meta.generate_name:
-            meta.name = meta.generate_name + "".join(
-                random.choices(_NAME_SUFFIX_ALPHABET, k=5))
+            meta.name = generated_name(meta.generate_name)
         meta.uid = str(uuid.uuid4())
         meta.resource_version = ""
         _set_time(meta.creation_timestamp, now())

@@ -5,6 +5,7 @@ server's authentication) before the registry sees it: see apiserver.authorizatio
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -18,8 +19,10 @@ from google.protobuf.message import DecodeError, Message
 
 from apiserver import errors, storage
 from apiserver.authorization import AlwaysAllow, Attributes, Authorizer, check
+from apiserver.deadlines import DEFAULT_REQUEST_TIMEOUT, request_budget
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
+from apiserver.storage import deadline
 from apiserver.watchcache import Expired, TooNew
 from skiff.api import convert, kinds
 from skiff.api.meta import meta
@@ -71,11 +74,29 @@ def _object_in(packed: any_pb2.Any, manifest_json: bytes) -> tuple[Message, list
         raise errors.bad_request(f"cannot decode {packed.type_url}: {err}") from None
 
 
+# The verbs that write, as the Timeout message names them: their outcome is unknown when
+# etcd does not answer in time.
+_WRITES = {"Create": "create", "Update": "update", "UpdateStatus": "update",
+           "Delete": "delete", "Bind": "binding"}
+
+
 def _handles_errors(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Runs a unary verb within its deadline (see apiserver.deadlines) and turns what
+    went wrong into a gRPC status."""
+    write = method.__name__ in _WRITES
+    verb = _WRITES.get(method.__name__, method.__name__.lower())
+
     @functools.wraps(method)
     async def wrapper(self: ApiService, request: Any, context: grpc.aio.ServicerContext) -> R:
+        budget = request_budget(context.time_remaining(), self.request_timeout)
         try:
-            return await method(self, request, context)
+            with deadline.within(budget):
+                async with asyncio.timeout(budget):
+                    return await method(self, request, context)
+        except (TimeoutError, storage.Timeout):
+            err = errors.storage_timeout(verb, budget, write=write)
+            log.warning("%s timed out after %.3gs: etcd did not answer", verb, budget)
+            await context.abort(err.code, err.message)
         except errors.ApiError as err:
             await context.abort(err.code, err.message)
         except storage.Unavailable as err:
@@ -101,8 +122,11 @@ def _scope(kind: kinds.Kind, namespace: str) -> str:
 
 class ApiService:
     def __init__(self, registry: Registry, proxy: KubeletProxy | None = None, *,
-                 authorizer: Authorizer | None = None) -> None:
+                 authorizer: Authorizer | None = None,
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
         self.registry = registry
+        # The most a unary request may take, whatever deadline its caller sent.
+        self.request_timeout = request_timeout
         self.authorizer: Authorizer = authorizer or AlwaysAllow()
         # Logs and Exec: streams proxied to the kubelet of the pod's node.
         self.proxy = proxy or KubeletProxy(registry, authorizer=self.authorizer)
@@ -121,7 +145,8 @@ class ApiService:
     async def Get(self, request: api.GetRequest, context: Any) -> api.ObjectReply:
         kind = _kind(request.kind)
         self._authorize(Attributes("get", kind, _scope(kind, request.namespace), request.name))
-        obj = await self.registry.get(kind, request.namespace, request.name)
+        obj = await self.registry.get(kind, request.namespace, request.name,
+                                      resource_version=request.resource_version)
         return api.ObjectReply(object=_pack(obj))
 
     @_handles_errors
@@ -130,7 +155,8 @@ class ApiService:
         self._authorize(Attributes("list", kind, request.namespace if kind.namespaced else ""))
         f = self.registry.filter(kind, request.namespace, request.label_selector,
                                  request.field_selector)
-        entries, revision = await self.registry.list_entries(kind, f)
+        entries, revision = await self.registry.list_entries(
+            kind, f, resource_version=request.resource_version)
         reply = api.ListReply(resource_version=str(revision))
         type_url = kind.type_url
         for entry in entries:

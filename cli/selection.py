@@ -172,8 +172,9 @@ async def expand(
 async def edit_each(targets: Sequence[Target], edit: Callable[[Target], Awaitable[str]]) -> bool:
     """Runs `edit` on each target in turn and prints `REF OUTCOME` (`node/a cordoned`), the
     outcome being what `edit` returns. A failure is printed as one `error:` line and the rest
-    still run, as kubectl goes on past one bad object; an unavailable server stops it all,
-    since every other object would fail the same way. Returns whether every edit succeeded."""
+    still run, as kubectl goes on past one bad object; an unavailable server (or a stalled
+    etcd) stops it all, since every other object would fail the same way. Returns whether
+    every edit succeeded."""
     if not targets:
         print("No resources found", file=sys.stderr, flush=True)
         return True
@@ -181,7 +182,7 @@ async def edit_each(targets: Sequence[Target], edit: Callable[[Target], Awaitabl
     for target in targets:
         try:
             outcome = await edit(target)
-        except errors.Unavailable:
+        except (errors.Unavailable, errors.Timeout):
             raise
         except (errors.ApiError, CliError) as err:
             print(f"error: {err}", file=sys.stderr, flush=True)

@@ -201,7 +201,8 @@ class Scheduler:
         if not updated.status.phase:
             updated.status.phase = PENDING
         # A conflict or a vanished pod is fine: the next attempt reports afresh.
-        with contextlib.suppress(errors.Conflict, errors.NotFound, errors.Unavailable):
+        with contextlib.suppress(errors.Conflict, errors.NotFound, errors.Unavailable,
+                                 errors.Timeout):
             await self.client.update_status(updated)
 
     # ---- pods ----

@@ -7,6 +7,7 @@ from apiserver.storage.errors import (
     KeyExists,
     KeyNotFound,
     StorageError,
+    Timeout,
     Unavailable,
 )
 from apiserver.storage.etcd import EtcdStore
@@ -14,5 +15,5 @@ from apiserver.storage.store import Delete, KeyValue, Put, Store, WatchBatch, Wa
 
 __all__ = [
     "Compacted", "Conflict", "Delete", "EtcdStore", "KeyExists", "KeyNotFound", "KeyValue",
-    "Put", "StorageError", "Store", "Unavailable", "WatchBatch", "WatchEvent",
+    "Put", "StorageError", "Store", "Timeout", "Unavailable", "WatchBatch", "WatchEvent",
 ]

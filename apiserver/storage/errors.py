@@ -8,7 +8,12 @@ class StorageError(Exception):
 
 
 class Unavailable(StorageError):
-    """etcd did not answer; the request may be retried."""
+    """etcd could not be reached; the request may be retried."""
+
+
+class Timeout(StorageError):
+    """etcd did not answer within the request's deadline (stalled, or too slow). A write
+    that timed out may still have been committed: its outcome is unknown."""
 
 
 class KeyExists(StorageError):

@@ -17,12 +17,14 @@ from typing import TypeVar
 import grpc
 from aetcd.rpc import kv_pb2, rpc_pb2, rpc_pb2_grpc
 
+from apiserver.storage.deadline import call_timeout
 from apiserver.storage.errors import (
     Compacted,
     Conflict,
     KeyExists,
     KeyNotFound,
     StorageError,
+    Timeout,
     Unavailable,
 )
 from apiserver.storage.store import Delete, KeyValue, Put, WatchBatch, WatchEvent
@@ -31,17 +33,23 @@ from skiff.client.transport import open_channel
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Per call, for calls made outside a request (the watch cache's list, leases granted at
+# start-up, the compactor); a request's calls get what is left of its deadline instead.
 _REQUEST_TIMEOUT = 5.0
-# Reconnect quickly after etcd comes back: gRPC's default backoff grows to 120 s.
+_LIST_TIMEOUT = 30.0
 _LIST_PAGE = 2000
 _CHANNEL_OPTIONS = [
     # A watch response carries every event of one revision, however many that is.
     ("grpc.max_receive_message_length", 512 * 1024 * 1024),
+    # Reconnect quickly after etcd comes back: gRPC's default backoff grows to 120 s.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
-    ("grpc.keepalive_time_ms", 10_000),
-    ("grpc.keepalive_timeout_ms", 5_000),
+    # Kubernetes' values (storagebackend's keepaliveTime/keepaliveTimeout): a stalled etcd
+    # is found dead after 40 s, past a write's default deadline, so a write in flight then
+    # ends as a timeout (outcome unknown), not as a dropped connection.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
 ]
 
 
@@ -102,8 +110,8 @@ class EtcdStore:
     # ---- reads ----
 
     async def get(self, key: bytes) -> KeyValue | None:
-        reply = await self._call(lambda: self._kv.Range(rpc_pb2.RangeRequest(key=key),
-                                                        timeout=_REQUEST_TIMEOUT))
+        reply = await self._call(lambda: self._kv.Range(
+            rpc_pb2.RangeRequest(key=key), timeout=call_timeout(_REQUEST_TIMEOUT)))
         return _kv(reply.kvs[0]) if reply.kvs else None
 
     async def list_prefix(self, prefix: bytes) -> tuple[list[KeyValue], int]:
@@ -118,7 +126,7 @@ class EtcdStore:
             request = rpc_pb2.RangeRequest(key=start, range_end=end, limit=_LIST_PAGE,
                                            revision=revision)
             reply = await self._call(functools.partial(self._kv.Range, request,
-                                                       timeout=_REQUEST_TIMEOUT * 6))
+                                                       timeout=call_timeout(_LIST_TIMEOUT)))
             revision = revision or int(reply.header.revision)
             out += [_kv(kv) for kv in reply.kvs]
             if not reply.more or not reply.kvs:
@@ -128,12 +136,13 @@ class EtcdStore:
     async def revision(self) -> int:
         """The store's current revision (a one-key read; etcd puts it in every header)."""
         request = rpc_pb2.RangeRequest(key=b"\0", count_only=True)
-        reply = await self._call(lambda: self._kv.Range(request, timeout=_REQUEST_TIMEOUT))
+        reply = await self._call(lambda: self._kv.Range(
+            request, timeout=call_timeout(_REQUEST_TIMEOUT)))
         return int(reply.header.revision)
 
     async def version(self) -> str:
         reply = await self._call(lambda: self._maintenance.Status(
-            rpc_pb2.StatusRequest(), timeout=_REQUEST_TIMEOUT))
+            rpc_pb2.StatusRequest(), timeout=call_timeout(_REQUEST_TIMEOUT)))
         return str(reply.version)
 
     # ---- writes: each one transaction, so a write and its side keys land together ----
@@ -141,7 +150,8 @@ class EtcdStore:
     async def _txn(self, compares: list[rpc_pb2.Compare], ops: list[Put | Delete]
                    ) -> rpc_pb2.TxnResponse:
         request = rpc_pb2.TxnRequest(compare=compares, success=[_op(o) for o in ops])
-        return await self._call(lambda: self._kv.Txn(request, timeout=_REQUEST_TIMEOUT))
+        return await self._call(lambda: self._kv.Txn(
+            request, timeout=call_timeout(_REQUEST_TIMEOUT)))
 
     async def create(self, key: bytes, value: bytes, *, lease: int = 0,
                      also: Sequence[Put] = ()) -> int:
@@ -177,7 +187,7 @@ class EtcdStore:
 
     async def grant_lease(self, ttl: int) -> int:
         reply = await self._call(lambda: self._lease.LeaseGrant(
-            rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=_REQUEST_TIMEOUT))
+            rpc_pb2.LeaseGrantRequest(TTL=ttl), timeout=call_timeout(_REQUEST_TIMEOUT)))
         if reply.error:
             raise StorageError(reply.error)
         return int(reply.ID)
@@ -225,7 +235,8 @@ class EtcdStore:
 
 def _translate(err: grpc.aio.AioRpcError) -> StorageError:
     code = err.code()
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-                grpc.StatusCode.CANCELLED):
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Timeout(f"etcd did not answer in time: {err.details()}")
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
         return Unavailable(f"etcd is unavailable: {err.details()}")
     return StorageError(f"etcd: {code.name}: {err.details()}")

@@ -143,7 +143,7 @@ def run_apply(args: argparse.Namespace) -> int:
         for planned in plans:
             try:
                 outcome = await apply_one(client, planned, dry_run=dry_run)
-            except errors.Unavailable:
+            except (errors.Unavailable, errors.Timeout):
                 raise  # the next objects would fail the same way: stop here
             except errors.ApiError as err:
                 print(

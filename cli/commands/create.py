@@ -209,7 +209,7 @@ def run_create_from_files(args: argparse.Namespace) -> int:
         for manifest, data in prepared:
             try:
                 obj, warnings = await client.create_manifest(data)
-            except errors.Unavailable:
+            except (errors.Unavailable, errors.Timeout):
                 raise
             except errors.ApiError as err:
                 print(f"error: {manifest.source}: {err.message}", file=sys.stderr, flush=True)

@@ -168,7 +168,7 @@ def run_delete(args: argparse.Namespace) -> int:
                 _error(err.message)
                 ok = False
                 continue
-            except errors.Unavailable:
+            except (errors.Unavailable, errors.Timeout):
                 raise
             except errors.ApiError as err:
                 _error(err.message)

@@ -127,6 +127,12 @@ def _sorted(objects: Sequence[Message]) -> list[Message]:
     return sorted(objects, key=sort_key)
 
 
+def cache_version(args: argparse.Namespace) -> str:
+    """The resourceVersion to read at: "0" (anything the apiserver's watch cache holds,
+    which it can answer while etcd is stalled) with --cached, else the latest."""
+    return "0" if args.cached else ""
+
+
 async def fetch(
     client: Client, request: Request, args: argparse.Namespace
 ) -> tuple[list[tuple[kinds.Kind, list[Message]]], list[str]]:
@@ -142,13 +148,15 @@ async def fetch(
                 namespace,
                 label_selector=args.selector,
                 field_selector=args.field_selector,
+                resource_version=cache_version(args),
             )
             groups.append((target.kind, _sorted(items)))
             continue
         found = []
         for name in target.names:
             try:
-                found.append(await client.get(target.kind, name, namespace))
+                found.append(await client.get(target.kind, name, namespace,
+                                              resource_version=cache_version(args)))
             except errors.NotFound as err:
                 if not args.ignore_not_found:
                     missing.append(not_found_line(err))
@@ -261,7 +269,11 @@ async def watch(
         field_selector = _and(field_selector, f"metadata.name={target.names[0]}")
     namespace = list_namespace(target.kind, args)
     items, version = await client.list(
-        target.kind, namespace, label_selector=args.selector, field_selector=field_selector
+        target.kind,
+        namespace,
+        label_selector=args.selector,
+        field_selector=field_selector,
+        resource_version=cache_version(args),
     )
     if target.names and not items and not args.ignore_not_found:
         qualified = (
@@ -359,5 +371,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--no-headers", action="store_true", help="omit the header row")
     p.add_argument(
         "--ignore-not-found", action="store_true", help="no error for names that do not exist"
+    )
+    p.add_argument(
+        "--cached",
+        action="store_true",
+        help="read from the apiserver's watch cache (resourceVersion 0): possibly a moment "
+        "old, but answered while etcd is slow or stalled",
     )
     p.set_defaults(func=run_get)

@@ -117,7 +117,7 @@ def run_set_image(args: argparse.Namespace) -> int:
             try:
                 changed, missing = await update_with_retries(
                     client, target.kind.message, target.name, target.namespace, change)
-            except errors.Unavailable:
+            except (errors.Unavailable, errors.Timeout):
                 raise
             except (errors.ApiError, CliError) as err:
                 problems.append(str(err))

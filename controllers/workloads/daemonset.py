@@ -454,7 +454,7 @@ class DaemonSetController(Controller):
                          informers=[self.daemon_sets, self.pods, self.nodes],
                          workers=workers, clock=ctx.clock)
         self.recorder = ctx.recorder("daemonset-controller")
-        self.pod_control = PodControl(ctx.client, self.recorder)
+        self.pod_control = PodControl(ctx.client, self.recorder, clock=ctx.clock)
         self.expectations = Expectations(ctx.clock)
         # Kubernetes' failedPodsBackoff, per (set, generation, node).
         self.failed_backoff = Backoff(failed_pod_backoff, FAILED_POD_BACKOFF_MAX,

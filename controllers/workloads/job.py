@@ -307,7 +307,7 @@ class JobController(Controller):
         self.client = ctx.client
         self.clock = ctx.clock
         self.recorder = ctx.recorder("job-controller")
-        self.pod_control = PodControl(ctx.client, self.recorder)
+        self.pod_control = PodControl(ctx.client, self.recorder, clock=ctx.clock)
         self.expectations = Expectations(ctx.clock)
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max

@@ -65,7 +65,7 @@ class ReplicaSetController(Controller):
         super().__init__("replicaset", informers=[self.replica_sets, self.pods],
                          workers=workers, clock=ctx.clock)
         self.recorder = ctx.recorder("replicaset-controller")
-        self.pod_control = PodControl(ctx.client, self.recorder)
+        self.pod_control = PodControl(ctx.client, self.recorder, clock=ctx.clock)
         self.expectations = Expectations(ctx.clock)
 
         self.enqueue_from(self.replica_sets)

@@ -1,8 +1,11 @@
 """The async typed client of the apiserver: messages in, messages out.
 
-Reads (get, list, watch's first call) are retried with backoff while the apiserver
-is unavailable; writes are not, since a write that reached etcd before the
-connection broke must not happen twice. Errors are `skiff.client.errors` classes.
+Every request but a watch has a deadline, sent to the server as the gRPC deadline: a
+default per verb (`RequestTimeouts`), overridable per call (`timeout=`), and capped by
+the server's --request-timeout. Reads (get, list, version) are retried with backoff
+while the apiserver is unavailable, within that deadline; writes never are, nor is
+anything after a Timeout: a write whose etcd call timed out may have been stored, and a
+create sent twice would make two objects. Errors are `skiff.client.errors` classes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ KindLike = kinds.Kind | type[Message] | str
 
 _ApiStub: Any = service_pb2_grpc.ApiStub  # generated code, without type information
 _READ_RETRIES = 6
+# The server answers Timeout a little before the caller's deadline (apiserver.deadlines);
+# a DEADLINE_EXCEEDED this close to the deadline is the caller's own timer firing.
+_OWN_DEADLINE_SLACK = 0.05
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
                     *RECONNECT_OPTIONS]
 
@@ -57,6 +63,19 @@ def pack(obj: Message) -> any_pb2.Any:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestTimeouts:
+    """Seconds the client waits for each kind of request (watches are long-running and
+    have none). Kubernetes' apiserver gives every request 60 s; a client waits less for
+    one object (30 s, so that a stalled etcd is reported while the user still waits) and
+    as long for a list, which may be large. Writes wait 30 s as well: past that their
+    outcome is unknown either way, and a controller is better off re-reading."""
+
+    get: float = 30.0
+    list: float = 60.0
+    write: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class WatchEvent:
     type: str  # ADDED, MODIFIED, DELETED, BOOKMARK
     object: Message | None
@@ -65,19 +84,23 @@ class WatchEvent:
 
 class Client:
     def __init__(self, server: str, token: str | None = None, *,
-                 credentials: ClientCredentials | None = None) -> None:
+                 credentials: ClientCredentials | None = None,
+                 timeouts: RequestTimeouts | None = None) -> None:
         """A client of the apiserver at `server`, known by `credentials` (or by `token`
-        alone, a shorthand for ClientCredentials(token=token))."""
+        alone, a shorthand for ClientCredentials(token=token)), waiting for each request
+        as long as `timeouts` says."""
         self.server = server
+        self.timeouts = timeouts or RequestTimeouts()
         credentials = credentials or ClientCredentials(token=token)
         self._metadata = credentials.metadata
         self._channel = open_channel(server, credentials, options=_CHANNEL_OPTIONS)
         self._stub = _ApiStub(self._channel)
 
     @classmethod
-    def from_config(cls, path: str | None = None, server: str | None = None) -> Client:
+    def from_config(cls, path: str | None = None, server: str | None = None, *,
+                    timeouts: RequestTimeouts | None = None) -> Client:
         config = ClientConfig.load(path, server)
-        return cls(config.server, credentials=config.credentials())
+        return cls(config.server, credentials=config.credentials(), timeouts=timeouts)
 
     async def close(self) -> None:
         await self._channel.close()
@@ -90,98 +113,143 @@ class Client:
 
     # ---- plumbing ----
 
+    async def _read(self, method: Callable[..., Awaitable[R]], request: Message,
+                    timeout: float) -> R:
+        """A read: retried with backoff while the apiserver is unavailable, all within
+        `timeout`."""
+        return await self._call(method, request, timeout, retry=True)
+
+    async def _write(self, method: Callable[..., Awaitable[R]], request: Message,
+                     timeout: float | None) -> R:
+        """A write: sent once. Whatever fails, it may have reached etcd."""
+        return await self._call(method, request, timeout or self.timeouts.write, retry=False)
+
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message,
-                    retry: bool = False, timeout: float = 30.0) -> R:
-        for attempt in range(_READ_RETRIES if retry else 1):
+                    timeout: float, *, retry: bool) -> R:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for attempt in range(1, _READ_RETRIES + 1):
             try:
-                return await method(request, metadata=self._metadata, timeout=timeout)
+                return await method(request, metadata=self._metadata,
+                                    timeout=max(0.0, deadline - loop.time()))
             except grpc.aio.AioRpcError as err:
-                if (retry and err.code() == grpc.StatusCode.UNAVAILABLE
-                        and attempt < _READ_RETRIES - 1):
-                    await asyncio.sleep(exponential_delay(attempt + 1, 0.1, math.inf))
+                code = err.code()
+                if (code == grpc.StatusCode.DEADLINE_EXCEEDED
+                        and loop.time() >= deadline - _OWN_DEADLINE_SLACK):
+                    raise self._no_answer(timeout, write=not retry) from None
+                delay = exponential_delay(attempt, 0.1, math.inf)
+                if (retry and code == grpc.StatusCode.UNAVAILABLE
+                        and attempt < _READ_RETRIES and loop.time() + delay < deadline):
+                    await asyncio.sleep(delay)
                     continue
                 raise errors.from_rpc_error(err) from None
         raise AssertionError("unreachable")
 
+    def _no_answer(self, timeout: float, *, write: bool) -> errors.DeadlineExceeded:
+        message = f"the apiserver at {self.server} did not answer within {timeout:g}s"
+        if write:
+            message += "; the write may have been applied: read before retrying"
+        return errors.DeadlineExceeded(message)
+
     # ---- verbs ----
 
-    async def create(self, obj: T, *, dry_run: bool = False) -> T:
-        reply = await self._call(self._stub.Create,
-                                 api.CreateRequest(object=pack(obj), dry_run=dry_run))
+    async def create(self, obj: T, *, dry_run: bool = False, timeout: float | None = None
+                     ) -> T:
+        reply = await self._write(self._stub.Create,
+                                  api.CreateRequest(object=pack(obj), dry_run=dry_run),
+                                  timeout)
         return cast(T, unpack(reply.object))
 
-    async def create_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
-                              ) -> tuple[Message, list[str]]:
+    async def create_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False,
+                              timeout: float | None = None) -> tuple[Message, list[str]]:
         """Creates from a Kubernetes manifest; the server converts it and returns
         warnings for the fields it does not use."""
-        reply = await self._call(self._stub.Create, api.CreateRequest(
-            manifest_json=json.dumps(manifest).encode(), dry_run=dry_run))
+        reply = await self._write(self._stub.Create, api.CreateRequest(
+            manifest_json=json.dumps(manifest).encode(), dry_run=dry_run), timeout)
         return unpack(reply.object), list(reply.warnings)
 
     @overload
-    async def get(self, kind: type[T], name: str, namespace: str = "") -> T: ...
+    async def get(self, kind: type[T], name: str, namespace: str = "", *,
+                  resource_version: str = "", timeout: float | None = None) -> T: ...
     @overload
-    async def get(self, kind: kinds.Kind | str, name: str, namespace: str = "") -> Message: ...
+    async def get(self, kind: kinds.Kind | str, name: str, namespace: str = "", *,
+                  resource_version: str = "", timeout: float | None = None) -> Message: ...
 
-    async def get(self, kind: KindLike, name: str, namespace: str = "") -> Message:
-        reply = await self._call(self._stub.Get, api.GetRequest(
-            kind=kind_of(kind).kind, namespace=namespace, name=name), retry=True)
+    async def get(self, kind: KindLike, name: str, namespace: str = "", *,
+                  resource_version: str = "", timeout: float | None = None) -> Message:
+        """One object: the latest (from etcd), or with `resource_version` "0" whatever the
+        apiserver's watch cache holds, which it can answer while etcd is stalled."""
+        reply = await self._read(self._stub.Get, api.GetRequest(
+            kind=kind_of(kind).kind, namespace=namespace, name=name,
+            resource_version=resource_version), timeout or self.timeouts.get)
         return unpack(reply.object)
 
     @overload
     async def list(self, kind: type[T], namespace: str = "", *, label_selector: str = "",
-                   field_selector: str = "") -> tuple[list[T], str]: ...
+                   field_selector: str = "", resource_version: str = "",
+                   timeout: float | None = None) -> tuple[list[T], str]: ...
     @overload
     async def list(self, kind: kinds.Kind | str, namespace: str = "", *,
-                   label_selector: str = "", field_selector: str = ""
+                   label_selector: str = "", field_selector: str = "",
+                   resource_version: str = "", timeout: float | None = None
                    ) -> tuple[list[Message], str]: ...
 
     async def list(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
-                   field_selector: str = "") -> tuple[list[Any], str]:
+                   field_selector: str = "", resource_version: str = "",
+                   timeout: float | None = None) -> tuple[list[Any], str]:
         """Objects of a kind (all namespaces when `namespace` is empty) and the list's
-        resourceVersion, from which a watch continues."""
+        resourceVersion, from which a watch continues. Consistent (what etcd holds now)
+        unless `resource_version` is "0": then whatever the apiserver's watch cache holds,
+        as informers list first, which it can answer while etcd is stalled."""
         k = kind_of(kind)
-        reply = await self._call(self._stub.List, api.ListRequest(
+        reply = await self._read(self._stub.List, api.ListRequest(
             kind=k.kind, namespace=namespace, label_selector=label_selector,
-            field_selector=field_selector), retry=True, timeout=120.0)
+            field_selector=field_selector, resource_version=resource_version),
+            timeout or self.timeouts.list)
         parse = k.message.FromString
         return [parse(item.value) for item in reply.items], reply.resource_version
 
-    async def update(self, obj: T, *, dry_run: bool = False) -> T:
-        reply = await self._call(self._stub.Update,
-                                 api.UpdateRequest(object=pack(obj), dry_run=dry_run))
+    async def update(self, obj: T, *, dry_run: bool = False, timeout: float | None = None
+                     ) -> T:
+        reply = await self._write(self._stub.Update,
+                                  api.UpdateRequest(object=pack(obj), dry_run=dry_run),
+                                  timeout)
         return cast(T, unpack(reply.object))
 
-    async def update_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False
+    async def update_manifest(self, manifest: dict[str, Any], *, dry_run: bool = False,
+                              timeout: float | None = None
                               ) -> tuple[Message, builtins.list[str]]:
-        reply = await self._call(self._stub.Update, api.UpdateRequest(
-            manifest_json=json.dumps(manifest).encode(), dry_run=dry_run))
+        reply = await self._write(self._stub.Update, api.UpdateRequest(
+            manifest_json=json.dumps(manifest).encode(), dry_run=dry_run), timeout)
         return unpack(reply.object), list(reply.warnings)
 
-    async def update_status(self, obj: T) -> T:
-        reply = await self._call(self._stub.UpdateStatus, api.UpdateRequest(object=pack(obj)))
+    async def update_status(self, obj: T, *, timeout: float | None = None) -> T:
+        reply = await self._write(self._stub.UpdateStatus,
+                                  api.UpdateRequest(object=pack(obj)), timeout)
         return cast(T, unpack(reply.object))
 
     async def delete(self, kind: KindLike, name: str, namespace: str = "", *,
                      grace_period: int | None = None, propagation: str = "",
-                     uid: str = "", resource_version: str = "", dry_run: bool = False
-                     ) -> Message:
+                     uid: str = "", resource_version: str = "", dry_run: bool = False,
+                     timeout: float | None = None) -> Message:
         request = api.DeleteRequest(kind=kind_of(kind).kind, namespace=namespace, name=name,
                                     propagation_policy=propagation, precondition_uid=uid,
                                     precondition_resource_version=resource_version,
                                     dry_run=dry_run)
         if grace_period is not None:
             request.grace_period_seconds = grace_period
-        reply = await self._call(self._stub.Delete, request)
+        reply = await self._write(self._stub.Delete, request, timeout)
         return unpack(reply.object)
 
-    async def bind(self, namespace: str, name: str, node_name: str, uid: str = "") -> Message:
-        reply = await self._call(self._stub.Bind, api.BindRequest(
-            namespace=namespace, name=name, node_name=node_name, uid=uid))
+    async def bind(self, namespace: str, name: str, node_name: str, uid: str = "", *,
+                   timeout: float | None = None) -> Message:
+        reply = await self._write(self._stub.Bind, api.BindRequest(
+            namespace=namespace, name=name, node_name=node_name, uid=uid), timeout)
         return unpack(reply.object)
 
-    async def version(self) -> api.VersionReply:
-        return await self._call(self._stub.Version, api.VersionRequest(), retry=True)
+    async def version(self, *, timeout: float | None = None) -> api.VersionReply:
+        return await self._read(self._stub.Version, api.VersionRequest(),
+                                timeout or self.timeouts.get)
 
     async def watch(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
                     field_selector: str = "", resource_version: str = "",

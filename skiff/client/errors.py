@@ -55,15 +55,27 @@ class Unavailable(ApiError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Timeout(ApiError):
+    """The request did not complete in time (Kubernetes' reason Timeout): the apiserver's
+    storage (etcd) did not answer within the request's deadline. A write that timed out
+    may have been stored all the same: read before trying again, never repeat it blindly
+    (a create with a generated name would make a second object)."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class DeadlineExceeded(Timeout):
+    """The caller's own deadline passed before the apiserver answered at all (it is
+    overloaded, hung or unreachable mid-call). A write may have been applied."""
+
+
 _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     cls.code: cls for cls in (NotFound, AlreadyExists, Conflict, Invalid, FailedPrecondition,
-                              Forbidden, Unauthenticated, Expired, Unavailable)
+                              Forbidden, Unauthenticated, Expired, Unavailable, Timeout)
 }
 
 
 def from_rpc_error(err: grpc.aio.AioRpcError) -> ApiError:
     code = err.code()
     cls = _BY_CODE.get(code, ApiError)
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        cls = Unavailable
     return cls(err.details() or code.name, code)

@@ -278,7 +278,9 @@ class EventRecorder:
         for attempt in range(_WRITE_RETRIES):
             try:
                 return await call()
-            except errors.Unavailable:
+            except (errors.Unavailable, errors.Timeout):
+                # Safe to send again even if it was stored: an event's name is chosen
+                # before the first send, and _create takes AlreadyExists for its own.
                 if attempt == _WRITE_RETRIES - 1:
                     raise
                 await self._clock.sleep(exponential_delay(attempt + 1, _RETRY_DELAY, math.inf))

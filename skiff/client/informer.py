@@ -231,8 +231,8 @@ class ListerWatcher(Protocol):
     """What an informer needs from a client (``skiff.client.client.Client`` has it)."""
 
     async def list(self, kind: kinds.Kind | str, namespace: str = "", *,
-                   label_selector: str = "", field_selector: str = ""
-                   ) -> tuple[list[Message], str]: ...
+                   label_selector: str = "", field_selector: str = "",
+                   resource_version: str = "") -> tuple[list[Message], str]: ...
 
     def watch(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
               field_selector: str = "", resource_version: str = "",
@@ -371,6 +371,10 @@ class Informer(Generic[T]):
 
     async def _list_and_watch(self) -> None:
         need_list = True
+        # As client-go's reflector: the first list takes whatever the apiserver's watch
+        # cache holds ("0"), so informers start (and controllers with them) while etcd is
+        # stalled; after Expired only a consistent list ("") can say what was missed.
+        list_version = "0"
         failures = 0  # in a row, since the connection was last healthy
         while True:
             self._watch_got_events = False
@@ -378,7 +382,7 @@ class Informer(Generic[T]):
                 if need_list:
                     items, rv = await self.client.list(
                         self.kind, self.namespace, label_selector=self.label_selector,
-                        field_selector=self.field_selector)
+                        field_selector=self.field_selector, resource_version=list_version)
                     self._replace(cast(list[T], items), rv)
                     need_list = False
                     failures = 0
@@ -390,7 +394,7 @@ class Informer(Generic[T]):
                 # The apiserver no longer has history from our version: only a fresh
                 # list can tell what we missed. No sleep: the list is the remedy.
                 log.info("informer %s: relisting: %s", self.name, err.message)
-                need_list = True
+                need_list, list_version = True, ""
                 continue
             except errors.ApiError as err:
                 # Unavailable (apiserver down or restarting) or a refusal: keep our

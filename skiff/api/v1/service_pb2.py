@@ -26,7 +26,7 @@ from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 from skiff.api.v1 import kubelet_pb2 as skiff_dot_api_dot_v1_dot_kubelet__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1askiff/api/v1/service.proto\x12\x0cskiff.api.v1\x1a\x19google/protobuf/any.proto\x1a\x1askiff/api/v1/kubelet.proto\"]\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rmanifest_json\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"]\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rmanifest_json\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"E\n\x0bObjectReply\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08warnings\x18\x02 \x03(\t\";\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"^\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\"J\n\tListReply\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xe8\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"\x92\x01\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"9\n\rWatchResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.skiff.api.v1.WatchEvent\"N\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"\x10\n\x0eVersionRequest\"M\n\x0cVersionReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x65tcd_version\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t2\xd2\x05\n\x03\x41pi\x12@\n\x06\x43reate\x12\x1b.skiff.api.v1.CreateRequest\x1a\x19.skiff.api.v1.ObjectReply\x12:\n\x03Get\x12\x18.skiff.api.v1.GetRequest\x1a\x19.skiff.api.v1.ObjectReply\x12:\n\x04List\x12\x19.skiff.api.v1.ListRequest\x1a\x17.skiff.api.v1.ListReply\x12@\n\x06Update\x12\x1b.skiff.api.v1.UpdateRequest\x1a\x19.skiff.api.v1.ObjectReply\x12\x46\n\x0cUpdateStatus\x12\x1b.skiff.api.v1.UpdateRequest\x1a\x19.skiff.api.v1.ObjectReply\x12@\n\x06\x44\x65lete\x12\x1b.skiff.api.v1.DeleteRequest\x1a\x19.skiff.api.v1.ObjectReply\x12\x42\n\x05Watch\x12\x1a.skiff.api.v1.WatchRequest\x1a\x1b.skiff.api.v1.WatchResponse0\x01\x12<\n\x04\x42ind\x12\x19.skiff.api.v1.BindRequest\x1a\x19.skiff.api.v1.ObjectReply\x12\x43\n\x07Version\x12\x1c.skiff.api.v1.VersionRequest\x1a\x1a.skiff.api.v1.VersionReply\x12;\n\x04Logs\x12\x19.skiff.api.v1.LogsRequest\x1a\x16.skiff.api.v1.LogChunk0\x01\x12\x41\n\x04\x45xec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1askiff/api/v1/service.proto\x12\x0cskiff.api.v1\x1a\x19google/protobuf/any.proto\x1a\x1askiff/api/v1/kubelet.proto\"]\n\rCreateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rmanifest_json\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"]\n\rUpdateRequest\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x15\n\rmanifest_json\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"E\n\x0bObjectReply\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x10\n\x08warnings\x18\x02 \x03(\t\"U\n\nGetRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x18\n\x10resource_version\x18\x04 \x01(\t\"x\n\x0bListRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\"J\n\tListReply\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xe8\x01\n\rDeleteRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x18\n\x10precondition_uid\x18\x06 \x01(\t\x12%\n\x1dprecondition_resource_version\x18\x07 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x08 \x01(\x08\x42\x17\n\x15_grace_period_seconds\"\x92\x01\n\x0cWatchRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x17\n\x0f\x61llow_bookmarks\x18\x06 \x01(\x08\"Z\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x03 \x01(\t\"9\n\rWatchResponse\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.skiff.api.v1.WatchEvent\"N\n\x0b\x42indRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tnode_name\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\"\x10\n\x0eVersionRequest\"M\n\x0cVersionReply\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x14\n\x0c\x65tcd_version\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t2\xd2\x05\n\x03\x41pi\x12@\n\x06\x43reate\x12\x1b.skiff.api.v1.CreateRequest\x1a\x19.skiff.api.v1.ObjectReply\x12:\n\x03Get\x12\x18.skiff.api.v1.GetRequest\x1a\x19.skiff.api.v1.ObjectReply\x12:\n\x04List\x12\x19.skiff.api.v1.ListRequest\x1a\x17.skiff.api.v1.ListReply\x12@\n\x06Update\x12\x1b.skiff.api.v1.UpdateRequest\x1a\x19.skiff.api.v1.ObjectReply\x12\x46\n\x0cUpdateStatus\x12\x1b.skiff.api.v1.UpdateRequest\x1a\x19.skiff.api.v1.ObjectReply\x12@\n\x06\x44\x65lete\x12\x1b.skiff.api.v1.DeleteRequest\x1a\x19.skiff.api.v1.ObjectReply\x12\x42\n\x05Watch\x12\x1a.skiff.api.v1.WatchRequest\x1a\x1b.skiff.api.v1.WatchResponse0\x01\x12<\n\x04\x42ind\x12\x19.skiff.api.v1.BindRequest\x1a\x19.skiff.api.v1.ObjectReply\x12\x43\n\x07Version\x12\x1c.skiff.api.v1.VersionRequest\x1a\x1a.skiff.api.v1.VersionReply\x12;\n\x04Logs\x12\x19.skiff.api.v1.LogsRequest\x1a\x16.skiff.api.v1.LogChunk0\x01\x12\x41\n\x04\x45xec\x12\x19.skiff.api.v1.ExecRequest\x1a\x1a.skiff.api.v1.ExecResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,25 +40,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OBJECTREPLY']._serialized_start=289
   _globals['_OBJECTREPLY']._serialized_end=358
   _globals['_GETREQUEST']._serialized_start=360
-  _globals['_GETREQUEST']._serialized_end=419
-  _globals['_LISTREQUEST']._serialized_start=421
-  _globals['_LISTREQUEST']._serialized_end=515
-  _globals['_LISTREPLY']._serialized_start=517
-  _globals['_LISTREPLY']._serialized_end=591
-  _globals['_DELETEREQUEST']._serialized_start=594
-  _globals['_DELETEREQUEST']._serialized_end=826
-  _globals['_WATCHREQUEST']._serialized_start=829
-  _globals['_WATCHREQUEST']._serialized_end=975
-  _globals['_WATCHEVENT']._serialized_start=977
-  _globals['_WATCHEVENT']._serialized_end=1067
-  _globals['_WATCHRESPONSE']._serialized_start=1069
-  _globals['_WATCHRESPONSE']._serialized_end=1126
-  _globals['_BINDREQUEST']._serialized_start=1128
-  _globals['_BINDREQUEST']._serialized_end=1206
-  _globals['_VERSIONREQUEST']._serialized_start=1208
-  _globals['_VERSIONREQUEST']._serialized_end=1224
-  _globals['_VERSIONREPLY']._serialized_start=1226
-  _globals['_VERSIONREPLY']._serialized_end=1303
-  _globals['_API']._serialized_start=1306
-  _globals['_API']._serialized_end=2028
+  _globals['_GETREQUEST']._serialized_end=445
+  _globals['_LISTREQUEST']._serialized_start=447
+  _globals['_LISTREQUEST']._serialized_end=567
+  _globals['_LISTREPLY']._serialized_start=569
+  _globals['_LISTREPLY']._serialized_end=643
+  _globals['_DELETEREQUEST']._serialized_start=646
+  _globals['_DELETEREQUEST']._serialized_end=878
+  _globals['_WATCHREQUEST']._serialized_start=881
+  _globals['_WATCHREQUEST']._serialized_end=1027
+  _globals['_WATCHEVENT']._serialized_start=1029
+  _globals['_WATCHEVENT']._serialized_end=1119
+  _globals['_WATCHRESPONSE']._serialized_start=1121
+  _globals['_WATCHRESPONSE']._serialized_end=1178
+  _globals['_BINDREQUEST']._serialized_start=1180
+  _globals['_BINDREQUEST']._serialized_end=1258
+  _globals['_VERSIONREQUEST']._serialized_start=1260
+  _globals['_VERSIONREQUEST']._serialized_end=1276
+  _globals['_VERSIONREPLY']._serialized_start=1278
+  _globals['_VERSIONREPLY']._serialized_end=1355
+  _globals['_API']._serialized_start=1358
+  _globals['_API']._serialized_end=2080
 # @@protoc_insertion_point(module_scope)

@@ -198,7 +198,8 @@ class FakeApi:
     # ---- list/watch ----
 
     async def list(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",
-                   field_selector: str = "") -> tuple[list[Message], str]:
+                   field_selector: str = "", resource_version: str = ""
+                   ) -> tuple[list[Message], str]:
         name = kind_of(kind).kind
         return [o for (k, _), o in self.objects.items() if k == name], str(self.revision)
 

@@ -29,7 +29,8 @@ class FakeSource:
         self._changed = asyncio.Condition()
 
     async def list(self, kind: object, namespace: str = "", *, label_selector: str = "",
-                   field_selector: str = "") -> tuple[list[Message], str]:
+                   field_selector: str = "", resource_version: str = ""
+                   ) -> tuple[list[Message], str]:
         await self.list_gate.wait()
         self.lists += 1
         return list(self.objects.values()), str(self.revision)
