@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
-import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
@@ -177,12 +176,10 @@ class Registry:
         if ns is None:  # the cache may lag a namespace created a moment ago
             kv = await self.store.get(codec.key(ns_kind, "", namespace))
             if kv is None:
-                raise errors.ApiError(grpc.StatusCode.NOT_FOUND,
-                                      f'namespaces "{namespace}" not found')
+                raise errors.not_found(ns_kind, namespace)
             ns = codec.decode(ns_kind, kv.value, kv.mod_revision)
         if meta_of(ns).HasField("deletion_timestamp"):
-            raise errors.forbidden(f"unable to create new content in namespace {namespace} "
-                                   "because it is being terminated")
+            raise errors.namespace_terminating(namespace)
 
     async def _lease(self, strategy: Strategy) -> int:
         ttl = strategy.lease_ttl()

@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
+from skiff.api import status
+from skiff.api.status import StatusReason
+
 __all__ = [
     "ADMIN",
     "ANONYMOUS",
@@ -161,11 +164,15 @@ class Authentication(_Interceptor):
     def __init__(self, authenticator: Authenticator, hint: str) -> None:
         self.authenticator = authenticator
         self._message = f"missing or wrong token: {hint}"
+        self._trailers = ((status.DETAILS_KEY, status.encode(
+            status.failure(StatusReason.UNAUTHORIZED, self._message),
+            grpc.StatusCode.UNAUTHENTICATED.value[0])),)
 
     async def _identify(self, context: grpc.aio.ServicerContext) -> Identity:
         identity = self.authenticator.authenticate(CallCredentials(context))
         if identity is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self._message)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self._message,
+                                trailing_metadata=self._trailers)
             raise AssertionError("unreachable")  # context.abort raises
         return identity
 
