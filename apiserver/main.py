@@ -16,6 +16,7 @@ from apiserver.registry import Registry
 from apiserver.server import ApiService, handler
 from apiserver.watchcache import WatchCache
 from skiff import daemon
+from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.client.transport import ClientCredentials
 from skiff.daemon import serving, until_signalled
 from skiff.daemon.auth import TokenAuthenticator
@@ -69,7 +70,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
         address, lambda s: s.add_generic_rpc_handlers([handler(service)]),
         credentials=serving.INSECURE, authenticator=authenticator,
         hint="check the client config's token", options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            # Kubernetes' request limit; gRPC refuses a larger body as its length arrives.
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
         ])
     log.info("serving on %s (etcd %s)", address, args.etcd_servers)

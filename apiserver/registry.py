@@ -24,6 +24,7 @@ from apiserver.strategies import Settings, Strategy, for_kinds, now
 from apiserver.watchcache import Entry, Filter, TooNew, WatchCache
 from skiff.api import kinds
 from skiff.api.conditions import set_condition
+from skiff.api.limits import MAX_OBJECT_BYTES
 from skiff.api.meta import meta as meta_of
 from skiff.api.selectors import SelectorError, parse_field_selector, parse_label_selector
 from skiff.api.v1 import core_pb2
@@ -55,6 +56,15 @@ def _clone(obj: Message) -> Message:
     copy = type(obj)()
     copy.CopyFrom(obj)
     return copy
+
+
+def _encode_stored(kind: kinds.Kind, obj: Message) -> bytes:
+    """The stored form of a created or updated object, refused over MAX_OBJECT_BYTES (what
+    etcd takes in one request, as in Kubernetes)."""
+    data = codec.encode(obj)
+    if len(data) > MAX_OBJECT_BYTES:
+        raise errors.object_too_large(kind, meta_of(obj).name, len(data))
+    return data
 
 
 def _set_time(ts: timestamp_pb2.Timestamp, seconds: int) -> None:
@@ -148,7 +158,7 @@ class Registry:
                 obj.CopyFrom(asked)
             also = strategy.allocate(obj)
             try:
-                revision = await self.store.create(key, codec.encode(obj), lease=lease,
+                revision = await self.store.create(key, _encode_stored(kind, obj), lease=lease,
                                                    also=also)
                 break
             except storage.KeyExists as err:
@@ -241,7 +251,7 @@ class Registry:
         if self._ready_to_go(strategy, new):
             await self.store.delete(key, kv.mod_revision, also=strategy.release(new))
             return new
-        revision = await self.store.update(key, codec.encode(new), kv.mod_revision,
+        revision = await self.store.update(key, _encode_stored(kind, new), kv.mod_revision,
                                            lease=await self._lease(strategy),
                                            also=strategy.reallocate(new, old))
         meta.resource_version = str(revision)

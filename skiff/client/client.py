@@ -20,6 +20,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from skiff.api import kinds
+from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
 from skiff.api.v1 import service_pb2_grpc
@@ -92,6 +93,11 @@ class Client:
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message,
                     retry: bool = False, timeout: float = 30.0) -> R:
+        size = request.ByteSize()
+        if size > MAX_REQUEST_BYTES:  # the apiserver would refuse it: do not send it
+            raise errors.RequestEntityTooLarge(
+                f"Request entity too large: limit is {MAX_REQUEST_BYTES} bytes "
+                f"({MAX_REQUEST_BYTES / 2**20:g} MiB), the request is {size} bytes")
         for attempt in range(_READ_RETRIES if retry else 1):
             try:
                 return await method(request, metadata=self._metadata, timeout=timeout)
