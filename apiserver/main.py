@@ -10,6 +10,7 @@ from pathlib import Path
 from apiserver import storage
 from apiserver.authorization import AlwaysAllow
 from apiserver.compactor import compact_forever
+from apiserver.inflight import DEFAULT_MAX_MUTATING_REQUESTS, DEFAULT_MAX_REQUESTS, MaxInFlight
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
@@ -38,6 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="changes kept per kind for watches that resume from a version")
     p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
                    help="seconds between compactions of etcd's history (0: never)")
+    p.add_argument("--max-requests-inflight", type=int, default=DEFAULT_MAX_REQUESTS,
+                   help="reads (get, list) served at once; more are refused with "
+                        "TooManyRequests (0: no limit; watches, logs and exec not counted)")
+    p.add_argument("--max-mutating-requests-inflight", type=int,
+                   default=DEFAULT_MAX_MUTATING_REQUESTS,
+                   help="writes (create, update, delete, bind) served at once; more are "
+                        "refused with TooManyRequests (0: no limit)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -69,7 +77,9 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     server = await serving.serve(
         address, lambda s: s.add_generic_rpc_handlers([handler(service)]),
         credentials=serving.INSECURE, authenticator=authenticator,
-        hint="check the client config's token", options=[
+        hint="check the client config's token",
+        interceptors=[MaxInFlight(args.max_requests_inflight,
+                                  args.max_mutating_requests_inflight)], options=[
             # Kubernetes' request limit; gRPC refuses a larger body as its length arrives.
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),

@@ -2,7 +2,9 @@
 
 Reads (get, list, watch's first call) are retried with backoff while the apiserver
 is unavailable; writes are not, since a write that reached etcd before the
-connection broke must not happen twice. Errors are `skiff.client.errors` classes.
+connection broke must not happen twice. Any request the apiserver refused as
+TooManyRequests (its bound of requests in flight) is retried after its retry hint, writes
+too: a refused request was never processed. Errors are `skiff.client.errors` classes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import builtins
 import json
 import math
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
@@ -35,8 +38,23 @@ KindLike = kinds.Kind | type[Message] | str
 
 _ApiStub: Any = service_pb2_grpc.ApiStub  # generated code, without type information
 _READ_RETRIES = 6
+# A request the apiserver refused as TooManyRequests was never processed: it is retried,
+# a write as a read, as client-go does (10 times), after the server's Retry-After.
+_THROTTLE_RETRIES = 10
+_THROTTLE_INITIAL_DELAY = 0.5  # when the server gives no hint
+_THROTTLE_MAX_DELAY = 8.0
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
                     *RECONNECT_OPTIONS]
+
+
+def throttle_delay(refusals: int, retry_after: float | None) -> float:
+    """The wait before retrying a request refused `refusals` times in a row as
+    TooManyRequests: the server's hint at first (never less), doubling while refusals
+    go on, and up to a quarter more at random so that clients refused together do not
+    come back together."""
+    initial = retry_after or _THROTTLE_INITIAL_DELAY
+    delay = exponential_delay(refusals, initial, max(initial, _THROTTLE_MAX_DELAY))
+    return delay * random.uniform(1.0, 1.25)
 
 
 def kind_of(kind: KindLike) -> kinds.Kind:
@@ -98,16 +116,22 @@ class Client:
             raise errors.RequestEntityTooLarge(
                 f"Request entity too large: limit is {MAX_REQUEST_BYTES} bytes "
                 f"({MAX_REQUEST_BYTES / 2**20:g} MiB), the request is {size} bytes")
-        for attempt in range(_READ_RETRIES if retry else 1):
+        unavailable = throttled = 0
+        while True:
             try:
                 return await method(request, metadata=self._metadata, timeout=timeout)
             except grpc.aio.AioRpcError as err:
-                if (retry and err.code() == grpc.StatusCode.UNAVAILABLE
-                        and attempt < _READ_RETRIES - 1):
-                    await asyncio.sleep(exponential_delay(attempt + 1, 0.1, math.inf))
+                error = errors.from_rpc_error(err)
+                if isinstance(error, errors.TooManyRequests) and throttled < _THROTTLE_RETRIES:
+                    throttled += 1
+                    await asyncio.sleep(throttle_delay(throttled, error.retry_after))
                     continue
-                raise errors.from_rpc_error(err) from None
-        raise AssertionError("unreachable")
+                if (retry and err.code() == grpc.StatusCode.UNAVAILABLE
+                        and unavailable < _READ_RETRIES - 1):
+                    unavailable += 1
+                    await asyncio.sleep(exponential_delay(unavailable, 0.1, math.inf))
+                    continue
+                raise error from None
 
     # ---- verbs ----
 

@@ -17,7 +17,7 @@ from skiff.api.status import StatusReason
 from skiff.api.v1 import apps_pb2, core_pb2
 from skiff.api.v1 import service_pb2 as api
 from skiff.client import errors
-from skiff.client.client import Client, pack
+from skiff.client.client import Client, pack, throttle_delay
 from skiff.client.transport import ClientCredentials, open_channel
 
 TOKEN = "limits-token"
@@ -137,3 +137,72 @@ async def test_an_object_over_the_stored_limit_is_refused_and_nothing_is_stored(
         await client.update(grown)
     live = await client.get(apps_pb2.Deployment, name, ns)
     assert live.metadata.resource_version == small.metadata.resource_version
+
+
+# ---- requests in flight ----
+
+@pytest.fixture
+def narrow(apiserver_factory: Callable[..., ApiServerProcess],
+           etcd_endpoint: str) -> ApiServerProcess:
+    """An apiserver that serves 2 reads and 1 write at a time."""
+    return apiserver_factory(etcd_endpoint, extra_args=(
+        "--max-requests-inflight", "2", "--max-mutating-requests-inflight", "1"))
+
+
+async def test_a_burst_past_the_bound_is_refused_and_the_client_retries_it(
+        narrow: ApiServerProcess) -> None:
+    ns = f"burst-{uuid.uuid4().hex[:6]}"
+    async with Client(narrow.address) as client:
+        namespace = core_pb2.Namespace()
+        namespace.metadata.name = ns
+        await client.create(namespace)
+
+        # Plain gRPC, no retries: the bound shows.
+        channel = open_channel(narrow.address)
+        try:
+            async def create(i: int) -> grpc.aio.AioRpcError | None:
+                cm = core_pb2.ConfigMap()
+                cm.metadata.name, cm.metadata.namespace = f"raw-{i}", ns
+                try:
+                    await channel.unary_unary(CREATE)(
+                        api.CreateRequest(object=pack(cm)).SerializeToString(), timeout=30)
+                except grpc.aio.AioRpcError as err:
+                    return err
+                return None
+
+            outcomes = await asyncio.gather(*(create(i) for i in range(40)))
+        finally:
+            await channel.close()
+        refused = [errors.from_rpc_error(e) for e in outcomes if e is not None]
+        assert refused, "a burst of 40 creates past a bound of 1 was all served"
+        for err in refused:
+            assert isinstance(err, errors.TooManyRequests), err
+            assert err.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert err.retry_after == 1.0
+        stored, _ = await client.list(core_pb2.ConfigMap, ns)
+        assert len(stored) == 40 - len(refused)  # a refused create was never processed
+
+        # Watches are not counted: more of them than the bound, and reads still pass.
+        watches = [client.watch(core_pb2.ConfigMap, ns) for _ in range(4)]
+        firsts = [asyncio.ensure_future(anext(w)) for w in watches]
+        await asyncio.wait_for(asyncio.gather(*firsts), 10)
+        try:
+            # The client library backs off and retries: every call succeeds.
+            async def create_and_get(i: int) -> None:
+                cm = core_pb2.ConfigMap()
+                cm.metadata.name, cm.metadata.namespace = f"lib-{i}", ns
+                await client.create(cm)
+                await client.get(core_pb2.ConfigMap, f"lib-{i}", ns)
+
+            await asyncio.gather(*(create_and_get(i) for i in range(40)))
+            assert len((await client.list(core_pb2.ConfigMap, ns))[0]) == 80 - len(refused)
+        finally:
+            for w in watches:
+                await w.aclose()
+
+
+def test_the_client_waits_at_least_the_hint_and_backs_off() -> None:
+    assert 1.0 <= throttle_delay(1, 1.0) <= 1.25
+    assert 2.0 <= throttle_delay(2, 1.0) <= 2.5
+    assert 8.0 <= throttle_delay(10, 1.0) <= 10.0
+    assert 0.5 <= throttle_delay(1, None) <= 0.625
