@@ -11,12 +11,14 @@ from apiserver import storage
 from apiserver.authorization import AlwaysAllow
 from apiserver.compactor import compact_forever
 from apiserver.deadlines import DEFAULT_REQUEST_TIMEOUT
+from apiserver.inflight import DEFAULT_MAX_MUTATING_REQUESTS, DEFAULT_MAX_REQUESTS, MaxInFlight
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.server import ApiService, handler
 from apiserver.watchcache import WatchCache
 from skiff import daemon
+from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.client.transport import ClientCredentials
 from skiff.daemon import serving, until_signalled
 from skiff.daemon.auth import TokenAuthenticator
@@ -42,6 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds a request (other than a watch) may take at most, whatever "
                         "deadline its caller sent; past it the answer is Timeout "
                         "(Kubernetes' --request-timeout)")
+    p.add_argument("--max-requests-inflight", type=int, default=DEFAULT_MAX_REQUESTS,
+                   help="reads (get, list) served at once; more are refused with "
+                        "TooManyRequests (0: no limit; watches, logs and exec not counted)")
+    p.add_argument("--max-mutating-requests-inflight", type=int,
+                   default=DEFAULT_MAX_MUTATING_REQUESTS,
+                   help="writes (create, update, delete, bind) served at once; more are "
+                        "refused with TooManyRequests (0: no limit)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -74,8 +83,11 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     server = await serving.serve(
         address, lambda s: s.add_generic_rpc_handlers([handler(service)]),
         credentials=serving.INSECURE, authenticator=authenticator,
-        hint="check the client config's token", options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        hint="check the client config's token",
+        interceptors=[MaxInFlight(args.max_requests_inflight,
+                                  args.max_mutating_requests_inflight)], options=[
+            # Kubernetes' request limit; gRPC refuses a larger body as its length arrives.
+            ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
         ])
     log.info("serving on %s (etcd %s)", address, args.etcd_servers)

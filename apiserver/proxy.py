@@ -25,6 +25,7 @@ from apiserver.authorization import AlwaysAllow, Attributes, Authorizer, check
 from apiserver.registry import Registry
 from skiff.api import kinds
 from skiff.api.pods import is_terminal
+from skiff.api.status import StatusReason
 from skiff.api.v1 import core_pb2
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.client.transport import INSECURE, RECONNECT_OPTIONS, ClientCredentials, open_channel
@@ -103,7 +104,8 @@ class KubeletProxy:
             pod = await self.registry.get(kinds.lookup("Pod"), namespace, name)
             assert isinstance(pod, core_pb2.Pod)
             if not pod.spec.node_name:
-                raise errors.failed_precondition(f'pod "{name}" is not scheduled yet')
+                raise errors.failed_precondition(f'pod "{name}" is not scheduled yet',
+                                                 reason=StatusReason.BAD_REQUEST)
             node = await self.registry.get(kinds.lookup("Node"), "", pod.spec.node_name)
             assert isinstance(node, core_pb2.Node)
         except storage.Unavailable as err:
@@ -112,7 +114,7 @@ class KubeletProxy:
             raise errors.timeout(f"{errors.REQUEST_TIMED_OUT}: {err}") from None
         except storage.StorageError as err:
             log.exception("storage error")
-            raise errors.ApiError(grpc.StatusCode.INTERNAL, str(err)) from None
+            raise errors.internal_error(str(err)) from None
         return pod, kubelet_address(node)
 
     def _channel(self, address: str) -> grpc.aio.Channel:
@@ -170,7 +172,7 @@ class KubeletProxy:
             forwarded.pod_uid = pod.metadata.uid
             channel = await self._dial(address)
         except errors.ApiError as err:
-            await context.abort(err.code, err.message)
+            await errors.abort(context, err)
             return
         call = channel.unary_stream(_LOGS, request_serializer=kapi.LogsRequest.SerializeToString,
                                     response_deserializer=None)(forwarded,
@@ -182,7 +184,7 @@ class KubeletProxy:
                 yield chunk
         except grpc.aio.AioRpcError as err:
             failure = self._upstream_error(err, address, channel, streamed)
-            await context.abort(failure.code, failure.message)
+            await errors.abort(context, failure)
         finally:
             call.cancel()  # the user went away: so does the kubelet's stream
 
@@ -193,7 +195,7 @@ class KubeletProxy:
         try:
             first, address, channel = await self._start_exec(requests)
         except errors.ApiError as err:
-            await context.abort(err.code, err.message)
+            await errors.abort(context, err)
             return
 
         async def upstream() -> AsyncIterator[kapi.ExecRequest]:
@@ -212,7 +214,7 @@ class KubeletProxy:
                 yield response
         except grpc.aio.AioRpcError as err:
             failure = self._upstream_error(err, address, channel, streamed)
-            await context.abort(failure.code, failure.message)
+            await errors.abort(context, failure)
         finally:
             call.cancel()
 
@@ -232,7 +234,7 @@ class KubeletProxy:
         if is_terminal(pod):
             raise errors.failed_precondition(
                 "cannot exec into a container in a completed pod; current phase is "
-                f"{pod.status.phase}")
+                f"{pod.status.phase}", reason=StatusReason.BAD_REQUEST)
         start.container = container_for(pod, start.container)
         start.pod_uid = pod.metadata.uid
         log.info("exec %s/%s container %s on %s: %s", start.namespace, start.pod,

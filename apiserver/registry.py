@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol, cast
 
-import grpc
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
@@ -26,6 +25,7 @@ from apiserver.strategies import Settings, Strategy, for_kinds, now
 from apiserver.watchcache import Entry, Filter, TooNew, WatchCache
 from skiff.api import kinds
 from skiff.api.conditions import set_condition
+from skiff.api.limits import MAX_OBJECT_BYTES
 from skiff.api.meta import generated_name
 from skiff.api.meta import meta as meta_of
 from skiff.api.selectors import SelectorError, parse_field_selector, parse_label_selector
@@ -57,6 +57,15 @@ def _clone(obj: Message) -> Message:
     copy = type(obj)()
     copy.CopyFrom(obj)
     return copy
+
+
+def _encode_stored(kind: kinds.Kind, obj: Message) -> bytes:
+    """The stored form of a created or updated object, refused over MAX_OBJECT_BYTES (what
+    etcd takes in one request, as in Kubernetes)."""
+    data = codec.encode(obj)
+    if len(data) > MAX_OBJECT_BYTES:
+        raise errors.object_too_large(kind, meta_of(obj).name, len(data))
+    return data
 
 
 def _set_time(ts: timestamp_pb2.Timestamp, seconds: int) -> None:
@@ -177,7 +186,7 @@ class Registry:
                 obj.CopyFrom(asked)
             also = strategy.allocate(obj)
             try:
-                revision = await self.store.create(key, codec.encode(obj), lease=lease,
+                revision = await self.store.create(key, _encode_stored(kind, obj), lease=lease,
                                                    also=also)
                 break
             except storage.KeyExists as err:
@@ -205,12 +214,10 @@ class Registry:
         if ns is None:  # the cache may lag a namespace created a moment ago
             kv = await self.store.get(codec.key(ns_kind, "", namespace))
             if kv is None:
-                raise errors.ApiError(grpc.StatusCode.NOT_FOUND,
-                                      f'namespaces "{namespace}" not found')
+                raise errors.not_found(ns_kind, namespace)
             ns = codec.decode(ns_kind, kv.value, kv.mod_revision)
         if meta_of(ns).HasField("deletion_timestamp"):
-            raise errors.forbidden(f"unable to create new content in namespace {namespace} "
-                                   "because it is being terminated")
+            raise errors.namespace_terminating(namespace)
 
     async def _lease(self, strategy: Strategy) -> int:
         ttl = strategy.lease_ttl()
@@ -273,7 +280,7 @@ class Registry:
             await self.store.delete(key, kv.mod_revision, also=strategy.release(new))
             return new
         also = strategy.reallocate(new, old)  # first: it may fill in what it allocates
-        revision = await self.store.update(key, codec.encode(new), kv.mod_revision,
+        revision = await self.store.update(key, _encode_stored(kind, new), kv.mod_revision,
                                            lease=await self._lease(strategy), also=also)
         meta.resource_version = str(revision)
         return new

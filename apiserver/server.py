@@ -98,12 +98,12 @@ def _handles_errors(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaita
             log.warning("%s timed out after %.3gs: etcd did not answer", verb, budget)
             await context.abort(err.code, err.message)
         except errors.ApiError as err:
-            await context.abort(err.code, err.message)
+            await errors.abort(context, err)
         except storage.Unavailable as err:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(err))
+            await errors.abort(context, errors.unavailable(str(err)))
         except storage.StorageError as err:
             log.exception("storage error")
-            await context.abort(grpc.StatusCode.INTERNAL, str(err))
+            await errors.abort(context, errors.internal_error(str(err)))
         raise AssertionError("unreachable")  # context.abort raises
     return wrapper
 
@@ -225,14 +225,13 @@ class ApiService:
                 await cache.wait_for(start, timeout=3.0)
             watcher = cache.watch(kind.kind, f, start, request.allow_bookmarks)
         except errors.ApiError as err:
-            await context.abort(err.code, err.message)
+            await errors.abort(context, err)
             return
         except Expired as err:
-            await context.abort(grpc.StatusCode.OUT_OF_RANGE, str(err))
+            await errors.abort(context, errors.expired(str(err)))
             return
         except TooNew as err:
-            await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                f"Too large resource version: {rv} ({err})")
+            await errors.abort(context, errors.resource_version_too_large(rv, str(err)))
             return
         try:
             while True:

@@ -19,9 +19,6 @@ from cli.errors import CliError
 from skiff.client import errors
 from skiff.client.client import Client
 
-# What the apiserver says when it cannot reach the node, not when the user cannot reach it.
-KUBELET_FAILURES = ("error dialing backend", "lost the connection to the kubelet")
-
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("logs", help="print the logs of a container in a pod",
@@ -56,8 +53,9 @@ def pod_name(text: str) -> str:
 
 def kubelet_error(err: errors.Unavailable) -> CliError | None:
     """A failure to reach the node, said as the apiserver said it (not as a dead apiserver,
-    which is what the common error handling would claim)."""
-    if err.message.startswith(KUBELET_FAILURES):
+    which is what the common error handling would claim): the apiserver answered, so the
+    error carries its Status; a connection to it that failed carries none."""
+    if err.status is not None:
         return CliError(err.message)
     return None
 

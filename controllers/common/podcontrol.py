@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from controllers.common.expectations import Expectations
 from skiff.api import kinds
 from skiff.api.meta import generated_name, meta
+from skiff.api.status import CauseType
 from skiff.api.v1 import core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.backoff import exponential_delay
@@ -56,7 +57,7 @@ SLOW_START_INITIAL_BATCH = 1
 def namespace_terminating(err: errors.ApiError) -> bool:
     """The apiserver refused a create because the namespace is being deleted: nothing to
     retry, and no object will ever appear for it."""
-    return isinstance(err, errors.Forbidden) and "because it is being terminated" in err.message
+    return isinstance(err, errors.Forbidden) and err.has_cause(CauseType.NAMESPACE_TERMINATING)
 
 
 def owner_reference(owner: Message) -> meta_pb2.OwnerReference:

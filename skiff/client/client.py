@@ -5,7 +5,10 @@ default per verb (`RequestTimeouts`), overridable per call (`timeout=`), and cap
 the server's --request-timeout. Reads (get, list, version) are retried with backoff
 while the apiserver is unavailable, within that deadline; writes never are, nor is
 anything after a Timeout: a write whose etcd call timed out may have been stored, and a
-create sent twice would make two objects. Errors are `skiff.client.errors` classes.
+create sent twice would make two objects. A request the apiserver refused as
+TooManyRequests (its bound of requests in flight) was never processed: it is retried
+after the server's retry hint, writes too, within the deadline. Errors are
+`skiff.client.errors` classes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import builtins
 import json
 import math
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast, overload
@@ -23,6 +27,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from skiff.api import kinds
+from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
 from skiff.api.v1 import service_pb2_grpc
@@ -40,8 +45,23 @@ _READ_RETRIES = 6
 # The server answers Timeout a little before the caller's deadline (apiserver.deadlines);
 # a DEADLINE_EXCEEDED this close to the deadline is the caller's own timer firing.
 _OWN_DEADLINE_SLACK = 0.05
+# A request the apiserver refused as TooManyRequests was never processed: it is retried,
+# a write as a read, as client-go does (10 times), after the server's Retry-After.
+_THROTTLE_RETRIES = 10
+_THROTTLE_INITIAL_DELAY = 0.5  # when the server gives no hint
+_THROTTLE_MAX_DELAY = 8.0
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 256 * 1024 * 1024),
                     *RECONNECT_OPTIONS]
+
+
+def throttle_delay(refusals: int, retry_after: float | None) -> float:
+    """The wait before retrying a request refused `refusals` times in a row as
+    TooManyRequests: the server's hint at first (never less), doubling while refusals
+    go on, and up to a quarter more at random so that clients refused together do not
+    come back together."""
+    initial = retry_after or _THROTTLE_INITIAL_DELAY
+    delay = exponential_delay(refusals, initial, max(initial, _THROTTLE_MAX_DELAY))
+    return delay * random.uniform(1.0, 1.25)
 
 
 def kind_of(kind: KindLike) -> kinds.Kind:
@@ -126,9 +146,15 @@ class Client:
 
     async def _call(self, method: Callable[..., Awaitable[R]], request: Message,
                     timeout: float, *, retry: bool) -> R:
+        size = request.ByteSize()
+        if size > MAX_REQUEST_BYTES:  # the apiserver would refuse it: do not send it
+            raise errors.RequestEntityTooLarge(
+                f"Request entity too large: limit is {MAX_REQUEST_BYTES} bytes "
+                f"({MAX_REQUEST_BYTES / 2**20:g} MiB), the request is {size} bytes")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        for attempt in range(1, _READ_RETRIES + 1):
+        unavailable = throttled = 0
+        while True:
             try:
                 return await method(request, metadata=self._metadata,
                                     timeout=max(0.0, deadline - loop.time()))
@@ -137,13 +163,21 @@ class Client:
                 if (code == grpc.StatusCode.DEADLINE_EXCEEDED
                         and loop.time() >= deadline - _OWN_DEADLINE_SLACK):
                     raise self._no_answer(timeout, write=not retry) from None
-                delay = exponential_delay(attempt, 0.1, math.inf)
+                error = errors.from_rpc_error(err)
+                if isinstance(error, errors.TooManyRequests) and throttled < _THROTTLE_RETRIES:
+                    delay = throttle_delay(throttled + 1, error.retry_after)
+                    if loop.time() + delay < deadline:
+                        throttled += 1
+                        await asyncio.sleep(delay)
+                        continue
                 if (retry and code == grpc.StatusCode.UNAVAILABLE
-                        and attempt < _READ_RETRIES and loop.time() + delay < deadline):
-                    await asyncio.sleep(delay)
-                    continue
-                raise errors.from_rpc_error(err) from None
-        raise AssertionError("unreachable")
+                        and unavailable < _READ_RETRIES - 1):
+                    delay = exponential_delay(unavailable + 1, 0.1, math.inf)
+                    if loop.time() + delay < deadline:
+                        unavailable += 1
+                        await asyncio.sleep(delay)
+                        continue
+                raise error from None
 
     def _no_answer(self, timeout: float, *, write: bool) -> errors.DeadlineExceeded:
         message = f"the apiserver at {self.server} did not answer within {timeout:g}s"

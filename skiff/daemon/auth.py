@@ -6,11 +6,10 @@ and groups, Kubernetes' user.Info), or None when it presents nothing it recognis
 Authenticators chain (`Union`): bearer tokens today; client certificates and node
 identities join the chain later.
 
-`Authentication` is the server interceptor that runs the chain on every call before the
-request is decoded or the handler runs, refuses a call nobody recognises with
-UNAUTHENTICATED (and a message saying what to configure), and makes the identity available
-to the handler as `caller()`. A server without an authenticator installs no interceptor;
-its callers are `ANONYMOUS`.
+`Authentication` is the server interceptor that runs the chain on every call before its
+request is read, refuses a call nobody recognises with UNAUTHENTICATED (and a message
+saying what to configure), and makes the identity available to the handler as `caller()`.
+A server without an authenticator installs no interceptor; its callers are `ANONYMOUS`.
 """
 
 from __future__ import annotations
@@ -24,6 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
+
+from skiff.api import status
+from skiff.api.status import StatusReason
+from skiff.daemon.refusal import refusing_handler
 
 __all__ = [
     "ADMIN",
@@ -70,19 +73,19 @@ def caller() -> Identity:
 
 
 class CallCredentials:
-    """What one call presents: its invocation metadata and its transport's peer."""
+    """What one call presents: its invocation metadata, and its transport's peer once the
+    call's handler runs (`context`; without one, as when a call is authenticated from its
+    metadata before its request is read, the transport tells nothing)."""
 
-    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+    def __init__(self, metadata: Iterable[tuple[str, str | bytes]],
+                 context: grpc.aio.ServicerContext | None = None) -> None:
+        # The call's text metadata (keys in lower case, as gRPC sends them).
+        self.metadata: Mapping[str, str] = {k: v for k, v in metadata if isinstance(v, str)}
         self._context = context
-        self._metadata: dict[str, str] | None = None
 
-    @property
-    def metadata(self) -> Mapping[str, str]:
-        """The call's text metadata (keys in lower case, as gRPC sends them)."""
-        if self._metadata is None:
-            pairs = self._context.invocation_metadata() or ()
-            self._metadata = {k: v for k, v in pairs if isinstance(v, str)}
-        return self._metadata
+    @classmethod
+    def of_call(cls, context: grpc.aio.ServicerContext) -> CallCredentials:
+        return cls(context.invocation_metadata() or (), context)
 
     def bearer_token(self) -> str | None:
         value = self.metadata.get("authorization", "")
@@ -91,7 +94,9 @@ class CallCredentials:
 
     def auth_context(self) -> Mapping[str, Iterable[bytes]]:
         """The transport's authenticated properties (a TLS peer's certificate names);
-        empty on an insecure port."""
+        empty on an insecure port, or before the call's handler runs."""
+        if self._context is None:
+            return {}
         found: Mapping[str, Iterable[bytes]] = self._context.auth_context() or {}
         return found
 
@@ -151,44 +156,70 @@ Behavior = Callable[..., Any]
 
 
 class Authentication(_Interceptor):
-    """Authenticates every call with `authenticator` before its request is decoded or its
-    handler runs; the handler reads the identity with `caller()`.
+    """Authenticates every call with `authenticator` before its request is read; the
+    handler reads the identity with `caller()`.
 
-    A refused call gets UNAUTHENTICATED with `missing or wrong token: <hint>`, in the shape
-    of the method refused (unary or streaming either way), so the caller reads a clean
-    status whatever it called."""
+    The call's metadata (a bearer token) is known before its request arrives: a call it
+    does not identify is refused there, with UNAUTHENTICATED `missing or wrong token:
+    <hint>` (reason Unauthorized) and its request never read (skiff.daemon.refusal), so an
+    unauthenticated caller cannot make the server hold large bodies. A transport's identity
+    (a TLS client certificate) is only known to the call's handler: with
+    `transport_identities` (a port that serves TLS) a call its metadata did not identify is
+    authenticated again there, from CallCredentials.of_call(context), before its request
+    is decoded."""
 
-    def __init__(self, authenticator: Authenticator, hint: str) -> None:
+    def __init__(self, authenticator: Authenticator, hint: str, *,
+                 transport_identities: bool = False) -> None:
         self.authenticator = authenticator
-        self._message = f"missing or wrong token: {hint}"
-
-    async def _identify(self, context: grpc.aio.ServicerContext) -> Identity:
-        identity = self.authenticator.authenticate(CallCredentials(context))
-        if identity is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self._message)
-            raise AssertionError("unreachable")  # context.abort raises
-        return identity
+        self.transport_identities = transport_identities
+        self._refusal = status.failure(StatusReason.UNAUTHORIZED,
+                                       f"missing or wrong token: {hint}")
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
-                                details: Any) -> Any:
+                                details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None:
             return None
-        if handler.request_streaming and handler.response_streaming:
-            return handler._replace(stream_stream=self._streaming(handler.stream_stream))
-        if handler.request_streaming:
-            return handler._replace(stream_unary=self._unary(handler.stream_unary, None))
-        # A single request is decoded only once its caller is known.
-        decode = handler.request_deserializer
-        if handler.response_streaming:
-            return handler._replace(request_deserializer=None,
-                                    unary_stream=self._streaming(handler.unary_stream, decode))
-        return handler._replace(request_deserializer=None,
-                                unary_unary=self._unary(handler.unary_unary, decode))
+        metadata = getattr(details, "invocation_metadata", None) or ()
+        identity = self.authenticator.authenticate(CallCredentials(metadata))
+        if identity is None and not self.transport_identities:
+            return refusing_handler(handler, grpc.StatusCode.UNAUTHENTICATED, self._refusal)
+        return self._wrap(handler, identity)
 
-    def _unary(self, behavior: Behavior, decode: Callable[[bytes], Any] | None) -> Behavior:
+    def _wrap(self, handler: Any, identity: Identity | None) -> Any:
+        """`handler` with the caller's identity set around its behavior (found in the
+        handler, before the request is decoded, when `identity` is None)."""
+        if handler.request_streaming and handler.response_streaming:
+            return handler._replace(
+                stream_stream=self._streaming(handler.stream_stream, identity))
+        if handler.request_streaming:
+            return handler._replace(
+                stream_unary=self._unary(handler.stream_unary, identity, None))
+        decode = handler.request_deserializer if identity is None else None
+        if handler.response_streaming:
+            return handler._replace(
+                request_deserializer=None if decode else handler.request_deserializer,
+                unary_stream=self._streaming(handler.unary_stream, identity, decode))
+        return handler._replace(
+            request_deserializer=None if decode else handler.request_deserializer,
+            unary_unary=self._unary(handler.unary_unary, identity, decode))
+
+    async def _identify(self, known: Identity | None,
+                        context: grpc.aio.ServicerContext) -> Identity:
+        if known is not None:
+            return known
+        identity = self.authenticator.authenticate(CallCredentials.of_call(context))
+        if identity is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self._refusal.message,
+                                trailing_metadata=((status.DETAILS_KEY, status.encode(
+                                    self._refusal, grpc.StatusCode.UNAUTHENTICATED.value[0])),))
+            raise AssertionError("unreachable")  # context.abort raises
+        return identity
+
+    def _unary(self, behavior: Behavior, identity: Identity | None,
+               decode: Callable[[bytes], Any] | None) -> Behavior:
         async def authenticated(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            token = _CALLER.set(await self._identify(context))
+            token = _CALLER.set(await self._identify(identity, context))
             try:
                 result = behavior(decode(request) if decode else request, context)
                 return await result if inspect.isawaitable(result) else result
@@ -196,11 +227,11 @@ class Authentication(_Interceptor):
                 _CALLER.reset(token)
         return authenticated
 
-    def _streaming(self, behavior: Behavior, decode: Callable[[bytes], Any] | None = None
-                   ) -> Behavior:
+    def _streaming(self, behavior: Behavior, identity: Identity | None,
+                   decode: Callable[[bytes], Any] | None = None) -> Behavior:
         async def authenticated(request: Any, context: grpc.aio.ServicerContext
                                 ) -> AsyncIterator[Any]:
-            token = _CALLER.set(await self._identify(context))
+            token = _CALLER.set(await self._identify(identity, context))
             try:
                 responses = behavior(decode(request) if decode else request, context)
                 if inspect.isasyncgen(responses):

@@ -30,13 +30,16 @@ INSECURE = ServerCredentials()
 
 
 def new_server(*, authenticator: Authenticator | None = None, hint: str = "",
-               options: ServerOptions = ()) -> grpc.aio.Server:
+               options: ServerOptions = (), interceptors: Sequence[Any] = ()
+               ) -> grpc.aio.Server:
     """An aio server; with `authenticator`, every call is authenticated (refusals say
-    `missing or wrong token: <hint>`). Two servers on one port would split the calls
-    between them, so SO_REUSEPORT is off unless `options` turn it on."""
-    interceptors = [Authentication(authenticator, hint)] if authenticator else []
+    `missing or wrong token: <hint>`) before the `interceptors` (grpc.aio.ServerInterceptor)
+    see it. Two servers on one port would split the calls between them, so SO_REUSEPORT is
+    off unless `options` turn it on."""
+    chain = [Authentication(authenticator, hint)] if authenticator else []
+    chain += interceptors
     merged = {"grpc.so_reuseport": 0, **dict(options)}
-    server: grpc.aio.Server = grpc.aio.server(interceptors=interceptors,
+    server: grpc.aio.Server = grpc.aio.server(interceptors=chain,
                                               options=list(merged.items()))
     return server
 
@@ -55,10 +58,12 @@ def add_port(server: grpc.aio.Server, address: str,
 async def serve(address: str, register: Callable[[grpc.aio.Server], None], *,
                 credentials: ServerCredentials = INSECURE,
                 authenticator: Authenticator | None = None, hint: str = "",
-                options: ServerOptions = ()) -> grpc.aio.Server:
+                options: ServerOptions = (), interceptors: Sequence[Any] = ()
+                ) -> grpc.aio.Server:
     """A started server on `address` with the handlers `register` adds; stop it with
     `.stop(grace)`."""
-    server = new_server(authenticator=authenticator, hint=hint, options=options)
+    server = new_server(authenticator=authenticator, hint=hint, options=options,
+                        interceptors=interceptors)
     register(server)
     add_port(server, address, credentials)
     await server.start()

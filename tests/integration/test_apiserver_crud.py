@@ -10,6 +10,7 @@ import yaml
 from fixtures.examples import EXAMPLES
 
 from skiff.api import convert
+from skiff.api.status import CauseType
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -371,8 +372,9 @@ async def test_namespace_deletion_removes_its_content(client: Client) -> None:
     await client.create(cm)
     marked = await client.delete(core_pb2.Namespace, "doomed")
     assert marked.status.phase == "Terminating"  # type: ignore[attr-defined]
-    with pytest.raises(errors.Forbidden, match="being terminated"):
+    with pytest.raises(errors.Forbidden, match="being terminated") as refused:
         await client.create(pod("late", "doomed"))
+    assert refused.value.has_cause(CauseType.NAMESPACE_TERMINATING)
     for _ in range(100):
         try:
             await client.get(core_pb2.Namespace, "doomed")

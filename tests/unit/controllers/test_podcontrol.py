@@ -1,6 +1,7 @@
 """PodControl's creates whose outcome is unknown (Timeout: etcd may have stored the pod;
 Unavailable: the connection broke mid-call): sent again as the very same create, by a
-name chosen before the first send, so a pod is never made twice."""
+name chosen before the first send, so a pod is never made twice. And its decisions on the
+apiserver's Status, not on the words of its message."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 
 from controllers.common.expectations import Expectations
-from controllers.common.podcontrol import CREATE_RESENDS, PodControl
-from skiff.api.v1 import apps_pb2, core_pb2
+from controllers.common.podcontrol import CREATE_RESENDS, PodControl, namespace_terminating
+from skiff.api import status
+from skiff.api.status import CauseType, StatusReason
+from skiff.api.v1 import apps_pb2, core_pb2, meta_pb2
 from skiff.client import errors
 from skiff.client.clock import FakeClock
 
@@ -140,3 +143,17 @@ async def test_a_refused_create_is_not_resent() -> None:
     with pytest.raises(errors.Invalid):
         await control.create(rs, control.pod_from_template(rs, rs.spec.template))
     assert len(pods.sent) == 1
+
+
+WORDS = "unable to create new content in namespace x because it is being terminated"
+
+
+def test_a_terminating_namespace_is_known_by_its_cause() -> None:
+    cause = meta_pb2.StatusCause(reason=CauseType.NAMESPACE_TERMINATING, message=WORDS)
+    terminating = status.failure(StatusReason.FORBIDDEN, "refused",
+                                 meta_pb2.StatusDetails(causes=[cause]))
+    assert namespace_terminating(errors.Forbidden("refused", status=terminating))
+    # The same words without the cause (a webhook's, a quota's) are not the namespace's.
+    other = status.failure(StatusReason.FORBIDDEN, WORDS)
+    assert not namespace_terminating(errors.Forbidden(WORDS, status=other))
+    assert not namespace_terminating(errors.Forbidden(WORDS))

@@ -9,6 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
+from skiff.api.status import StatusReason
+from skiff.client import errors
 from skiff.client.transport import ClientCredentials, open_channel
 from skiff.daemon import auth, serving
 from skiff.daemon.auth import ADMIN, ANONYMOUS, Identity, TokenAuthenticator, Union, caller
@@ -16,21 +18,8 @@ from skiff.daemon.auth import ADMIN, ANONYMOUS, Identity, TokenAuthenticator, Un
 BOB = Identity("bob", ("developers",))
 
 
-class FakeCall:
-    """What auth.CallCredentials reads of a call, without a server."""
-
-    def __init__(self, metadata: dict[str, str]) -> None:
-        self._metadata = tuple(metadata.items())
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
-
-    def auth_context(self) -> dict[str, list[bytes]]:
-        return {}
-
-
 def presenting(metadata: dict[str, str]) -> auth.CallCredentials:
-    return auth.CallCredentials(FakeCall(metadata))
+    return auth.CallCredentials(tuple(metadata.items()))
 
 
 def test_the_cluster_token_is_the_admin_and_others_are_nobody() -> None:
@@ -113,10 +102,18 @@ def decoded() -> list[bytes]:
     return []
 
 
-@pytest.fixture
-async def address(decoded: list[bytes]) -> AsyncIterator[str]:
-    server = serving.new_server(authenticator=TokenAuthenticator({"s3cret": ADMIN, "b": BOB}),
-                                hint="set the token")
+MAX_REQUEST = 64 * 1024
+
+
+@pytest.fixture(params=["metadata", "transport"])
+async def address(request: pytest.FixtureRequest, decoded: list[bytes]) -> AsyncIterator[str]:
+    """A server authenticating from the call's metadata before its request is read, or
+    (as a port serving TLS will) again in the handler, from CallCredentials.of_call."""
+    authentication = auth.Authentication(TokenAuthenticator({"s3cret": ADMIN, "b": BOB}),
+                                         "set the token",
+                                         transport_identities=request.param == "transport")
+    server = grpc.aio.server(interceptors=[authentication],
+                             options=[("grpc.max_receive_message_length", MAX_REQUEST)])
     server.add_generic_rpc_handlers([_who_handlers(decoded)])
     port = serving.add_port(server, "127.0.0.1:0", serving.INSECURE)
     await server.start()
@@ -174,7 +171,7 @@ async def test_the_identity_reaches_the_handler_of_every_call_shape(
 
 
 @pytest.mark.parametrize("token", [None, "wrong"])
-async def test_a_call_without_the_right_token_is_refused_before_its_request_is_read(
+async def test_a_call_without_the_right_token_is_refused_before_its_request_is_decoded(
         address: str, decoded: list[bytes], token: str | None) -> None:
     refused = (grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token: set the token")
     # No request stream: a client still writing when the refusal arrives reads INTERNAL
@@ -196,3 +193,39 @@ async def test_a_server_without_authentication_serves_anonymous_callers() -> Non
     finally:
         await server.stop(grace=0)
     assert caller() == ANONYMOUS  # outside a call
+
+
+async def test_a_refusal_says_unauthorized_in_its_status(address: str) -> None:
+    channel = open_channel(address)
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await channel.unary_unary(f"/{SERVICE}/Unary")(b"hi")
+    finally:
+        await channel.close()
+    err = errors.from_rpc_error(refused.value)
+    assert isinstance(err, errors.Unauthenticated)
+    assert err.reason == StatusReason.UNAUTHORIZED
+    assert err.status is not None and err.status.code == 401
+
+
+@pytest.mark.parametrize("method", ["Unary", "UnaryStream"])
+async def test_an_unauthenticated_request_is_refused_without_reading_its_body(
+        method: str) -> None:
+    """A body over the server's size limit: had the server read it, the caller would
+    read RESOURCE_EXHAUSTED; refused from its metadata, it reads UNAUTHENTICATED."""
+    server = serving.new_server(authenticator=TokenAuthenticator.single("s3cret"),
+                                hint="set the token",
+                                options=[("grpc.max_receive_message_length", MAX_REQUEST)])
+    server.add_generic_rpc_handlers([_who_handlers([])])
+    port = serving.add_port(server, "127.0.0.1:0")
+    await server.start()
+    channel = open_channel(f"127.0.0.1:{port}")
+    try:
+        call = (channel.unary_unary if method == "Unary" else channel.unary_stream)(
+            f"/{SERVICE}/{method}")(b"x" * (4 * MAX_REQUEST), timeout=10)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await (call if method == "Unary" else _collect(call))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        await channel.close()
+        await server.stop(grace=0)
