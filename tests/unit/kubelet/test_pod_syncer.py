@@ -495,3 +495,79 @@ async def test_an_orphan_is_stopped_with_the_grace_period_it_started_with(
         assert fake_client(syncer).deletes == []  # nothing left to confirm
     finally:
         await syncer.stop()
+
+
+# ---- interrupted work ----
+
+def deleted_copy(pod: core_pb2.Pod, clock: FakeClock, grace: int = 0) -> core_pb2.Pod:
+    """The pod as a graceful deletion leaves it: `grace` seconds from the clock's now."""
+    deleted = core_pb2.Pod()
+    deleted.CopyFrom(pod)
+    deleted.metadata.deletion_timestamp.seconds = int(clock.wall().timestamp()) + grace
+    deleted.metadata.deletion_grace_period_seconds = grace
+    return deleted
+
+
+async def test_deleting_a_pod_abandons_its_start(tmp_path: Path, clock: FakeClock) -> None:
+    runtime = SlowRuntime()  # each call takes a moment, as an engine's round trip does
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("big", containers=200)
+    uid = pod.metadata.uid
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) >= 5)
+        created_before = len(runtime.calls_to("create_container"))
+        syncer.pod_updated(deleted_copy(pod, clock))
+        await until(lambda: bool(client.deletes))
+        # The start gave up before its next container: the one under way, at most, more.
+        assert len(runtime.calls_to("create_container")) <= created_before + 1
+        assert runtime.containers == {}
+        assert client.deletes == [((core_pb2.Pod, "big", NS), {"grace_period": 0, "uid": uid})]
+    finally:
+        await syncer.stop()
+
+
+async def test_deleting_a_pod_abandons_its_wait_for_an_image(
+        tmp_path: Path, clock: FakeClock) -> None:
+    class BlockedPulls(FakeRuntime):
+        async def pull_image(self, image: str, auth: Any = None) -> str:
+            self.calls.append(("pull_image", image, auth))
+            await asyncio.Event().wait()  # a registry that never answers
+            raise AssertionError("unreachable")
+
+    runtime = BlockedPulls(images=[IMAGE], pullable={"*": None})
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("slow-image", containers=2)
+    pod.spec.containers[1].image = "registry.example/slow:1"
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: bool(runtime.calls_to("pull_image")))
+        syncer.pod_updated(deleted_copy(pod, clock))
+        await until(lambda: bool(client.deletes))
+        assert runtime.calls_to("create_container") == []
+        assert runtime.containers == {}
+    finally:
+        await syncer.stop()
+
+
+async def test_deleting_a_pod_abandons_its_wait_for_a_start_slot(
+        tmp_path: Path, clock: FakeClock) -> None:
+    runtime = SlowRuntime()
+    syncer = make_syncer(runtime, tmp_path, clock=clock)  # two start slots
+    client = fake_client(syncer)
+    pods = [make_pod(f"p{i}", containers=50) for i in range(3)]
+    try:
+        for pod in pods:
+            syncer.pod_updated(pod)
+        await until(lambda: bool(runtime.calls_to("create_container")))
+        waiting = pods[2]  # the third waits for a slot
+        syncer.pod_updated(deleted_copy(waiting, clock))
+        await until(lambda: bool(client.deletes))
+        assert not any(c.labels.get("io.skiff.pod.uid") == waiting.metadata.uid
+                       for c in runtime.containers.values())
+        # Deleted in well under the time the two others take to start.
+        assert len(running_containers(runtime, pods[0].metadata.uid)) < 50
+    finally:
+        await syncer.stop()
