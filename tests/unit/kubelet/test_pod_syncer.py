@@ -19,6 +19,7 @@ import pytest
 from kubelet.images import ImageManager
 from kubelet.plan import plan_pod
 from kubelet.pods import executor
+from kubelet.pods.configs import container_config, sandbox_config
 from kubelet.pods.references import referenced_objects
 from kubelet.pods.syncer import PodSyncer
 from kubelet.probes import ProbeManager
@@ -571,3 +572,38 @@ async def test_deleting_a_pod_abandons_its_wait_for_a_start_slot(
         assert len(running_containers(runtime, pods[0].metadata.uid)) < 50
     finally:
         await syncer.stop()
+
+
+async def test_a_container_left_created_by_a_dead_kubelet_is_no_restart(
+        tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+    pod = make_pod("p", restartPolicy="Never")
+    uid = pod.metadata.uid
+    # What a kubelet SIGKILLed between creating the container and starting it leaves.
+    sandbox = sandbox_config(pod, 0, "node-1")
+    sandbox_id = await runtime.run_sandbox(sandbox)
+    half_done = await runtime.create_container(sandbox_id, container_config(
+        pod, pod.spec.containers[0], attempt=0, init=False, env=[], command=[], args=[],
+        mounts=(), node_name="node-1"), sandbox)
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+
+    def status() -> core_pb2.PodStatus | None:
+        return client.last_status(uid)
+
+    try:
+        await syncer.prime()  # the restarted kubelet's first look at the runtime
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) == 1)
+        await until(lambda: (s := status()) is not None and s.phase == "Running")
+    finally:
+        await syncer.stop()
+    assert half_done not in runtime.containers  # removed, and created afresh
+    assert [c.labels["io.skiff.container.attempt"] for c in runtime.containers.values()
+            if not c.is_sandbox] == ["0"]
+    final = status()
+    assert final is not None
+    [app] = final.container_statuses
+    assert app.restart_count == 0 and app.state.HasField("running")
+    assert not app.last_state.HasField("terminated")
+    assert all(p.status.phase != "Failed" for p in client.statuses)
