@@ -230,7 +230,7 @@ async def _pump_input(requests: AsyncIterator[kapi.ExecRequest], session: ExecSe
 
 
 async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str | None, *,
-                               address: str = "0.0.0.0") -> grpc.aio.Server:
+                               address: str) -> grpc.aio.Server:
     """Serves the Kubelet service on address:port (started); stop it with `.stop(grace)`."""
     # Two kubelets on one port would split the calls between them: serving fails instead.
     server = serving.new_server(
@@ -238,11 +238,11 @@ async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str 
         hint="the apiserver's --kubelet-token-file must hold this kubelet's token",
         options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
     _add_kubelet_servicer(KubeletService(runtime), server)
-    endpoint = f"{address}:{port}"
+    endpoint = f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
     try:
         serving.add_port(server, endpoint, serving.INSECURE)
     except OSError as err:
-        raise OSError(f"kubelet server {err} (see --port)") from None
+        raise OSError(f"kubelet server {err} (see --address and --port)") from None
     await server.start()
     log.info("kubelet server listening on %s%s", endpoint,
              " (token required)" if token else "")
