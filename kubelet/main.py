@@ -34,8 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--root-dir", default="/var/lib/skiff/kubelet",
                    help="pod volumes live under ROOT/pods/<uid>")
     p.add_argument("--address", default="",
-                   help="the address the kubelet's own server (logs, exec) listens on "
-                   "(default: the node's address, --node-ip; 0.0.0.0 for every interface)")
+                   help="the address the kubelet's own server (logs, exec) listens on, "
+                   "besides loopback (default: the node's address, --node-ip; 0.0.0.0 for "
+                   "every interface)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help="port of the kubelet's own server (logs, exec)")
     p.add_argument("--kubelet-token-file",
@@ -102,12 +103,12 @@ async def run(args: argparse.Namespace) -> None:
     runtime = make_runtime(args.fake_runtime)
     node_ip = args.node_ip or detect_address()
     # Up before the Node advertises its port, so logs and exec work as soon as pods run.
-    # It listens where the Node says it is (the apiserver calls it there), not on every
-    # interface: exec is a root shell on the node.
+    # It listens where the Node says it is (the apiserver calls it there), and on loopback
+    # for tools on the node, not on every interface: exec is a root shell on the node.
     kubelet_server = await start_kubelet_server(
         runtime, args.port,
         Path(args.kubelet_token_file).read_text().strip() if args.kubelet_token_file else None,
-        address=args.address or node_ip)
+        address=args.address or node_ip, local=True)
     kubelet = Kubelet(kubelet_config(args, node_ip), client, runtime,
                       mounter=make_mounter(args.fake_runtime))
     await kubelet.start()

@@ -1,5 +1,6 @@
 """The kubelet's own server (logs, exec: a root shell on the node) listens on the address
-the node registers (its --node-ip, or --address), not on every interface."""
+the node registers (its --node-ip, or --address), and on loopback for tools on the node,
+not on every interface."""
 
 from __future__ import annotations
 
@@ -62,4 +63,4 @@ def test_the_kubelet_server_listens_on_the_node_address_only(
 def test_address_sets_where_the_kubelet_server_listens(
         kubelet_factory: Callable[..., KubeletProcess]) -> None:
     kubelet = kubelet_factory(fake=True, extra_args=("--address", "127.0.0.2")).wait_running()
-    assert listening_addresses(kubelet.port) == ["127.0.0.2"]
+    assert listening_addresses(kubelet.port) == ["127.0.0.2"]  # loopback already

@@ -84,7 +84,8 @@ class Objects:
 
 class FakeClient:
     """What the pod workers call on the apiserver: status writes and final deletes. A
-    status written comes back as an update of the pod, as through the informer."""
+    status written comes back as an update of the pod, as through the informer (`echo`:
+    the status on the pod as the apiserver holds it then, see make_syncer)."""
 
     def __init__(self) -> None:
         self.statuses: list[core_pb2.Pod] = []
@@ -119,7 +120,19 @@ def make_syncer(runtime: FakeRuntime, tmp_path: Path, *, clock: Clock | None = N
         images=ImageManager(runtime, objects, clock=clock),
         probes=ProbeManager(runtime, on_change=lambda uid: None),
         source=objects, recorder=FakeRecorder(), start_concurrency=2, clock=clock)
-    client.echo = syncer.pod_updated
+
+    def echo(written: core_pb2.Pod) -> None:
+        # The apiserver writes the status onto the pod it holds, which may have changed
+        # since (a deletion): what comes back is that, never the older pod again.
+        current = syncer.pods.get(written.metadata.uid)
+        if current is None:
+            return
+        updated = core_pb2.Pod()
+        updated.CopyFrom(current)
+        updated.status.CopyFrom(written.status)
+        syncer.pod_updated(updated)
+
+    client.echo = echo
     return syncer
 
 
