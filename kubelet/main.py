@@ -15,7 +15,7 @@ from kubelet.agent import (
     Kubelet,
     KubeletConfig,
 )
-from kubelet.node import LEASE_DURATION
+from kubelet.node import LEASE_DURATION, detect_address
 from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
 from kubelet.volumes import FakeMounter, Mounter, SystemMounter
@@ -33,8 +33,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--node-ip", default="", help="this node's InternalIP (default: detected)")
     p.add_argument("--root-dir", default="/var/lib/skiff/kubelet",
                    help="pod volumes live under ROOT/pods/<uid>")
+    p.add_argument("--address", default="",
+                   help="the address the kubelet's own server (logs, exec) listens on, "
+                   "besides loopback (default: the node's address, --node-ip; 0.0.0.0 for "
+                   "every interface)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT,
-                   help="port of the kubelet's own server (logs, exec), on every interface")
+                   help="port of the kubelet's own server (logs, exec)")
     p.add_argument("--kubelet-token-file",
                    help="require this bearer token (file content) on calls to that server "
                    "(the apiserver's --kubelet-token-file)")
@@ -75,10 +79,10 @@ def make_mounter(fake: bool) -> Mounter:
     return FakeMounter() if fake else SystemMounter()
 
 
-def kubelet_config(args: argparse.Namespace) -> KubeletConfig:
+def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
     return KubeletConfig(
         node_name=args.node_name, root_dir=Path(args.root_dir),
-        node_labels=parse_labels(args.node_labels), node_ip=args.node_ip, port=args.port,
+        node_labels=parse_labels(args.node_labels), node_ip=node_ip, port=args.port,
         relist_period=args.relist_period, volume_refresh_period=args.volume_refresh_period,
         crash_backoff_base=args.crash_backoff_base,
         lease_duration=args.node_lease_duration_seconds)
@@ -97,11 +101,15 @@ def parse_labels(text: str) -> dict[str, str]:
 async def run(args: argparse.Namespace) -> None:
     client = daemon.client_from_args(args)
     runtime = make_runtime(args.fake_runtime)
+    node_ip = args.node_ip or detect_address()
     # Up before the Node advertises its port, so logs and exec work as soon as pods run.
+    # It listens where the Node says it is (the apiserver calls it there), and on loopback
+    # for tools on the node, not on every interface: exec is a root shell on the node.
     kubelet_server = await start_kubelet_server(
         runtime, args.port,
-        Path(args.kubelet_token_file).read_text().strip() if args.kubelet_token_file else None)
-    kubelet = Kubelet(kubelet_config(args), client, runtime,
+        Path(args.kubelet_token_file).read_text().strip() if args.kubelet_token_file else None,
+        address=args.address or node_ip, local=True)
+    kubelet = Kubelet(kubelet_config(args, node_ip), client, runtime,
                       mounter=make_mounter(args.fake_runtime))
     await kubelet.start()
     log.info("kubelet for node %s is running (%s)", args.node_name,

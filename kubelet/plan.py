@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from kubelet.runtime import LABEL_GRACE, LABEL_SPEC_HASH, ContainerInfo, State
 from skiff.api.v1 import core_pb2
 
-# A container that fails to start stays "created"; Docker reports this exit code for it.
+# A container whose start failed stays "created"; Docker reports this exit code for it.
 START_FAILED_EXIT_CODE = 128
 # Kubernetes' default terminationGracePeriodSeconds.
 DEFAULT_GRACE = 30.0
@@ -63,9 +63,17 @@ def _exited(info: ContainerInfo) -> bool:
     return info.state in (State.EXITED, State.CREATED, State.UNKNOWN)
 
 
+def never_started(info: ContainerInfo) -> bool:
+    """Created, and neither started nor failed to start (a start that failed leaves an
+    error and exit code 128): work a kubelet left half-done by dying between creating
+    the container and starting it. It is no attempt of the container."""
+    return (info.state == State.CREATED and not info.is_sandbox and not info.message
+            and not info.exit_code)
+
+
 def exit_code(info: ContainerInfo) -> int:
     if info.state == State.CREATED:
-        return START_FAILED_EXIT_CODE  # never started: a failure, as Kubernetes counts it
+        return info.exit_code or START_FAILED_EXIT_CODE  # its start failed
     return info.exit_code
 
 
@@ -163,6 +171,10 @@ def _plan_running(pod: core_pb2.Pod, sandboxes: Sequence[ContainerInfo],
                   liveness_failed: Callable[[str], bool],
                   backoff_remaining: Callable[[str, float], float]) -> PodActions:
     actions = PodActions()
+    # Half-done work goes: each such container is created afresh as the same attempt
+    # (its attempt number is free again), so no restart is counted that never happened.
+    actions.remove += [i.id for i in containers if never_started(i)]
+    containers = [i for i in containers if not never_started(i)]
     sandboxes = sorted(sandboxes, key=lambda s: (s.attempt, s.created_at), reverse=True)
     current = sandboxes[0] if sandboxes and sandboxes[0].state == State.RUNNING else None
     by_name = _by_name(containers)

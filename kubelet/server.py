@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -229,21 +230,36 @@ async def _pump_input(requests: AsyncIterator[kapi.ExecRequest], session: ExecSe
         log.debug("exec input stopped: %s", err)
 
 
+def listen_addresses(address: str, *, local: bool) -> list[str]:
+    """Where the server listens: `address` and, with `local`, the loopback address of its
+    family too, for tools on the node itself (`skiff up` checks the kubelet is up there;
+    Kubernetes' kubelet serves its health on localhost). Loopback reaches no other host,
+    so the server is still on no interface but the node's."""
+    ip = ipaddress.ip_address(address)
+    loopback = "::1" if ip.version == 6 else "127.0.0.1"
+    if not local or ip.is_loopback or ip.is_unspecified:
+        return [address]
+    return [address, loopback]
+
+
 async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str | None, *,
-                               address: str = "0.0.0.0") -> grpc.aio.Server:
-    """Serves the Kubelet service on address:port (started); stop it with `.stop(grace)`."""
+                               address: str, local: bool = False) -> grpc.aio.Server:
+    """Serves the Kubelet service on address:port (and, with `local`, on loopback: see
+    `listen_addresses`), started; stop it with `.stop(grace)`."""
     # Two kubelets on one port would split the calls between them: serving fails instead.
     server = serving.new_server(
         authenticator=TokenAuthenticator.single(token, APISERVER) if token else None,
         hint="the apiserver's --kubelet-token-file must hold this kubelet's token",
         options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
     _add_kubelet_servicer(KubeletService(runtime), server)
-    endpoint = f"{address}:{port}"
+    endpoints = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
+                 for a in listen_addresses(address, local=local)]
     try:
-        serving.add_port(server, endpoint, serving.INSECURE)
+        for endpoint in endpoints:
+            serving.add_port(server, endpoint, serving.INSECURE)
     except OSError as err:
-        raise OSError(f"kubelet server {err} (see --port)") from None
+        raise OSError(f"kubelet server {err} (see --address and --port)") from None
     await server.start()
-    log.info("kubelet server listening on %s%s", endpoint,
+    log.info("kubelet server listening on %s%s", " and ".join(endpoints),
              " (token required)" if token else "")
     return server

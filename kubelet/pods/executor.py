@@ -6,6 +6,10 @@ SIGTERM, the grace period, SIGKILL), stop sandboxes, remove containers and sandb
 then, for a pod that stops, tear down its volumes and confirm its deletion; for a pod that
 runs, set up its volumes, then the sandbox when the plan needs a new one, the images,
 and the containers, in order. A few pods start at a time (START_CONCURRENCY).
+
+A start gives way to a stop: when the pod is deleted meanwhile, its StopRequest
+(kubelet/pods/stop_request.py) makes the start give up before its next action and while
+it waits for a start slot or an image, and `execute` raises StartAbandoned.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from kubelet.plan import DEFAULT_GRACE, PodActions, backoff_key
 from kubelet.pods.configs import container_config, container_ref, sandbox_config
 from kubelet.pods.runtime_cache import RuntimeCache
 from kubelet.pods.status_writer import StatusWriter
+from kubelet.pods.stop_request import StopRequest
 from kubelet.pods.workers import RESYNC
 from kubelet.probes import ProbeManager
 from kubelet.runtime import (
@@ -85,10 +90,12 @@ class Executor:
 
     async def execute(self, uid: str, pod: core_pb2.Pod | None, actions: PodActions,
                       sandboxes: list[ContainerInfo], containers: list[ContainerInfo],
-                      waiting: Waiting) -> float | None:
+                      waiting: Waiting, stop: StopRequest | None = None) -> float | None:
         """Carries out the plan of pod `uid` (`pod` None: gone from the apiserver). Sets
         `waiting` for the containers that could not start; returns when the pod wants a
-        sync again (None: no particular time)."""
+        sync again (None: no particular time). Raises StartAbandoned when `stop` is
+        requested before the start is done."""
+        stop = stop or StopRequest()
         if pod is not None:
             self._report_back_offs(pod, waiting)
         await self._stop(uid, pod, actions, containers)
@@ -102,6 +109,7 @@ class Executor:
             # Nothing to start: only keep secret and configMap files current.
             await self._refresh_volumes(pod)
             return None
+        stop.check()
         try:
             paths = await self._volumes.setup(pod)
         except (EnvError, VolumeError, OSError) as err:
@@ -113,9 +121,9 @@ class Executor:
             self._recorder.event(pod, WARNING, "FailedMount",
                                  f"MountVolume.SetUp failed{where} : {err}")
             return None
-        async with _Slot(self._start_slots) as slot:
+        async with _Slot(self._start_slots, stop) as slot:
             return await self._start_all(pod, actions, sandboxes, containers, waiting, paths,
-                                         slot)
+                                         slot, stop)
 
     def forget(self, uid: str) -> None:
         self._confirmed.discard(uid)
@@ -199,10 +207,12 @@ class Executor:
 
     async def _start_all(self, pod: core_pb2.Pod, actions: PodActions,
                          sandboxes: list[ContainerInfo], containers: list[ContainerInfo],
-                         waiting: Waiting, paths: Mapping[str, str], slot: _Slot
-                         ) -> float | None:
-        """The sandbox (when the plan needs a new one), the images, then the containers."""
+                         waiting: Waiting, paths: Mapping[str, str], slot: _Slot,
+                         stop: StopRequest) -> float | None:
+        """The sandbox (when the plan needs a new one), the images, then the containers;
+        with a cancellation point before each of them."""
         uid = pod.metadata.uid
+        stop.check()
         retry: float | None = None
         sandbox_id = actions.sandbox_id
         if actions.create_sandbox:
@@ -225,11 +235,12 @@ class Executor:
         # Images first, all at once (checks are cheap but not free; a pull is slow and
         # gives up the start slot meanwhile); then the containers, in order.
         pulling = _PullStatus(self._status, pod, sandbox, containers, waiting, slot)
-        images = await asyncio.gather(*(self._ensure_image(pod, c, init, waiting, pulling)
-                                        for c, _, init in starts))
+        images = await stop.race(asyncio.gather(
+            *(self._ensure_image(pod, c, init, waiting, pulling) for c, _, init in starts)))
         await slot.acquire()
         for (container, attempt, init), image_retry in zip(starts, images, strict=True):
             if image_retry is None:
+                stop.check()
                 try:
                     await self._start(pod, container, attempt, init, sandbox_id, pod_ip,
                                       paths, waiting)
@@ -315,15 +326,17 @@ class Executor:
 
 class _Slot:
     """One of the start slots, held for a pod's start; `release` gives it up while the pod
-    waits for something slow (a pull), `acquire` takes it again (both idempotent)."""
+    waits for something slow (a pull), `acquire` takes it again (both idempotent). A pod
+    to stop gives up waiting for one (StartAbandoned)."""
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, stop: StopRequest) -> None:
         self._slots = slots
+        self._stop = stop
         self._held = False
 
     async def acquire(self) -> None:
         if not self._held:
-            await self._slots.acquire()
+            await self._stop.race(self._slots.acquire())
             self._held = True
 
     def release(self) -> None:

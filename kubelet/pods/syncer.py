@@ -10,6 +10,9 @@ least every RESYNC seconds; each wake runs `sync` once:
     -> the plan: start or stop (kubelet/plan.py, pure)
     -> carried out (kubelet/pods/executor.py)
     -> the probes follow the containers, the status is written (status_writer.py).
+
+A pod deleted (or gone) while its sync starts it makes that start give up at its next
+cancellation point (kubelet/pods/stop_request.py); the sync that follows at once stops it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from kubelet.pods.executor import START_CONCURRENCY, DeletionClient, Executor
 from kubelet.pods.references import ReferenceIndex, referenced_objects
 from kubelet.pods.runtime_cache import RuntimeCache
 from kubelet.pods.status_writer import StatusClient, StatusWriter, pod_ip
+from kubelet.pods.stop_request import StartAbandoned, StartingPods, StopRequest
 from kubelet.pods.workers import RESYNC, PodWorkers
 from kubelet.probes import ProbeManager
 from kubelet.runtime import ContainerRuntime
@@ -73,6 +77,7 @@ class PodSyncer:
         self.workers = PodWorkers(lambda uid: self.sync(uid), clock=clock,
                                   describe=self._describe)
         self._references = ReferenceIndex()
+        self._starting = StartingPods()
         self._node_ip = node_ip
         self._clock = clock
 
@@ -87,11 +92,14 @@ class PodSyncer:
             # the status, and nothing it must do changed (Kubernetes ignores these too).
             return
         self._references.set(uid, referenced_objects(pod))
+        if pod.metadata.HasField("deletion_timestamp"):
+            self._starting.stop(uid)
         self.wake(uid)
 
     def pod_deleted(self, pod: core_pb2.Pod) -> None:
         self.pods.pop(pod.metadata.uid, None)
         self._references.set(pod.metadata.uid, set())
+        self._starting.stop(pod.metadata.uid)
         self.wake(pod.metadata.uid)
 
     def object_changed(self, kind: str, namespace: str, name: str) -> None:
@@ -139,12 +147,21 @@ class PodSyncer:
         """Brings one pod one step closer to its spec, or stops it when it is being
         deleted or is gone. Returns (seconds until it wants to sync again, whether its
         worker is done)."""
+        stop = self._starting.begin(uid)  # before the pod is read: no deletion slips by
+        try:
+            return await self._sync(uid, stop)
+        except StartAbandoned:
+            return 0.0, False  # at once: the next sync stops the pod
+        finally:
+            self._starting.end(uid, stop)
+
+    async def _sync(self, uid: str, stop: StopRequest) -> tuple[float | None, bool]:
         pod = self.pods.get(uid)
         sandboxes, containers = await self.cache.state(uid)
         if pod is None or pod.metadata.HasField("deletion_timestamp"):
-            stop = planning.plan_stop(pod, sandboxes, containers,
-                                      now=self._clock.wall().timestamp())
-            await self.executor.execute(uid, pod, stop, sandboxes, containers, {})
+            stopping = planning.plan_stop(pod, sandboxes, containers,
+                                          now=self._clock.wall().timestamp())
+            await self.executor.execute(uid, pod, stopping, sandboxes, containers, {})
             self.probes.remove_pod(uid)
             if pod is not None:
                 return RESYNC, False
@@ -154,7 +171,8 @@ class PodSyncer:
                                     liveness_failed=self.probes.liveness_failed,
                                     backoff_remaining=self.crash_backoff.remaining_since)
         waiting = dict(actions.waiting)
-        retry = await self.executor.execute(uid, pod, actions, sandboxes, containers, waiting)
+        retry = await self.executor.execute(uid, pod, actions, sandboxes, containers, waiting,
+                                            stop)
         sandboxes, containers = await self.cache.state(uid)  # lists if it acted
         self.probes.update(pod, containers, pod_ip=pod_ip(pod, sandboxes, self._node_ip))
         await self.status.write(pod, sandboxes, containers, waiting)

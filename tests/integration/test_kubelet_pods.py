@@ -869,3 +869,84 @@ async def test_node_registers_and_renews_its_lease(kubelet: KubeletProcess,
 
     # Renewed every quarter of its duration: 1 s here.
     await eventually(renewed, timeout=5, what="the lease to be renewed", interval=0.2)
+
+
+# ---- 15. interrupted work ----
+
+async def test_deleting_a_pod_while_it_starts_abandons_the_start(
+        kubelet: KubeletProcess, client: Client, ns: str, busybox_image: str,
+        docker_client: docker.DockerClient) -> None:
+    many = 40  # started one after the other: seconds of work on any engine
+    await create_pod(client, ns, kubelet.node_name, "many", [
+        container(f"c{i}", "trap 'exit 0' TERM; while :; do sleep 0.1; done", busybox_image)
+        for i in range(many)])
+    pod = await get_pod(client, ns, "many")
+    seen: set[str] = set()  # every app container of the pod the engine ever showed
+
+    async def watch_engine() -> None:
+        while True:
+            found = await asyncio.to_thread(app_containers, docker_client, kubelet, pod)
+            seen.update(c["Id"] for c in found)
+            await asyncio.sleep(0.05)
+
+    watcher = asyncio.create_task(watch_engine())
+    try:
+        async def starting() -> bool:
+            return len(seen) >= 2
+
+        await eventually(starting, what="the first containers to be created")
+        deleted = time.monotonic()
+        await delete_and_wait_gone(client, ns, "many", timeout=60)
+        took = time.monotonic() - deleted
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    assert app_containers(docker_client, kubelet, pod) == []
+    # The start gave up at once, not after starting all of them ...
+    assert len(seen) < many // 2, f"{len(seen)} of {many} containers were created"
+    # ... and the stop took the grace period at most, and a little.
+    assert took < GRACE + 5, f"the pod was gone after {took:.1f}s"
+
+
+async def test_a_container_left_created_by_a_killed_kubelet_is_no_restart(
+        kubelet: KubeletProcess, client: Client, ns: str, busybox_image: str,
+        docker_client: docker.DockerClient) -> None:
+    from kubelet.pods.configs import container_config, sandbox_config
+    from kubelet.runtime.docker import DockerRuntime
+
+    await create_pod(client, ns, kubelet.node_name, "half", [
+        container("app", "trap 'exit 0' TERM; while :; do sleep 0.1; done", busybox_image)])
+    pod = await wait_pod(client, ns, "half", running_and_ready, "Running")
+    [running] = app_containers(docker_client, kubelet, pod)
+    [sandbox] = [c for c in node_containers(docker_client, kubelet, pod)
+                 if c["Labels"].get(LABEL_SANDBOX) == "true"]
+
+    # The kubelet dies between creating the container and starting it: what it leaves is
+    # the container, created with the pod's labels, never started.
+    kubelet.kill()
+    docker_client.api.remove_container(running["Id"], force=True)
+    runtime = DockerRuntime(docker_client)
+    try:
+        spec = pod.spec.containers[0]
+        half_done = await runtime.create_container(sandbox["Id"], container_config(
+            pod, spec, attempt=0, init=False, env=[], command=list(spec.command),
+            args=list(spec.args), mounts=(), node_name=kubelet.node_name),
+            sandbox_config(pod, 0, kubelet.node_name))
+    finally:
+        runtime.close()
+    assert docker_client.api.inspect_container(half_done)["State"]["Status"] == "created"
+
+    kubelet.start()
+    await asyncio.to_thread(kubelet.wait_running)
+
+    def started_afresh(p: core_pb2.Pod) -> bool:
+        status = cstatus(p, "app")
+        return (running_and_ready(p)
+                and status.container_id.removeprefix("docker://") != running["Id"])
+
+    pod = await wait_pod(client, ns, "half", started_afresh, "running again")
+    status = cstatus(pod, "app")
+    assert status.restart_count == 0, status
+    assert not status.last_state.HasField("terminated"), status
+    assert [c["State"] for c in app_containers(docker_client, kubelet, pod)] == ["running"]

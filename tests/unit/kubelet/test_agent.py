@@ -22,7 +22,8 @@ async def test_a_fake_runtime_kubelets_secret_volume_goes_through_the_fake_mount
     mounter = make_mounter(args.fake_runtime)
     assert isinstance(runtime, FakeRuntime) and isinstance(mounter, FakeMounter)
     async with Client(args.server) as client:  # never called: nothing here starts
-        kubelet = Kubelet(kubelet_config(args), client, runtime, mounter=mounter)
+        kubelet = Kubelet(kubelet_config(args, args.node_ip), client, runtime,
+                          mounter=mounter)
         secret = core_pb2.Secret()
         secret.metadata.name, secret.metadata.namespace = "token", "default"
         secret.data["token"] = b"TOP-SECRET"

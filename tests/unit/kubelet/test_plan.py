@@ -115,9 +115,25 @@ def test_crash_loop_back_off_waits_and_says_when() -> None:
     assert started(plan(pod(), [sandbox()], crashed)) == [("app", 4)]
 
 
-def test_a_container_that_never_started_counts_as_failed() -> None:
-    never = container("app", State.CREATED)
-    assert started(plan(pod("OnFailure"), [sandbox()], [never])) == [("app", 1)]
+def test_a_container_whose_start_failed_counts_as_failed() -> None:
+    failed = container("app", State.CREATED, exit_code=128)
+    assert started(plan(pod("OnFailure"), [sandbox()], [failed])) == [("app", 1)]
+
+
+def test_a_container_created_but_never_started_is_no_attempt() -> None:
+    # A kubelet died between creating it and starting it: it goes, and the same attempt
+    # is created afresh, whatever the restart policy.
+    for policy in ("Always", "OnFailure", "Never"):
+        half_done = container("app", State.CREATED)
+        a = plan(pod(policy), [sandbox()], [half_done])
+        assert a.remove == ["app-0"] and started(a) == [("app", 0)], policy
+    exited = container("app", State.EXITED, exit_code=1)
+    half_done = container("app", State.CREATED, attempt=1)
+    a = plan(pod("OnFailure"), [sandbox()], [exited, half_done])
+    assert a.remove == ["app-1"] and started(a) == [("app", 1)]  # one real exit: attempt 1
+    init = container("setup", State.CREATED)
+    a = plan(pod("Never", init=("setup",)), [sandbox()], [init])
+    assert a.remove == ["setup-0"] and started(a) == [("setup", 0)]
 
 
 def test_liveness_failure_kills_and_the_next_sync_restarts() -> None:

@@ -19,6 +19,7 @@ import pytest
 from kubelet.images import ImageManager
 from kubelet.plan import plan_pod
 from kubelet.pods import executor
+from kubelet.pods.configs import container_config, sandbox_config
 from kubelet.pods.references import referenced_objects
 from kubelet.pods.syncer import PodSyncer
 from kubelet.probes import ProbeManager
@@ -83,7 +84,8 @@ class Objects:
 
 class FakeClient:
     """What the pod workers call on the apiserver: status writes and final deletes. A
-    status written comes back as an update of the pod, as through the informer."""
+    status written comes back as an update of the pod, as through the informer (`echo`:
+    the status on the pod as the apiserver holds it then, see make_syncer)."""
 
     def __init__(self) -> None:
         self.statuses: list[core_pb2.Pod] = []
@@ -118,7 +120,19 @@ def make_syncer(runtime: FakeRuntime, tmp_path: Path, *, clock: Clock | None = N
         images=ImageManager(runtime, objects, clock=clock),
         probes=ProbeManager(runtime, on_change=lambda uid: None),
         source=objects, recorder=FakeRecorder(), start_concurrency=2, clock=clock)
-    client.echo = syncer.pod_updated
+
+    def echo(written: core_pb2.Pod) -> None:
+        # The apiserver writes the status onto the pod it holds, which may have changed
+        # since (a deletion): what comes back is that, never the older pod again.
+        current = syncer.pods.get(written.metadata.uid)
+        if current is None:
+            return
+        updated = core_pb2.Pod()
+        updated.CopyFrom(current)
+        updated.status.CopyFrom(written.status)
+        syncer.pod_updated(updated)
+
+    client.echo = echo
     return syncer
 
 
@@ -495,3 +509,114 @@ async def test_an_orphan_is_stopped_with_the_grace_period_it_started_with(
         assert fake_client(syncer).deletes == []  # nothing left to confirm
     finally:
         await syncer.stop()
+
+
+# ---- interrupted work ----
+
+def deleted_copy(pod: core_pb2.Pod, clock: FakeClock, grace: int = 0) -> core_pb2.Pod:
+    """The pod as a graceful deletion leaves it: `grace` seconds from the clock's now."""
+    deleted = core_pb2.Pod()
+    deleted.CopyFrom(pod)
+    deleted.metadata.deletion_timestamp.seconds = int(clock.wall().timestamp()) + grace
+    deleted.metadata.deletion_grace_period_seconds = grace
+    return deleted
+
+
+async def test_deleting_a_pod_abandons_its_start(tmp_path: Path, clock: FakeClock) -> None:
+    runtime = SlowRuntime()  # each call takes a moment, as an engine's round trip does
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("big", containers=200)
+    uid = pod.metadata.uid
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) >= 5)
+        created_before = len(runtime.calls_to("create_container"))
+        syncer.pod_updated(deleted_copy(pod, clock))
+        await until(lambda: bool(client.deletes))
+        # The start gave up before its next container: the one under way, at most, more.
+        assert len(runtime.calls_to("create_container")) <= created_before + 1
+        assert runtime.containers == {}
+        assert client.deletes == [((core_pb2.Pod, "big", NS), {"grace_period": 0, "uid": uid})]
+    finally:
+        await syncer.stop()
+
+
+async def test_deleting_a_pod_abandons_its_wait_for_an_image(
+        tmp_path: Path, clock: FakeClock) -> None:
+    class BlockedPulls(FakeRuntime):
+        async def pull_image(self, image: str, auth: Any = None) -> str:
+            self.calls.append(("pull_image", image, auth))
+            await asyncio.Event().wait()  # a registry that never answers
+            raise AssertionError("unreachable")
+
+    runtime = BlockedPulls(images=[IMAGE], pullable={"*": None})
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+    pod = make_pod("slow-image", containers=2)
+    pod.spec.containers[1].image = "registry.example/slow:1"
+    try:
+        syncer.pod_updated(pod)
+        await until(lambda: bool(runtime.calls_to("pull_image")))
+        syncer.pod_updated(deleted_copy(pod, clock))
+        await until(lambda: bool(client.deletes))
+        assert runtime.calls_to("create_container") == []
+        assert runtime.containers == {}
+    finally:
+        await syncer.stop()
+
+
+async def test_deleting_a_pod_abandons_its_wait_for_a_start_slot(
+        tmp_path: Path, clock: FakeClock) -> None:
+    runtime = SlowRuntime()
+    syncer = make_syncer(runtime, tmp_path, clock=clock)  # two start slots
+    client = fake_client(syncer)
+    pods = [make_pod(f"p{i}", containers=50) for i in range(3)]
+    try:
+        for pod in pods:
+            syncer.pod_updated(pod)
+        await until(lambda: bool(runtime.calls_to("create_container")))
+        waiting = pods[2]  # the third waits for a slot
+        syncer.pod_updated(deleted_copy(waiting, clock))
+        await until(lambda: bool(client.deletes))
+        assert not any(c.labels.get("io.skiff.pod.uid") == waiting.metadata.uid
+                       for c in runtime.containers.values())
+        # Deleted in well under the time the two others take to start.
+        assert len(running_containers(runtime, pods[0].metadata.uid)) < 50
+    finally:
+        await syncer.stop()
+
+
+async def test_a_container_left_created_by_a_dead_kubelet_is_no_restart(
+        tmp_path: Path, clock: FakeClock) -> None:
+    runtime = FakeRuntime(images=[IMAGE], clock=lambda: clock.wall().timestamp())
+    pod = make_pod("p", restartPolicy="Never")
+    uid = pod.metadata.uid
+    # What a kubelet SIGKILLed between creating the container and starting it leaves.
+    sandbox = sandbox_config(pod, 0, "node-1")
+    sandbox_id = await runtime.run_sandbox(sandbox)
+    half_done = await runtime.create_container(sandbox_id, container_config(
+        pod, pod.spec.containers[0], attempt=0, init=False, env=[], command=[], args=[],
+        mounts=(), node_name="node-1"), sandbox)
+    syncer = make_syncer(runtime, tmp_path, clock=clock)
+    client = fake_client(syncer)
+
+    def status() -> core_pb2.PodStatus | None:
+        return client.last_status(uid)
+
+    try:
+        await syncer.prime()  # the restarted kubelet's first look at the runtime
+        syncer.pod_updated(pod)
+        await until(lambda: len(running_containers(runtime, uid)) == 1)
+        await until(lambda: (s := status()) is not None and s.phase == "Running")
+    finally:
+        await syncer.stop()
+    assert half_done not in runtime.containers  # removed, and created afresh
+    assert [c.labels["io.skiff.container.attempt"] for c in runtime.containers.values()
+            if not c.is_sandbox] == ["0"]
+    final = status()
+    assert final is not None
+    [app] = final.container_statuses
+    assert app.restart_count == 0 and app.state.HasField("running")
+    assert not app.last_state.HasField("terminated")
+    assert all(p.status.phase != "Failed" for p in client.statuses)
