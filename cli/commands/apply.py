@@ -29,7 +29,14 @@ from google.protobuf.message import Message
 
 from cli import common
 from cli.errors import CliError
-from cli.manifests import Manifest, ManifestError, load, print_warnings, target_namespace
+from cli.manifests import (
+    Manifest,
+    ManifestError,
+    check_outgoing,
+    load,
+    print_warnings,
+    target_namespace,
+)
 from cli.merge import three_way_merge
 from skiff.api import convert
 from skiff.api.meta import meta
@@ -96,7 +103,9 @@ def plan(manifest: Manifest, explicit_namespace: str | None, default_namespace: 
             "cannot be used)"
         )
     namespace = target_namespace(manifest, explicit_namespace, default_namespace)
-    return Planned(manifest, namespace, desired_object(manifest.data, namespace))
+    desired = desired_object(manifest.data, namespace)
+    check_outgoing(manifest, desired)  # the annotation doubles it
+    return Planned(manifest, namespace, desired)
 
 
 def desired_object(manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
