@@ -4,7 +4,8 @@ A manifest is read by libyaml's event parser when PyYAML has it (a 100 MiB docum
 second, against tens of seconds in pure Python), composed into nodes here, in Python, so that
 three things are checked before anything is built from them:
 
-- Nesting: at most MAX_DEPTH lists and mappings inside each other. go-yaml stops at 10000,
+- Nesting: at most MAX_DEPTH lists and mappings inside each other, aliases expanded (a chain
+  of anchors, each nesting the one before, is deeper than any of them). go-yaml stops at 10000,
   but every step after parsing here (construction, conversion, merging) recurses in Python,
   whose stack holds about 1000 frames; no Kubernetes object nests more than a few dozen
   levels, and protobuf refuses messages nested past 100.
@@ -90,6 +91,7 @@ class _BoundedComposer(Composer):
         self._depth = 0
         self._open_anchors: set[str] = set()  # anchors whose value is being composed
         self._expanded: dict[int, int] = {}  # id(node) -> nodes it stands for, expanded
+        self._height: dict[int, int] = {}  # id(node) -> collections nested in it, expanded
         self._decodes = 1  # go-yaml counts the document node
         self._aliases = 0
 
@@ -98,7 +100,7 @@ class _BoundedComposer(Composer):
         try:
             return super().compose_document()
         finally:
-            self._expanded = {}  # the nodes live on in the document; their sizes need not
+            self._expanded, self._height = {}, {}  # the nodes live on; their counts need not
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
@@ -128,8 +130,11 @@ class _BoundedComposer(Composer):
         """A node just composed, not through an alias: one decode, and its expanded size
         (its children's were counted before it)."""
         if node is not None:
-            self._expanded[id(node)] = 1 + sum(self._expanded[id(child)]
-                                               for child in _children(node))
+            children = _children(node)
+            self._expanded[id(node)] = 1 + sum(self._expanded[id(c)] for c in children)
+            self._height[id(node)] = (
+                1 + max((self._height[id(c)] for c in children), default=0)
+                if isinstance(node, SequenceNode | MappingNode) else 0)
         self._decodes += 1
         return node
 
@@ -138,6 +143,10 @@ class _BoundedComposer(Composer):
             raise LimitExceeded(f"anchor {event.anchor!r} value contains itself", event)
         node = super().compose_node(parent, index)  # the anchored node, or "undefined alias"
         assert node is not None
+        if self._depth + self._height[id(node)] > MAX_DEPTH:
+            raise LimitExceeded(f"exceeded max depth of {MAX_DEPTH} (lists and mappings "
+                                f"nested inside each other, alias {event.anchor!r} expanded)",
+                                event)
         size = self._expanded[id(node)]
         self._decodes += 1 + size
         self._aliases += size
