@@ -18,7 +18,7 @@ import sys
 import traceback
 
 from cli import commands
-from cli.errors import CliError
+from cli.errors import CliError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CliError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
-    return text.splitlines()[0][:300] if text else "no message"
+    return one_line(text.splitlines()[0][:300]) if text else "no message"
 
 
 if __name__ == "__main__":

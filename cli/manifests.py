@@ -25,7 +25,7 @@ from typing import Any, TextIO
 import yaml
 
 from cli import oversize, yamlload
-from cli.errors import CliError
+from cli.errors import CliError, one_line
 from skiff.api import convert, kinds
 
 STDIN = "-"
@@ -278,4 +278,4 @@ def target_namespace(manifest: Manifest, explicit: str | None, default: str) -> 
 def print_warnings(warnings: Sequence[str]) -> None:
     """Server warnings, one line each on stderr, as kubectl prints them."""
     for warning in warnings:
-        print(f"Warning: {warning}", file=sys.stderr, flush=True)
+        print(f"Warning: {one_line(warning)}", file=sys.stderr, flush=True)

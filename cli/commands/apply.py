@@ -28,7 +28,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from cli import common
-from cli.errors import CliError
+from cli.errors import CliError, one_line
 from cli.manifests import (
     Manifest,
     ManifestError,
@@ -156,7 +156,9 @@ def run_apply(args: argparse.Namespace) -> int:
                 raise  # the next objects would fail the same way: stop here
             except errors.ApiError as err:
                 print(
-                    f"error: {planned.manifest.source}: {err.message}", file=sys.stderr, flush=True
+                    f"error: {planned.manifest.source}: {one_line(err.message)}",
+                    file=sys.stderr,
+                    flush=True,
                 )
                 ok = False
                 continue

@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 
 from cli import common, printers
 from cli.commands.apply import desired_object
-from cli.errors import CliError
+from cli.errors import CliError, one_line
 from cli.manifests import check_outgoing, load, print_warnings, target_namespace
 from skiff.api import convert, kinds
 from skiff.api.meta import meta
@@ -213,7 +213,8 @@ def run_create_from_files(args: argparse.Namespace) -> int:
             except errors.Unavailable:
                 raise
             except errors.ApiError as err:
-                print(f"error: {manifest.source}: {err.message}", file=sys.stderr, flush=True)
+                print(f"error: {manifest.source}: {one_line(err.message)}", file=sys.stderr,
+                      flush=True)
                 ok = False
                 continue
             print_warnings(warnings)
