@@ -4,9 +4,9 @@ Sources: a file, a folder (its *.yaml, *.yml and *.json files, sorted; with `rec
 of its subfolders too), or `-` for standard input. A file holds one or more YAML documents
 (`---` between them, `...` ending one, empty ones skipped) or JSON; a `kind: List` document
 stands for its items. Every document of every source is read and checked (YAML syntax within
-bounds on nesting and aliases, a mapping, a served apiVersion and kind, field types, a size
-the server accepts) before a command sends anything, so a bad
-file leaves nothing half-applied. Errors name the file, and the line where YAML can tell it.
+bounds on nesting and aliases, a mapping, a served apiVersion and kind, field types, a request
+size the server accepts) before a command sends anything, so a bad file leaves nothing
+half-applied. Errors name the file, and the line where YAML can tell it.
 
 The second half resolves what a command acts on from its arguments (`TYPE NAME...`,
 `TYPE/NAME...`, `-f`, `TYPE -l SELECTOR`, `TYPE --all`): `delete`, `label` and `annotate`
@@ -234,27 +234,21 @@ def _manifest(data: dict[str, Any], source: str) -> Manifest:
         kind = kinds.for_manifest(api_version, kind_name)
     except kinds.UnknownKindError as err:
         raise ManifestError(f"{source}: {convert.describe(data)}: {err}") from None
-    _check_fields_and_size(data, source)
+    subject = convert.describe(data)
+    oversize.check_request(source, subject, data)  # cheap; converting 100 MiB is not
+    try:
+        convert.from_dict(data)
+    except convert.ConversionError as err:
+        raise ManifestError(
+            f"{source}: {err.subject or subject} is invalid: " + "; ".join(err.errors)
+        ) from None
     return Manifest(source, data, kind)
 
 
 def check_outgoing(manifest: Manifest, data: dict[str, Any]) -> None:
     """What a command sends for a manifest (its namespace set, maybe the last-applied
-    annotation) within the server's size limits; raises ManifestError before anything goes."""
-    _check_fields_and_size(data, manifest.source)
-
-
-def _check_fields_and_size(data: dict[str, Any], source: str) -> None:
-    """The request size first: it is cheap, where converting a 100 MiB manifest is not."""
-    subject = convert.describe(data)
-    oversize.check_request(source, subject, data)
-    try:
-        obj, _ = convert.from_dict(data)
-    except convert.ConversionError as err:
-        raise ManifestError(
-            f"{source}: {err.subject or subject} is invalid: " + "; ".join(err.errors)
-        ) from None
-    oversize.check_object(source, subject, obj)
+    annotation) within the server's request limit; raises before anything goes."""
+    oversize.check_request(manifest.source, manifest.describe(), data)
 
 
 # ---- where objects go ----
