@@ -407,3 +407,17 @@ def test_annotate_overwrite_rules(skiff: Skiff, server: Any, ns: str) -> None:
     assert server("get", "cm", "c", ns).metadata.annotations["note"] == "other"
     assert skiff("annotate", "cm", "c", "note-", "-n", ns).returncode == 0
     assert "note" not in server("get", "cm", "c", ns).metadata.annotations
+
+
+def test_the_projects_examples_apply_as_the_readme_says(skiff: Skiff, server: Any) -> None:
+    examples = str(REPO / "examples")
+    result = skiff("apply", "-f", examples, "-n", "demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "namespace/demo created", "cronjob.batch/tick created", "daemonset.apps/node-load created",
+        "job.batch/count created", "pod/greeter created", "replicaset.apps/sleepers created",
+        "secret/greeting created", "configmap/web-page created", "deployment.apps/web created",
+        "service/web created"]
+    again = skiff("apply", "-f", examples, "-n", "demo")
+    assert all(line.endswith(" unchanged") for line in again.stdout.splitlines()), again.stdout
+    assert skiff("delete", "namespace", "demo").returncode == 0

@@ -6,6 +6,7 @@ ordinary anchors and merges still read as before. The alias cases are go-yaml's
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from cli import yamlload
 from cli.manifests import ManifestError, parse
@@ -29,6 +30,15 @@ metadata:
 """
 
 DEPTH_ERROR = r"exceeded max(imum)? (nesting )?depth"
+
+
+@pytest.fixture(autouse=True, params=["libyaml", "pure-python"])
+def parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every case with libyaml's events and with PyYAML's own parser (a PyYAML built
+    without libyaml)."""
+    if request.param == "libyaml" and not yaml.__with_libyaml__:
+        pytest.skip("PyYAML without libyaml")
+    monkeypatch.setattr(yamlload, "LIBYAML", request.param == "libyaml")
 
 
 def values(text: str) -> list[object]:
