@@ -43,8 +43,6 @@ def inputs() -> dict[str, str]:
         "deep-lists.yaml": "[" * 100_000,
         "deep-maps.yaml": "x: " + "{a: " * 100_000,
         "deep.json": "[" * 100_000 + "]" * 100_000,
-        "annotated.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n"
-                          f"  text: {'x' * (300 * 1024)}\n",
         "huge-100MiB.yaml": json.dumps(huge),
     }
 
