@@ -3,9 +3,10 @@
 Sources: a file, a folder (its *.yaml, *.yml and *.json files, sorted; with `recursive`, those
 of its subfolders too), or `-` for standard input. A file holds one or more YAML documents
 (`---` between them, `...` ending one, empty ones skipped) or JSON; a `kind: List` document
-stands for its items. Every document of every source is read and checked (YAML syntax, a
-mapping, a served apiVersion and kind, field types) before a command sends anything, so a bad
-file leaves nothing half-applied. Errors name the file, and the line where YAML can tell it.
+stands for its items. Every document of every source is read and checked (YAML syntax within
+bounds on nesting and aliases, a mapping, a served apiVersion and kind, field types, a request
+size the server accepts) before a command sends anything, so a bad file leaves nothing
+half-applied. Errors name the file, and the line where YAML can tell it.
 
 The second half resolves what a command acts on from its arguments (`TYPE NAME...`,
 `TYPE/NAME...`, `-f`, `TYPE -l SELECTOR`, `TYPE --all`): `delete`, `label` and `annotate`
@@ -14,8 +15,6 @@ share it.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,8 @@ from typing import Any, TextIO
 
 import yaml
 
-from cli.errors import CliError
+from cli import oversize, yamlload
+from cli.errors import CliError, one_line
 from skiff.api import convert, kinds
 
 STDIN = "-"
@@ -121,37 +121,6 @@ def _read(path: Path) -> str:
 # ---- parsing ----
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader with two changes. Keys become strings as they are built, as
-    Kubernetes' YAML-to-JSON step makes them (`1`, `true`): a Python dict would otherwise merge
-    the keys `1` and `true`, which are equal in Python. And a key given twice is an error, as in
-    Kubernetes' YAML reader: a mapping naming `image` twice is a mistake to report, not one to
-    guess about."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        if not isinstance(node, yaml.MappingNode):
-            return super().construct_mapping(node, deep=deep)  # the error for a non-mapping
-        lines: dict[str, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` may repeat keys on purpose: the explicit one wins
-            key = _key_text(self.construct_object(key_node, deep=True))
-            if key in lines:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f'mapping key "{key}" already defined at line {lines[key] + 1}',
-                    key_node.start_mark,
-                )
-            lines[key] = key_node.start_mark.line
-        self.flatten_mapping(node)  # resolves `<<` merge keys into node.value, first to last
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _key_text(self.construct_object(key_node, deep=True))
-            mapping[key] = self.construct_object(value_node, deep=deep)
-        return mapping
-
-
 def parse(text: str, source: str) -> list[Manifest]:
     """The objects of one source's text; raises ManifestError naming `source`."""
     manifests: list[Manifest] = []
@@ -159,32 +128,36 @@ def parse(text: str, source: str) -> list[Manifest]:
         if doc is None:
             continue  # an empty document: `---` twice, or only comments
         where = f"document {number}" + (f" (line {line})" if line else "")
-        for data in _flatten(_json_shaped(doc), source, where):
+        for data in _flatten(yamlload.json_shaped(doc), source, where):
             manifests.append(_manifest(data, source))
     return manifests
 
 
 def _documents(text: str, source: str) -> Iterator[tuple[int | None, Any]]:
-    """(first line, value) of each document. This is yaml.safe_load_all, composed document by
-    document so that messages can say on which line a document starts."""
+    """(first line, value) of each document, read within yamlload's bounds (depth, aliases)."""
     if source.lower().endswith(".json"):
         try:
-            yield 1, json.loads(text)
+            value = json.loads(text)
         except json.JSONDecodeError as err:
             raise ManifestError(
                 f"error parsing {source}: line {err.lineno}, column {err.colno}: {err.msg}"
             ) from None
+        except RecursionError:
+            value = None  # deeper than Python's JSON reader goes: past MAX_DEPTH anyway
+            too_deep = True
+        else:
+            too_deep = yamlload.too_deep(value)
+        if too_deep:
+            raise ManifestError(
+                f"error parsing {source}: exceeded max depth of {yamlload.MAX_DEPTH} "
+                "(lists and mappings nested inside each other)"
+            )
+        yield 1, value
         return
-    loader = _Loader(text)
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            line = node.start_mark.line + 1 if node is not None else None
-            yield line, loader.construct_document(node)
+        yield from yamlload.documents(text)
     except yaml.YAMLError as err:
         raise ManifestError(f"error parsing {source}: {_yaml_problem(err)}") from None
-    finally:
-        loader.dispose()
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:
@@ -202,36 +175,6 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
         )
         problem += f" ({err.context}{at})"
     return where + problem
-
-
-def _json_shaped(value: Any) -> Any:
-    """A YAML value as JSON has it, which is what the server reads: keys become strings as
-    Kubernetes' YAML-to-JSON step makes them (`true`, `1`), unquoted timestamps RFC 3339
-    strings, `!!binary` base64."""
-    if isinstance(value, dict):
-        return {_key_text(k): _json_shaped(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_shaped(v) for v in value]
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        text = value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-        return text
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return value
-
-
-def _key_text(key: Any) -> str:
-    if isinstance(key, str):
-        return key
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    if key is None:
-        return "null"
-    return str(_json_shaped(key))
 
 
 def _flatten(doc: Any, source: str, where: str) -> Iterator[dict[str, Any]]:
@@ -291,14 +234,21 @@ def _manifest(data: dict[str, Any], source: str) -> Manifest:
         kind = kinds.for_manifest(api_version, kind_name)
     except kinds.UnknownKindError as err:
         raise ManifestError(f"{source}: {convert.describe(data)}: {err}") from None
+    subject = convert.describe(data)
+    oversize.check_request(source, subject, data)  # cheap; converting 100 MiB is not
     try:
         convert.from_dict(data)
     except convert.ConversionError as err:
         raise ManifestError(
-            f"{source}: {err.subject or convert.describe(data)} is invalid: "
-            + "; ".join(err.errors)
+            f"{source}: {err.subject or subject} is invalid: " + "; ".join(err.errors)
         ) from None
     return Manifest(source, data, kind)
+
+
+def check_outgoing(manifest: Manifest, data: dict[str, Any]) -> None:
+    """What a command sends for a manifest (its namespace set, maybe the last-applied
+    annotation) within the server's request limit; raises before anything goes."""
+    oversize.check_request(manifest.source, manifest.describe(), data)
 
 
 # ---- where objects go ----
@@ -322,4 +272,4 @@ def target_namespace(manifest: Manifest, explicit: str | None, default: str) -> 
 def print_warnings(warnings: Sequence[str]) -> None:
     """Server warnings, one line each on stderr, as kubectl prints them."""
     for warning in warnings:
-        print(f"Warning: {warning}", file=sys.stderr, flush=True)
+        print(f"Warning: {one_line(warning)}", file=sys.stderr, flush=True)

@@ -28,8 +28,15 @@ from typing import Any
 from google.protobuf.message import Message
 
 from cli import common
-from cli.errors import CliError
-from cli.manifests import Manifest, ManifestError, load, print_warnings, target_namespace
+from cli.errors import CliError, one_line
+from cli.manifests import (
+    Manifest,
+    ManifestError,
+    check_outgoing,
+    load,
+    print_warnings,
+    target_namespace,
+)
 from cli.merge import three_way_merge
 from skiff.api import convert
 from skiff.api.meta import meta
@@ -96,7 +103,9 @@ def plan(manifest: Manifest, explicit_namespace: str | None, default_namespace: 
             "cannot be used)"
         )
     namespace = target_namespace(manifest, explicit_namespace, default_namespace)
-    return Planned(manifest, namespace, desired_object(manifest.data, namespace))
+    desired = desired_object(manifest.data, namespace)
+    check_outgoing(manifest, desired)  # the annotation doubles it
+    return Planned(manifest, namespace, desired)
 
 
 def desired_object(manifest: dict[str, Any], namespace: str) -> dict[str, Any]:
@@ -147,7 +156,9 @@ def run_apply(args: argparse.Namespace) -> int:
                 raise  # the next objects would fail the same way: stop here
             except errors.ApiError as err:
                 print(
-                    f"error: {planned.manifest.source}: {err.message}", file=sys.stderr, flush=True
+                    f"error: {planned.manifest.source}: {one_line(err.message)}",
+                    file=sys.stderr,
+                    flush=True,
                 )
                 ok = False
                 continue

@@ -31,8 +31,8 @@ from google.protobuf.message import Message
 
 from cli import common, printers
 from cli.commands.apply import desired_object
-from cli.errors import CliError
-from cli.manifests import load, print_warnings, target_namespace
+from cli.errors import CliError, one_line
+from cli.manifests import check_outgoing, load, print_warnings, target_namespace
 from skiff.api import convert, kinds
 from skiff.api.meta import meta
 from skiff.api.v1 import batch_pb2, core_pb2, meta_pb2
@@ -202,6 +202,7 @@ def run_create_from_files(args: argparse.Namespace) -> int:
             if args.save_config
             else _with_namespace(manifest.data, namespace)
         )
+        check_outgoing(manifest, data)
         prepared.append((manifest, data))
 
     async def body(client: Client) -> bool:
@@ -212,7 +213,8 @@ def run_create_from_files(args: argparse.Namespace) -> int:
             except (errors.Unavailable, errors.Timeout):
                 raise
             except errors.ApiError as err:
-                print(f"error: {manifest.source}: {err.message}", file=sys.stderr, flush=True)
+                print(f"error: {manifest.source}: {one_line(err.message)}", file=sys.stderr,
+                      flush=True)
                 ok = False
                 continue
             print_warnings(warnings)

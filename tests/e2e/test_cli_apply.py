@@ -21,7 +21,7 @@ from skiff.client import errors
 from skiff.client.client import Client
 
 REPO = Path(__file__).resolve().parents[2]
-from fixtures.examples import EXAMPLES  # noqa: E402
+from fixtures.examples import example  # noqa: E402
 
 Skiff = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -170,7 +170,7 @@ def test_replicas_removed_from_the_manifest_return_to_the_default(
 
 def test_service_keeps_its_cluster_ip_and_is_unchanged_on_reapply(
         skiff: Skiff, server: Any, ns: str) -> None:
-    path = str(EXAMPLES / "service/nginx-service.yaml")
+    path = str(example("service/nginx-service.yaml"))
     assert skiff("apply", "-f", path, "-n", ns).stdout == "service/nginx-service created\n"
     ip = get_dict(server, "svc", "nginx-service", ns)["spec"]["clusterIP"]
     assert skiff("apply", "-f", path, "-n", ns).stdout == "service/nginx-service unchanged\n"
@@ -201,17 +201,17 @@ def test_apply_kyaml_examples_with_their_own_namespace_and_markers(
     files = ["configmap/configmaps.yaml", "service/access/backend-deployment.yaml",
              "pods/pod-rs.yaml", "secret/basicauth-secret.yaml"]
     # configmaps.yaml names namespace "default": with -n another one, apply refuses it.
-    refused = skiff("apply", "-f", str(EXAMPLES / files[0]), "-n", ns)
+    refused = skiff("apply", "-f", str(example(files[0])), "-n", ns)
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith(
         "You must pass '--namespace=default' to perform this operation.")
-    result = skiff("apply", *[a for f in files[1:] for a in ("-f", str(EXAMPLES / f))],
+    result = skiff("apply", *[a for f in files[1:] for a in ("-f", str(example(f)))],
                    "-n", ns)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "deployment.apps/backend created", "pod/pod1 created", "pod/pod2 created",
         "secret/secret-basic-auth created"]
-    again = skiff("apply", *[a for f in files[1:] for a in ("-f", str(EXAMPLES / f))],
+    again = skiff("apply", *[a for f in files[1:] for a in ("-f", str(example(f)))],
                   "-n", ns)
     assert all(line.endswith(" unchanged") for line in again.stdout.splitlines()), again.stdout
 
@@ -251,7 +251,7 @@ def test_malformed_yaml_fails_with_one_line_and_creates_nothing(
 
 
 def test_removed_api_version_is_refused(skiff: Skiff, ns: str) -> None:
-    result = skiff("apply", "-f", str(EXAMPLES / "application/job/cronjob.yaml"), "-n", ns)
+    result = skiff("apply", "-f", str(example("application/job/cronjob.yaml")), "-n", ns)
     assert result.returncode == 1
     assert 'no matches for kind "CronJob" in version "batch/v1beta1"' in result.stderr
     assert "use apiVersion: batch/v1" in result.stderr
@@ -407,3 +407,17 @@ def test_annotate_overwrite_rules(skiff: Skiff, server: Any, ns: str) -> None:
     assert server("get", "cm", "c", ns).metadata.annotations["note"] == "other"
     assert skiff("annotate", "cm", "c", "note-", "-n", ns).returncode == 0
     assert "note" not in server("get", "cm", "c", ns).metadata.annotations
+
+
+def test_the_projects_examples_apply_as_the_readme_says(skiff: Skiff, server: Any) -> None:
+    examples = str(REPO / "examples")
+    result = skiff("apply", "-f", examples, "-n", "demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "namespace/demo created", "cronjob.batch/tick created", "daemonset.apps/node-load created",
+        "job.batch/count created", "pod/greeter created", "replicaset.apps/sleepers created",
+        "secret/greeting created", "configmap/web-page created", "deployment.apps/web created",
+        "service/web created"]
+    again = skiff("apply", "-f", examples, "-n", "demo")
+    assert all(line.endswith(" unchanged") for line in again.stdout.splitlines()), again.stdout
+    assert skiff("delete", "namespace", "demo").returncode == 0

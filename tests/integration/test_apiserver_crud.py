@@ -7,9 +7,9 @@ import copy
 
 import pytest
 import yaml
-from fixtures.examples import EXAMPLES
+from fixtures.examples import example, project_documents
 
-from skiff.api import convert
+from skiff.api import convert, kinds
 from skiff.api.status import CauseType
 from skiff.api.v1 import apps_pb2, batch_pb2, coordination_pb2, core_pb2
 from skiff.client import errors
@@ -25,7 +25,7 @@ def pod(name: str, ns: str, **labels: str) -> core_pb2.Pod:
 
 
 def manifest(path: str, index: int = 0) -> dict:
-    return [d for d in yaml.safe_load_all((EXAMPLES / path).read_text()) if d][index]
+    return [d for d in yaml.safe_load_all(example(path).read_text()) if d][index]
 
 
 # One manifest of every kind the examples have, plus the kinds they lack, built here.
@@ -39,8 +39,23 @@ KIND_MANIFESTS = [
 
 @pytest.mark.parametrize("path", KIND_MANIFESTS)
 async def test_crud_of_example_manifests(client: Client, ns: str, path: str) -> None:
-    data = manifest(path)
-    data["metadata"]["namespace"] = ns
+    await crud(client, ns, manifest(path))
+
+
+@pytest.mark.parametrize("doc", project_documents())
+async def test_crud_of_the_projects_examples(client: Client, ns: str, doc: dict) -> None:
+    await crud(client, ns, copy.deepcopy(doc))
+
+
+async def crud(client: Client, ns: str, data: dict) -> None:
+    """Create, get, list, update and delete one manifest's object, in `ns` (a cluster-scoped
+    one under a name of its own)."""
+    namespaced = kinds.for_manifest(data["apiVersion"], data["kind"]).namespaced
+    if namespaced:
+        data["metadata"]["namespace"] = ns
+    else:
+        data["metadata"]["name"] = f"{ns}-{data['metadata']['name']}"
+        ns = ""
     created, warnings = await client.create_manifest(data)
     assert warnings == []
     meta = created.metadata  # type: ignore[attr-defined]
@@ -49,13 +64,15 @@ async def test_crud_of_example_manifests(client: Client, ns: str, path: str) -> 
     got = await client.get(kind, meta.name, ns)
     assert got == created
     items, _ = await client.list(kind, ns)
-    assert [i.metadata.name for i in items] == [meta.name]  # type: ignore[attr-defined]
+    names = [i.metadata.name for i in items]  # type: ignore[attr-defined]
+    assert names == [meta.name] if namespaced else meta.name in names
     got.metadata.labels["touched"] = "yes"  # type: ignore[attr-defined]
     updated = await client.update(got)
     assert int(updated.metadata.resource_version) > int(meta.resource_version)  # type: ignore[attr-defined]
     await client.delete(kind, meta.name, ns)
-    with pytest.raises(errors.NotFound, match=f'"{meta.name}" not found'):
-        await client.get(kind, meta.name, ns)
+    if namespaced:
+        with pytest.raises(errors.NotFound, match=f'"{meta.name}" not found'):
+            await client.get(kind, meta.name, ns)
 
 
 async def test_crud_of_kinds_without_examples(client: Client, ns: str) -> None:

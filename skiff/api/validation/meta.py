@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from skiff.api.limits import MAX_ANNOTATIONS_BYTES
 from skiff.api.selectors import (
     validate_dns1123_label,
     validate_dns1123_subdomain,
@@ -22,9 +23,6 @@ from skiff.api.validation.errors import (
     too_long,
 )
 from skiff.api.validation.formats import byte_len, dns1035_label, qualified_name
-
-MAX_ANNOTATIONS_SIZE = 256 * 1024
-
 
 NameFn = Callable[[str, bool], Errors]
 
@@ -96,9 +94,10 @@ def validate_annotations(annotations: Mapping[str, str], path: str) -> Errors:
     # Keys are qualified names, except that case does not matter.
     errs = [invalid(path, key, msg) for key in sorted(annotations)
             for msg in validate_label_key(key.lower())]
+    # Kubernetes' TotalAnnotationSizeLimitB: keys and values together, in bytes.
     size = sum(byte_len(k) + byte_len(v) for k, v in annotations.items())
-    if size > MAX_ANNOTATIONS_SIZE:
-        errs.append(too_long(path, MAX_ANNOTATIONS_SIZE))
+    if size > MAX_ANNOTATIONS_BYTES:
+        errs.append(too_long(path, MAX_ANNOTATIONS_BYTES))
     return errs
 
 

@@ -69,7 +69,8 @@ class FakeContext:
     def time_remaining(self) -> float | None:
         return None if self._deadline is None else self._deadline - time.monotonic()
 
-    async def abort(self, code: grpc.StatusCode, details: str = "") -> None:
+    async def abort(self, code: grpc.StatusCode, details: str = "",
+                    trailing_metadata: object = ()) -> None:
         raise Aborted(code, details)
 
 

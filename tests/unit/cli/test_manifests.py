@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
-from fixtures.examples import EXAMPLES
+from fixtures.examples import EXAMPLES, PROJECT_EXAMPLES, example, needs_examples
 
 from cli.errors import CliError
 from cli.manifests import Manifest, ManifestError, load, parse, target_namespace
@@ -199,6 +199,7 @@ def test_a_bad_file_anywhere_fails_the_whole_load(tmp_path: Path) -> None:
         load([str(tmp_path)])
 
 
+@needs_examples
 def test_every_example_manifest_loads() -> None:
     refused = {"application/job/cronjob.yaml", "pods/inject/pod-single-secret-env-variable.yaml"}
     files = sorted(EXAMPLES.rglob("*.yaml"))
@@ -211,17 +212,25 @@ def test_every_example_manifest_loads() -> None:
         assert all(m.name for m in manifests), path
 
 
+def test_the_projects_examples_load_and_cover_every_kind_the_readme_names() -> None:
+    manifests = load([str(PROJECT_EXAMPLES)])
+    assert {m.kind.kind for m in manifests} >= {
+        "Pod", "ReplicaSet", "Deployment", "Service", "Secret", "ConfigMap", "DaemonSet",
+        "Job", "CronJob", "Namespace"}
+    assert manifests[0].kind.kind == "Namespace"  # first, so `-n demo` finds it
+
+
 def test_kyaml_examples_match_their_block_twins() -> None:
-    (flow,) = load([str(EXAMPLES / "controllers/replicaset.yaml")])
+    (flow,) = load([str(example("controllers/replicaset.yaml"))])
     assert flow.kind.kind == "ReplicaSet"
     assert flow.data["spec"]["replicas"] == 3
-    two = load([str(EXAMPLES / "configmap/configmaps.yaml")])
+    two = load([str(example("configmap/configmaps.yaml"))])
     assert names(two) == ["ConfigMap/special-config", "ConfigMap/env-config"]
     assert two[0].data["data"] == {"special.how": "very"}
 
 
 def test_document_end_markers_in_examples() -> None:
-    (m,) = load([str(EXAMPLES / "service/access/backend-service.yaml")])
+    (m,) = load([str(example("service/access/backend-service.yaml"))])
     assert m.kind.kind == "Service"
 
 
@@ -230,12 +239,12 @@ def test_removed_cronjob_version_is_refused_with_kinds_message() -> None:
                                             r'"CronJob" in version "batch/v1beta1": it was '
                                             r"removed in Kubernetes 1.25; use apiVersion: "
                                             r"batch/v1"):
-        load([str(EXAMPLES / "application/job/cronjob.yaml")])
+        load([str(example("application/job/cronjob.yaml"))])
 
 
 def test_example_without_api_version_is_refused() -> None:
     with pytest.raises(ManifestError, match=r'Pod "secret-envars-test-pod": apiVersion not set'):
-        load([str(EXAMPLES / "pods/inject/pod-single-secret-env-variable.yaml")])
+        load([str(example("pods/inject/pod-single-secret-env-variable.yaml"))])
 
 
 # ---- namespaces ----

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 import yaml
-from fixtures.examples import example_documents, needs_examples
+from fixtures.examples import example_documents, project_documents
 
 from skiff.api import convert, kinds
 from skiff.api.v1 import apps_pb2, core_pb2
@@ -15,8 +15,7 @@ REFUSED = {"application/job/cronjob.yaml#0": "removed in Kubernetes 1.25",
            "pods/inject/pod-single-secret-env-variable.yaml#0": "apiVersion not set"}
 
 
-@needs_examples
-@pytest.mark.parametrize("doc", example_documents())
+@pytest.mark.parametrize("doc", example_documents() + project_documents())
 def test_every_example_converts_and_round_trips_through_yaml(doc: dict,
                                                              request: pytest.FixtureRequest
                                                              ) -> None:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from fixtures.examples import example_documents, needs_examples
+from fixtures.examples import example_documents, project_documents
 
 from skiff.api import convert, defaults, kinds
 from skiff.api.v1 import batch_pb2, core_pb2
@@ -394,10 +394,9 @@ def test_job_manual_selector_is_left_alone() -> None:
     assert dict(job.spec.template.metadata.labels) == {"app": "web"}
 
 
-# ---- the documentation's examples ----
+# ---- the examples: the documentation's and the project's ----
 
-@needs_examples
-@pytest.mark.parametrize("doc", example_documents())
+@pytest.mark.parametrize("doc", example_documents() + project_documents())
 def test_defaulting_is_idempotent(doc: dict[str, Any]) -> None:
     try:
         obj, _ = convert.from_dict(doc)

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from fixtures.examples import example_documents, needs_examples
+from fixtures.examples import example_documents, project_documents
 from google.protobuf.message import Message
 
 from skiff.api import convert, defaults, kinds
@@ -916,10 +916,9 @@ def test_update_error_names_what_changed(changes: Changes, changed: str) -> None
     assert errors[0].endswith(f"changed: {changed}")
 
 
-# ---- the documentation's examples are valid Kubernetes, so they are valid here ----
+# ---- the examples (the documentation's and the project's) are valid Kubernetes, so valid here
 
-@needs_examples
-@pytest.mark.parametrize("doc", example_documents())
+@pytest.mark.parametrize("doc", example_documents() + project_documents())
 def test_examples_are_valid(doc: dict[str, Any]) -> None:
     try:
         obj = _prepared(doc)

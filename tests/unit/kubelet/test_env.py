@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import ChainMap
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from fixtures.examples import example
 
 from kubelet.env import (
     MissingReference,
@@ -19,8 +19,6 @@ from kubelet.env import (
 )
 from skiff.api.convert import from_dict
 from skiff.api.v1 import core_pb2
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "k8s-examples"
 
 
 class Objects:
@@ -160,9 +158,7 @@ def test_env_var_names(name: str, valid: bool) -> None:
 # ---- build_env ----
 
 def test_dependent_envars_example() -> None:
-    path = EXAMPLES / "pods" / "inject" / "dependent-envars.yaml"
-    if not path.exists():
-        pytest.skip("k8s examples not present")
+    path = example("pods/inject/dependent-envars.yaml")
     pod, _ = from_dict(yaml.safe_load(path.read_text()))
     assert isinstance(pod, core_pb2.Pod)
     env = env_of(pod)
