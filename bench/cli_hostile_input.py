@@ -23,15 +23,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from fixtures.hostile import ALIAS_BOMB  # noqa: E402
 from fixtures.measure import run_measured  # noqa: E402
 
 MIB = 1024 * 1024
 CLOSED_PORT = "127.0.0.1:9"  # discard: nothing listens, so nothing can have been sent
 
-LOL = '"lol"'
-BOMB = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lol\n  annotations:\n" + "".join(
-    f"    {x}: &{x} [{','.join([f'*{p}' if p else LOL] * 9)}]\n"
-    for p, x in zip(["", *"abcdefgh"], "abcdefghi", strict=True))
 
 
 def inputs() -> dict[str, str]:
@@ -39,7 +36,7 @@ def inputs() -> dict[str, str]:
             "data": {"blob": "x" * (100 * MIB)}}
     return {
         "broken.yaml": "apiVersion: v1\nkind: [\n",
-        "bomb.yaml": BOMB,
+        "bomb.yaml": ALIAS_BOMB,
         "deep-lists.yaml": "[" * 100_000,
         "deep-maps.yaml": "x: " + "{a: " * 100_000,
         "deep.json": "[" * 100_000 + "]" * 100_000,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.cli import ENV, REPO, Cli, get
+from fixtures.hostile import ALIAS_BOMB
 from fixtures.measure import Measured, run_measured
 
 from cli.yamlload import MAX_DEPTH
@@ -22,22 +23,6 @@ from skiff.client import errors
 
 MIB = 1024 * 1024
 
-BOMB = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: lol
-  annotations:
-    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-    b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-    e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-    f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-    g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-    h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-    i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
 
 
 def measured(cli: Cli, *args: str) -> Measured:
@@ -67,7 +52,7 @@ def write(path: Path, text: str) -> str:
 
 def test_an_alias_bomb_is_refused_in_one_line_with_bounded_time_and_memory(
         cli: Cli, tmp_path: Path) -> None:
-    bomb = write(tmp_path / "bomb.yaml", BOMB)
+    bomb = write(tmp_path / "bomb.yaml", ALIAS_BOMB)
     result = measured(cli, "apply", "-f", bomb)
     assert result.code == 1, result.stderr[-2000:]
     assert one_error_line(result.stderr) == (

@@ -7,27 +7,11 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from fixtures.hostile import ALIAS_BOMB
 
 from cli import yamlload
 from cli.manifests import ManifestError, parse
 from cli.yamlload import MAX_DEPTH, allowed_alias_ratio
-
-LAUGHS = """\
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: lol
-  annotations:
-    a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
-    b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
-    c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
-    d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
-    e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
-    f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
-    g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
-    h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
-    i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
-"""
 
 DEPTH_ERROR = r"exceeded max(imum)? (nesting )?depth"
 
@@ -48,7 +32,7 @@ def values(text: str) -> list[object]:
 def test_billion_laughs_is_refused_where_the_budget_runs_out() -> None:
     with pytest.raises(ManifestError, match=r"^error parsing bomb.yaml: line 9, column \d+: "
                                             r"document contains excessive aliasing$"):
-        parse(LAUGHS, "bomb.yaml")
+        parse(ALIAS_BOMB, "bomb.yaml")
 
 
 def test_go_yaml_limits_maps_with_100_aliases_are_refused_maps_alone_are_not() -> None:
