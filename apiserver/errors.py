@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import grpc
 
-from skiff.api import status
+from skiff.api import limits, status
 from skiff.api.kinds import Kind
 from skiff.api.limits import MAX_OBJECT_BYTES
 from skiff.api.status import CauseType, StatusReason
@@ -152,16 +152,12 @@ def resource_version_too_large(requested: str, detail: str) -> ApiError:
                         message="Too large resource version")])
 
 
-def _mib(size: int) -> str:
-    return f"{size / (1024 * 1024):g} MiB"
-
-
 def object_too_large(kind: Kind, name: str, size: int) -> ApiError:
     """An object whose stored form is over MAX_OBJECT_BYTES: etcd takes no more in one
     request."""
     return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED,
                     f'{kind_name(kind)} "{name}" is too large to store: {size} bytes, the '
-                    f"limit is {MAX_OBJECT_BYTES} bytes ({_mib(MAX_OBJECT_BYTES)})",
+                    f"limit is {limits.describe(MAX_OBJECT_BYTES)}",
                     reason=StatusReason.REQUEST_ENTITY_TOO_LARGE, kind=kind, name=name)
 
 

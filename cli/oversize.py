@@ -25,6 +25,5 @@ def check_request(source: str, subject: str, data: dict[str, Any]) -> None:
     converting the manifest, so a 100 MiB file is refused before that work."""
     size = len(json.dumps(data))  # ASCII (non-ASCII escaped), as Client.*_manifest sends it
     if size > limits.MAX_REQUEST_BYTES:
-        mib = limits.MAX_REQUEST_BYTES / (1024 * 1024)
         raise CliError(f"{source}: {subject} is too large: {size} bytes as JSON, over the "
-                       f"limit of {limits.MAX_REQUEST_BYTES} bytes ({mib:g} MiB) for a request")
+                       f"limit of {limits.describe(limits.MAX_REQUEST_BYTES)} for a request")

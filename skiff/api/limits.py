@@ -17,3 +17,8 @@ from __future__ import annotations
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 MAX_OBJECT_BYTES = 3 * 1024 * 1024 // 2
 MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def describe(limit: int) -> str:
+    """A limit as messages name it: `3145728 bytes (3 MiB)`."""
+    return f"{limit} bytes ({limit / (1024 * 1024):g} MiB)"

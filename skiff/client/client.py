@@ -26,7 +26,7 @@ import grpc
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from skiff.api import kinds
+from skiff.api import kinds, limits
 from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
@@ -149,8 +149,8 @@ class Client:
         size = request.ByteSize()
         if size > MAX_REQUEST_BYTES:  # the apiserver would refuse it: do not send it
             raise errors.RequestEntityTooLarge(
-                f"Request entity too large: limit is {MAX_REQUEST_BYTES} bytes "
-                f"({MAX_REQUEST_BYTES / 2**20:g} MiB), the request is {size} bytes")
+                f"Request entity too large: limit is {limits.describe(MAX_REQUEST_BYTES)}, "
+                f"the request is {size} bytes")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         unavailable = throttled = 0

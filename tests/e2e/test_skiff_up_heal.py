@@ -14,28 +14,16 @@ import os
 import re
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from fixtures.cli import until
 from test_skiff_up import cluster_args, node_name, skiff
 
 DAEMONS = ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet"]
 REPLICAS = 3
-
-
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.3)
 
 
 def status(data: Path) -> tuple[int, dict[str, dict[str, str]]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.cli import until
 from test_skiff_up import cluster_args, down, skiff
 
 SERVE = ["sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait']
@@ -40,17 +41,6 @@ def ok(config: Path, *args: str, stdin: str | None = None, timeout: float = 60) 
 
 def get(config: Path, *args: str) -> Any:
     return json.loads(ok(config, "get", *args, "-o", "json"))
-
-
-def until(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def deployment(name: str, version: str, *, replicas: int = 5, command: list[str] = SERVE,
