@@ -15,7 +15,7 @@ from apiserver.inflight import DEFAULT_MAX_MUTATING_REQUESTS, DEFAULT_MAX_REQUES
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
-from apiserver.server import ApiService, handler
+from apiserver.server import SERVICE, ApiService, method_handlers
 from apiserver.watchcache import WatchCache
 from skiff import daemon
 from skiff.api.limits import MAX_REQUEST_BYTES
@@ -79,13 +79,14 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     proxy = KubeletProxy(registry, kubelet_credentials, authorizer=authorizer)
     service = ApiService(registry, proxy, authorizer=authorizer,
                          request_timeout=args.request_timeout)
+    inflight = MaxInFlight(args.max_requests_inflight, args.max_mutating_requests_inflight)
     address = f"{args.bind_address}:{args.port}"
     server = await serving.serve(
-        address, lambda s: s.add_generic_rpc_handlers([handler(service)]),
+        address,
+        lambda s: s.add_registered_method_handlers(SERVICE, method_handlers(service)),
         credentials=serving.INSECURE, authenticator=authenticator,
         hint="check the client config's token",
-        interceptors=[MaxInFlight(args.max_requests_inflight,
-                                  args.max_mutating_requests_inflight)], options=[
+        interceptors=[inflight], options=[
             # Kubernetes' request limit; gRPC refuses a larger body as its length arrives.
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),

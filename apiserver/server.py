@@ -243,15 +243,21 @@ class ApiService:
             cache.unwatch(kind.kind, watcher)
 
 
-def handler(service: ApiService) -> grpc.GenericRpcHandler:
-    """The method table; Watch's and Logs' responses are already bytes, so no serializer."""
+def method_handlers(service: ApiService) -> dict[str, grpc.RpcMethodHandler]:
+    """The method table; Watch's and Logs' responses are already bytes, so no serializer.
+
+    Registered with the server method by method (`add_registered_method_handlers`), not
+    as one generic handler: gRPC then waits for the next call of each method apart, so
+    calls of one method queue only behind calls of the same method. With one generic
+    handler every call waits at one door, in order of arrival: another client's `get`
+    waited behind the 400 creates of a flood (bench/apiserver_flood.py)."""
     def unary(name: str, request_type: type[Message], reply_type: type[Message]
               ) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
             getattr(service, name), request_deserializer=request_type.FromString,
             response_serializer=reply_type.SerializeToString)
 
-    return grpc.method_handlers_generic_handler(SERVICE, {
+    return {
         "Create": unary("Create", api.CreateRequest, api.ObjectReply),
         "Get": unary("Get", api.GetRequest, api.ObjectReply),
         "List": unary("List", api.ListRequest, api.ListReply),
@@ -269,4 +275,4 @@ def handler(service: ApiService) -> grpc.GenericRpcHandler:
         "Exec": grpc.stream_stream_rpc_method_handler(
             service.proxy.Exec, request_deserializer=kapi.ExecRequest.FromString,
             response_serializer=kapi.ExecResponse.SerializeToString),
-    })
+    }
