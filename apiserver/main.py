@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from skiff import daemon
 from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.client.transport import ClientCredentials
 from skiff.daemon import serving, until_signalled
-from skiff.daemon.auth import TokenAuthenticator
+from skiff.daemon.auth import Authenticator, CertificateAuthenticator, TokenAuthenticator, Union
 
 log = logging.getLogger("apiserver")
 
@@ -30,11 +31,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-apiserver", description=__doc__)
     p.add_argument("--etcd-servers", default="127.0.0.1:2379",
                    help="comma-separated etcd client endpoints")
+    p.add_argument("--etcd-cafile", help="TLS to etcd, trusting this CA (required for etcd "
+                   "beyond loopback)")
+    p.add_argument("--etcd-certfile", help="client certificate for etcd (with --etcd-keyfile)")
+    p.add_argument("--etcd-keyfile")
     p.add_argument("--bind-address", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=6443)
-    p.add_argument("--token-file", help="require this bearer token (file content) on every call")
+    p.add_argument("--port", "--secure-port", type=int, default=6443,
+                   help="the API's port; with --client-ca-file every caller must present a "
+                        "client certificate signed by it")
+    p.add_argument("--tls-cert-file", help="serving certificate (PEM, then its CA's): TLS, "
+                   "required to bind beyond loopback")
+    p.add_argument("--tls-private-key-file")
+    p.add_argument("--client-ca-file", help="client certificates signed by this CA are "
+                   "identities (CN the user, O the groups), and required on --port")
+    p.add_argument("--token-port", type=int, default=0,
+                   help="a second TLS port that asks for no client certificate: callers "
+                        "show a bearer token (--token-file) instead (0: none)")
+    p.add_argument("--token-file", help="the admin's bearer token (file content)")
     p.add_argument("--kubelet-token-file",
                    help="send this bearer token (file content) to kubelets (logs, exec)")
+    p.add_argument("--kubelet-client-certificate",
+                   help="client certificate the apiserver shows kubelets (logs, exec)")
+    p.add_argument("--kubelet-client-key")
+    p.add_argument("--kubelet-certificate-authority",
+                   help="TLS to kubelets, trusting their serving certificates by this CA")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
     p.add_argument("--watch-history", type=int, default=10_000,
                    help="changes kept per kind for watches that resume from a version")
@@ -56,7 +76,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) -> None:
-    store = storage.EtcdStore(args.etcd_servers.split(","))
+    try:
+        store = storage.EtcdStore(args.etcd_servers.split(","), ClientCredentials(
+            ca=_read(args.etcd_cafile), cert=_read(args.etcd_certfile),
+            key=_read(args.etcd_keyfile)))
+    except ValueError as err:
+        raise SystemExit(f"skiff-apiserver: {err}") from None
     cache = WatchCache(store, history=args.watch_history)
     await cache.start()
     registry = Registry(store, cache, args.service_cluster_ip_range)
@@ -71,27 +96,46 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     if args.etcd_compaction_interval > 0:
         background.append(asyncio.create_task(
             compact_forever(store, args.etcd_compaction_interval), name="compactor"))
-    authenticator = (TokenAuthenticator.single(_read_token(args.token_file))
-                     if args.token_file else None)
     kubelet_credentials = ClientCredentials(
-        token=_read_token(args.kubelet_token_file) if args.kubelet_token_file else None)
+        token=_read_token(args.kubelet_token_file) if args.kubelet_token_file else None,
+        ca=_read(args.kubelet_certificate_authority),
+        cert=_read(args.kubelet_client_certificate), key=_read(args.kubelet_client_key))
     authorizer = AlwaysAllow()  # where RBAC plugs in
     proxy = KubeletProxy(registry, kubelet_credentials, authorizer=authorizer)
     service = ApiService(registry, proxy, authorizer=authorizer,
                          request_timeout=args.request_timeout)
     inflight = MaxInFlight(args.max_requests_inflight, args.max_mutating_requests_inflight)
-    address = f"{args.bind_address}:{args.port}"
-    server = await serving.serve(
-        address,
-        lambda s: s.add_registered_method_handlers(SERVICE, method_handlers(service)),
-        credentials=serving.INSECURE, authenticator=authenticator,
-        hint="check the client config's token",
+    tls = serving.ServerCredentials.from_files(args.tls_cert_file, args.tls_private_key_file,
+                                               args.client_ca_file, require_client_cert=True)
+    authenticators: list[Authenticator] = []
+    if args.token_file:
+        authenticators.append(TokenAuthenticator.single(_read_token(args.token_file)))
+    if tls.client_ca is not None:
+        authenticators.append(CertificateAuthenticator())
+    server = serving.new_server(
+        authenticator=Union(authenticators) if authenticators else None,
+        hint="use a client config with a client certificate from this cluster's CA, or "
+             "the admin token on the token port",
+        transport_identities=tls.client_ca is not None,
         interceptors=[inflight], options=[
             # Kubernetes' request limit; gRPC refuses a larger body as its length arrives.
             ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
             ("grpc.max_send_message_length", 256 * 1024 * 1024),
         ])
-    log.info("serving on %s (etcd %s)", address, args.etcd_servers)
+    server.add_registered_method_handlers(SERVICE, method_handlers(service))
+    address = f"{args.bind_address}:{args.port}"
+    serving.add_port(server, address, tls)
+    if args.token_port:
+        if not tls.tls:
+            raise SystemExit("--token-port needs TLS: give --tls-cert-file and "
+                             "--tls-private-key-file")
+        serving.add_port(server, f"{args.bind_address}:{args.token_port}",
+                         dataclasses.replace(tls, client_ca=None, require_client_cert=False))
+    await server.start()
+    log.info("serving on %s%s%s (etcd %s)", address,
+             " (TLS, client certificates)" if tls.client_ca else " (TLS)" if tls.tls else "",
+             f", tokens on port {args.token_port}" if args.token_port else "",
+             args.etcd_servers)
     if started:
         started.set()
     try:
@@ -108,6 +152,10 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
 
 def _read_token(path: str) -> str:
     return Path(path).read_text().strip()
+
+
+def _read(path: str | None) -> bytes | None:
+    return Path(path).read_bytes() if path else None
 
 
 def main(argv: list[str] | None = None) -> None:

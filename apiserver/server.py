@@ -207,6 +207,11 @@ class ApiService:
                                 etcd_version=await self.registry.store.version(),
                                 python_version=platform.python_version())
 
+    @_handles_errors
+    async def WhoAmI(self, request: api.WhoAmIRequest, context: Any) -> api.WhoAmIReply:
+        who = caller()
+        return api.WhoAmIReply(username=who.user, groups=list(who.groups))
+
     async def Watch(self, request: api.WatchRequest,
                     context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
         """Streams pre-serialized WatchResponse messages (see watchcache)."""
@@ -266,6 +271,7 @@ def method_handlers(service: ApiService) -> dict[str, grpc.RpcMethodHandler]:
         "Delete": unary("Delete", api.DeleteRequest, api.ObjectReply),
         "Bind": unary("Bind", api.BindRequest, api.ObjectReply),
         "Version": unary("Version", api.VersionRequest, api.VersionReply),
+        "WhoAmI": unary("WhoAmI", api.WhoAmIRequest, api.WhoAmIReply),
         "Watch": grpc.unary_stream_rpc_method_handler(
             service.Watch, request_deserializer=api.WatchRequest.FromString,
             response_serializer=None),

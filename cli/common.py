@@ -83,6 +83,9 @@ def run(args: argparse.Namespace, body: Callable[[Client], Awaitable[R]]) -> R:
             raise CliError(f"cannot read client config: {err}") from None
         try:
             return await body(client)
+        except errors.TransportSecurity as err:
+            raise CliError(f"cannot talk to the server at {client.server}: {err.message}"
+                           ) from None
         except errors.Unavailable as err:
             raise CliError(f"the server at {client.server} is unavailable: {err.message} "
                            "(is it running? try `skiff up`)") from None

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cluster.certs import ClusterPki
 from cluster.etcd import etcd_argv, etcd_is_healthy
 from cluster.process import child_env, port_is_free, write_atomic
 
@@ -64,10 +65,12 @@ def apiserver_command(
     bind_address: str | None = None,
     token_file: PathLike | None = None,
     kubelet_token_file: PathLike | None = None,
+    pki: ClusterPki | None = None,
     log_level: str | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`apiserver.main` over etcd at `etcd_servers` (host:port), serving on `port`."""
+    """`apiserver.main` over etcd at `etcd_servers` (host:port), serving on `port`; with
+    `pki`, over TLS with its certificates, to callers with certificates from its CA."""
     flags = ["--etcd-servers", etcd_servers]
     if bind_address is not None:
         flags += ["--bind-address", bind_address]
@@ -76,6 +79,13 @@ def apiserver_command(
         flags += ["--token-file", str(token_file)]
     if kubelet_token_file is not None:
         flags += ["--kubelet-token-file", str(kubelet_token_file)]
+    if pki is not None:
+        flags += ["--tls-cert-file", str(pki.cert("apiserver")),
+                  "--tls-private-key-file", str(pki.key("apiserver")),
+                  "--client-ca-file", str(pki.ca_cert),
+                  "--kubelet-client-certificate", str(pki.cert("apiserver-kubelet-client")),
+                  "--kubelet-client-key", str(pki.key("apiserver-kubelet-client")),
+                  "--kubelet-certificate-authority", str(pki.ca_cert)]
     if log_level is not None:
         flags += ["--log-level", log_level]
     return daemon_command("apiserver.main", *flags, *extra)
@@ -102,13 +112,20 @@ def kubelet_command(
     node_name: str | None = None,
     node_ip: str | None = None,
     kubelet_token_file: PathLike | None = None,
+    pki: ClusterPki | None = None,
     fake_runtime: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
+    """`kubelet.main`; with `pki`, its server speaks TLS with the kubelet certificate and
+    answers only the apiserver's kubelet client certificate."""
     flags = _client_flags(config, server)
     flags += ["--root-dir", str(root_dir), "--port", str(port)]
     if kubelet_token_file is not None:
         flags += ["--kubelet-token-file", str(kubelet_token_file)]
+    if pki is not None:
+        flags += ["--tls-cert-file", str(pki.cert("kubelet")),
+                  "--tls-private-key-file", str(pki.key("kubelet")),
+                  "--client-ca-file", str(pki.ca_cert)]
     if node_name:
         flags += ["--node-name", node_name]
     if node_ip is not None:
@@ -191,12 +208,22 @@ class ClusterConfig:
         return self.data_dir / "run"
 
     @property
-    def token_file(self) -> Path:
-        return self.data_dir / "token"
+    def pki(self) -> ClusterPki:
+        return ClusterPki(self.data_dir / "pki")
 
     @property
     def client_config(self) -> Path:
+        """The admin's."""
         return self.data_dir / "config"
+
+    def component_config(self, component: str) -> Path:
+        """The client config of a daemon: scheduler, controller-manager or kubelet."""
+        return self.data_dir / f"{component}.conf"
+
+    def client_configs(self) -> dict[str, Path]:
+        return {"admin": self.client_config,
+                **{c: self.component_config(c)
+                   for c in ("scheduler", "controller-manager", "kubelet")}}
 
     @property
     def server(self) -> str:
@@ -250,20 +277,21 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
             cfg, "apiserver",
             apiserver_command(
                 etcd_servers=f"127.0.0.1:{cfg.etcd_port}", bind_address="127.0.0.1",
-                port=cfg.port, token_file=cfg.token_file, kubelet_token_file=cfg.token_file),
+                port=cfg.port, pki=cfg.pki),
             ready=tcp_ready("127.0.0.1", cfg.port),
             ready_what=f"to accept connections on {cfg.server}",
         ),
         # The other daemons are clients of the apiserver; each is one line.
-        python_daemon(cfg, "scheduler", scheduler_command(config=cfg.client_config)),
+        python_daemon(cfg, "scheduler",
+                      scheduler_command(config=cfg.component_config("scheduler"))),
         python_daemon(cfg, "controller-manager",
-                      controller_manager_command(config=cfg.client_config)),
+                      controller_manager_command(
+                          config=cfg.component_config("controller-manager"))),
         python_daemon(
             cfg, "kubelet",
             kubelet_command(
-                config=cfg.client_config, root_dir=cfg.data_dir / "kubelet",
-                port=cfg.kubelet_port, kubelet_token_file=cfg.token_file,
-                node_name=cfg.node_name),
+                config=cfg.component_config("kubelet"), root_dir=cfg.data_dir / "kubelet",
+                port=cfg.kubelet_port, pki=cfg.pki, node_name=cfg.node_name),
             ready=tcp_ready("127.0.0.1", cfg.kubelet_port),
             ready_what=f"to accept connections on port {cfg.kubelet_port}",
         ),

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from cluster import purge as purging
+from cluster.certs import host_addresses
 from cluster.components import ClusterConfig, cluster_components, ports_in_use
 from cluster.detached import start_detached
 from cluster.errors import ClusterError
@@ -44,10 +45,9 @@ from cluster.supervisor import (
     stop_signals,
     supervise,
 )
-from skiff.client.config import ClientConfig
 
 __all__ = ["DEFAULT_CLIENT_CONFIG", "DEFAULT_DATA_DIR", "SUPERVISOR", "data_dir_flag", "down",
-           "ensure_token", "supervisor_log", "up", "write_client_config"]
+           "supervisor_log", "up", "write_credentials"]
 
 DEFAULT_DATA_DIR = "~/.skiff"
 DEFAULT_CLIENT_CONFIG = "~/.skiff/config"
@@ -56,22 +56,11 @@ DEFAULT_CLIENT_CONFIG = "~/.skiff/config"
 # --- files the clients need -----------------------------------------------------------------
 
 
-def ensure_token(path: Path) -> str:
-    """The apiserver's bearer token: one line in a 0600 file, made once and then kept."""
-    if not path.exists():
-        with contextlib.suppress(FileExistsError):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(32) + "\n")
-    token = path.read_text().strip()
-    if not token:
-        raise ClusterError(
-            f"{path} is empty: remove it and run skiff up again to make a new token")
-    return token
-
-
-def write_client_config(cfg: ClusterConfig, token: str) -> None:
-    ClientConfig(server=cfg.server, token=token).save(cfg.client_config)
+def write_credentials(cfg: ClusterConfig) -> None:
+    """The cluster's certificates and every client's config (cluster.certs)."""
+    cfg.pki.ensure_local_cluster(node_name=cfg.node_name or socket.gethostname().lower(),
+                                 node_ips=host_addresses(), server=cfg.server,
+                                 configs=cfg.client_configs())
 
 
 def data_dir_flag(data_dir: Path) -> str:
@@ -118,8 +107,7 @@ def up(
 
     cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     cfg.logs.mkdir(exist_ok=True)
-    token = ensure_token(cfg.token_file)
-    write_client_config(cfg, token)
+    write_credentials(cfg)
     cfg.save()
     say(f"etcd: {etcd_description}")
 

@@ -37,7 +37,8 @@ NODE_LABEL = "io.skiff.node"
 # What `skiff up` and its components make in a data directory (cluster.local's layout), and
 # the temporary names of files written atomically there (".<name>.tmp").
 DATA_DIR_ENTRIES = frozenset({"cluster.json", "config", "etcd", "kubelet", "logs", "run",
-                              "token"})
+                              "token", "pki", "scheduler.conf", "controller-manager.conf",
+                              "kubelet.conf"})
 
 
 def node_name(cfg: ClusterConfig) -> str:

@@ -20,7 +20,7 @@ from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
 from kubelet.volumes import FakeMounter, Mounter, SystemMounter
 from skiff import daemon
-from skiff.daemon import until_signalled
+from skiff.daemon import serving, until_signalled
 
 log = logging.getLogger("kubelet")
 
@@ -42,6 +42,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kubelet-token-file",
                    help="require this bearer token (file content) on calls to that server "
                    "(the apiserver's --kubelet-token-file)")
+    p.add_argument("--tls-cert-file", help="that server's certificate (PEM, then its CA's): "
+                   "TLS, required to listen beyond loopback")
+    p.add_argument("--tls-private-key-file")
+    p.add_argument("--client-ca-file", help="callers of that server must present a client "
+                   "certificate signed by this CA: the apiserver's")
     p.add_argument("--relist-period", type=float, default=RELIST_PERIOD, metavar="SECONDS",
                    help="how often the runtime's containers are listed to notice exits "
                    "(default %(default)s)")
@@ -108,7 +113,10 @@ async def run(args: argparse.Namespace) -> None:
     kubelet_server = await start_kubelet_server(
         runtime, args.port,
         Path(args.kubelet_token_file).read_text().strip() if args.kubelet_token_file else None,
-        address=args.address or node_ip, local=True)
+        address=args.address or node_ip, local=True,
+        credentials=serving.ServerCredentials.from_files(
+            args.tls_cert_file, args.tls_private_key_file, args.client_ca_file,
+            require_client_cert=True))
     kubelet = Kubelet(kubelet_config(args, node_ip), client, runtime,
                       mounter=make_mounter(args.fake_runtime))
     await kubelet.start()

@@ -37,10 +37,18 @@ from kubelet.runtime import (
     RuntimeUnavailable,
     State,
 )
+from skiff import pki
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import kubelet_pb2_grpc
 from skiff.daemon import serving
-from skiff.daemon.auth import APISERVER, TokenAuthenticator
+from skiff.daemon.auth import (
+    APISERVER,
+    KUBELET_CLIENT,
+    Authenticator,
+    CertificateAuthenticator,
+    TokenAuthenticator,
+    Union,
+)
 
 log = logging.getLogger(__name__)
 # Generated code without type information (grpc_tools writes no stubs for services).
@@ -242,24 +250,40 @@ def listen_addresses(address: str, *, local: bool) -> list[str]:
     return [address, loopback]
 
 
+def _apiserver_only(subject: pki.Subject) -> bool:
+    # Exec is a root shell on the node: of the certificates the cluster CA signed, only
+    # the apiserver's kubelet client certificate may call (not an admin's, not a node's).
+    return subject.common_name == KUBELET_CLIENT.user
+
+
 async def start_kubelet_server(runtime: ContainerRuntime, port: int, token: str | None, *,
-                               address: str, local: bool = False) -> grpc.aio.Server:
+                               address: str, local: bool = False,
+                               credentials: serving.ServerCredentials = serving.INSECURE
+                               ) -> grpc.aio.Server:
     """Serves the Kubelet service on address:port (and, with `local`, on loopback: see
-    `listen_addresses`), started; stop it with `.stop(grace)`."""
+    `listen_addresses`), started; stop it with `.stop(grace)`. With `credentials` that
+    name a client CA, callers must present the apiserver's kubelet client certificate."""
+    authenticators: list[Authenticator] = []
+    if token:
+        authenticators.append(TokenAuthenticator.single(token, APISERVER))
+    if credentials.client_ca is not None:
+        authenticators.append(CertificateAuthenticator(accept=_apiserver_only))
     # Two kubelets on one port would split the calls between them: serving fails instead.
     server = serving.new_server(
-        authenticator=TokenAuthenticator.single(token, APISERVER) if token else None,
-        hint="the apiserver's --kubelet-token-file must hold this kubelet's token",
+        authenticator=Union(authenticators) if authenticators else None,
+        hint="only the apiserver may call a kubelet (its --kubelet-client-certificate, or "
+             "the token of its --kubelet-token-file)",
+        transport_identities=credentials.client_ca is not None,
         options=[("grpc.max_receive_message_length", 16 * 1024 * 1024)])
     _add_kubelet_servicer(KubeletService(runtime), server)
     endpoints = [f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
                  for a in listen_addresses(address, local=local)]
     try:
         for endpoint in endpoints:
-            serving.add_port(server, endpoint, serving.INSECURE)
+            serving.add_port(server, endpoint, credentials)
     except OSError as err:
         raise OSError(f"kubelet server {err} (see --address and --port)") from None
     await server.start()
-    log.info("kubelet server listening on %s%s", " and ".join(endpoints),
-             " (token required)" if token else "")
+    log.info("kubelet server listening on %s%s%s", " and ".join(endpoints),
+             " (TLS)" if credentials.tls else "", " (token required)" if token else "")
     return server

@@ -28,7 +28,7 @@ from apiserver.storage.errors import (
     Unavailable,
 )
 from apiserver.storage.store import Delete, KeyValue, Put, WatchBatch, WatchEvent
-from skiff.client.transport import open_channel
+from skiff.client.transport import INSECURE, ClientCredentials, is_loopback, open_channel
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -87,12 +87,20 @@ def _absent(key: bytes) -> rpc_pb2.Compare:
 class EtcdStore:
     """The Store (apiserver.storage.store) over etcd's v3 API."""
 
-    def __init__(self, endpoints: Sequence[str]) -> None:
+    def __init__(self, endpoints: Sequence[str],
+                 credentials: ClientCredentials = INSECURE) -> None:
+        """`credentials` with a CA: TLS to etcd (and a client certificate, when etcd asks
+        for one); without, plaintext, which only loopback endpoints may use."""
         hosts = [e.removeprefix("http://").removeprefix("https://").rstrip("/")
                  for e in endpoints]
+        remote = [h for h in hosts if not is_loopback(h)]
+        if remote and not credentials.tls:
+            raise ValueError(
+                f"etcd at {', '.join(remote)} is beyond loopback: talk to it over TLS "
+                "(--etcd-cafile, and --etcd-certfile/--etcd-keyfile if etcd checks clients)")
         target = hosts[0] if len(hosts) == 1 else "ipv4:" + ",".join(hosts)
         self.endpoints = hosts
-        self._channel = open_channel(target, options=_CHANNEL_OPTIONS)
+        self._channel = open_channel(target, credentials, options=_CHANNEL_OPTIONS)
         self._kv = rpc_pb2_grpc.KVStub(self._channel)
         self._watch = rpc_pb2_grpc.WatchStub(self._channel)
         self._lease = rpc_pb2_grpc.LeaseStub(self._channel)

@@ -33,7 +33,7 @@ from skiff.api.v1 import service_pb2 as api
 from skiff.api.v1 import service_pb2_grpc
 from skiff.client import errors
 from skiff.client.backoff import exponential_delay
-from skiff.client.config import ClientConfig
+from skiff.client.config import HTTPS, ClientConfig
 from skiff.client.transport import RECONNECT_OPTIONS, ClientCredentials, open_channel
 
 T = TypeVar("T", bound=Message)
@@ -113,7 +113,8 @@ class Client:
         self.timeouts = timeouts or RequestTimeouts()
         credentials = credentials or ClientCredentials(token=token)
         self._metadata = credentials.metadata
-        self._channel = open_channel(server, credentials, options=_CHANNEL_OPTIONS)
+        self._channel = open_channel(server.removeprefix(HTTPS), credentials,
+                                     options=_CHANNEL_OPTIONS)
         self._stub = _ApiStub(self._channel)
 
     @classmethod
@@ -170,7 +171,7 @@ class Client:
                         throttled += 1
                         await asyncio.sleep(delay)
                         continue
-                if (retry and code == grpc.StatusCode.UNAVAILABLE
+                if (retry and isinstance(error, errors.Unavailable)
                         and unavailable < _READ_RETRIES - 1):
                     delay = exponential_delay(unavailable + 1, 0.1, math.inf)
                     if loop.time() + delay < deadline:
@@ -283,6 +284,11 @@ class Client:
 
     async def version(self, *, timeout: float | None = None) -> api.VersionReply:
         return await self._read(self._stub.Version, api.VersionRequest(),
+                                timeout or self.timeouts.get)
+
+    async def whoami(self, *, timeout: float | None = None) -> api.WhoAmIReply:
+        """Who the apiserver takes this client's credentials for."""
+        return await self._read(self._stub.WhoAmI, api.WhoAmIRequest(),
                                 timeout or self.timeouts.get)
 
     async def watch(self, kind: KindLike, namespace: str = "", *, label_selector: str = "",

@@ -185,11 +185,42 @@ def status_of(err: grpc.aio.AioRpcError) -> meta_pb2.Status | None:
     return None
 
 
+class TransportSecurity(ApiError):
+    """The TLS handshake failed for a reason a retry will not change (a certificate from
+    another CA, a server name the certificate does not carry, TLS against plaintext):
+    what to configure, not a server that is down."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = StatusReason.UNAUTHORIZED
+
+
+# gRPC's words for a handshake that failed, and what the user should check.
+_TLS_FAILURES = (
+    ("CERTIFICATE_VERIFY_FAILED", "the server's certificate is not signed by the CA the "
+     "client trusts (certificate-authority-data of the client config): is the config for "
+     "this cluster?"),
+    ("Hostname Verification", "the server's certificate does not name the address dialled: "
+     "use the address the cluster was set up with (its certificate lists them)"),
+    ("WRONG_VERSION_NUMBER", "the server does not speak TLS: drop https:// and the CA "
+     "from the client config, or point it at the cluster's TLS port"),
+)
+# How a TLS server ends a plaintext connection or a certificate it refuses: it just closes.
+TLS_HINT = ("if the server speaks TLS it needs a client config with https://, the cluster's "
+            "CA and a client certificate it signed (skiff up writes one)")
+
+
 def from_rpc_error(err: grpc.aio.AioRpcError) -> ApiError:
     code = err.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = err.details() or ""
+        for words, advice in _TLS_FAILURES:
+            if words in details:
+                return TransportSecurity(f"TLS handshake failed: {advice}", code)
     found = status_of(err)
     cls = error_class(found.reason if found is not None else "", code)
     message = err.details() or code.name
     if found is None and cls is RequestEntityTooLarge:
         message = f"Request entity too large: {message}"
+    if cls is Unavailable and message.endswith("Socket closed"):
+        message += f" ({TLS_HINT})"
     return cls(message, code, status=found)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
+from skiff import pki
 from skiff.api import status
 from skiff.api.status import StatusReason
 from skiff.daemon.refusal import refusing_handler
@@ -32,13 +33,20 @@ __all__ = [
     "ADMIN",
     "ANONYMOUS",
     "APISERVER",
+    "CONTROLLER_MANAGER",
+    "KUBELET_CLIENT",
+    "NODES",
+    "NODE_PREFIX",
+    "SCHEDULER",
     "Authentication",
     "Authenticator",
     "CallCredentials",
+    "CertificateAuthenticator",
     "Identity",
     "TokenAuthenticator",
     "Union",
     "caller",
+    "node_identity",
 ]
 
 MASTERS = "system:masters"
@@ -60,6 +68,20 @@ class Identity:
 ADMIN = Identity("admin", (MASTERS, AUTHENTICATED))
 # The apiserver calling a kubelet (logs, exec) with the kubelet token.
 APISERVER = Identity("system:kube-apiserver", (MASTERS, AUTHENTICATED))
+# The apiserver calling a kubelet with its client certificate (kubeadm's name for it).
+KUBELET_CLIENT = Identity("kube-apiserver-kubelet-client", (MASTERS, AUTHENTICATED))
+# The control plane's clients, by certificate (Kubernetes' names).
+SCHEDULER = Identity("system:kube-scheduler", (AUTHENTICATED,))
+CONTROLLER_MANAGER = Identity("system:kube-controller-manager", (AUTHENTICATED,))
+NODES = "system:nodes"
+NODE_PREFIX = "system:node:"
+
+
+def node_identity(node_name: str) -> Identity:
+    """A kubelet's identity: the user system:node:NAME in the group system:nodes."""
+    return Identity(NODE_PREFIX + node_name, (NODES, AUTHENTICATED))
+
+
 # A caller of a server that authenticates nobody.
 ANONYMOUS = Identity("system:anonymous", ("system:unauthenticated",))
 
@@ -133,6 +155,32 @@ class TokenAuthenticator:
         return found
 
 
+class CertificateAuthenticator:
+    """TLS client certificates, which the handshake has already checked against the
+    server's client CA: the common name is the user, each organization a group
+    (Kubernetes' x509 authenticator). `accept` may refuse a certificate the CA signed
+    (one revoked, or of a node deleted since)."""
+
+    def __init__(self, accept: Callable[[pki.Subject], bool] | None = None) -> None:
+        self._accept = accept
+        self._subjects: dict[bytes, pki.Subject] = {}  # parsed once per certificate
+
+    def authenticate(self, call: CallCredentials) -> Identity | None:
+        pems = list(call.auth_context().get("x509_pem_cert", ()))
+        if not pems:
+            return None
+        pem = pems[0]
+        subject = self._subjects.get(pem)
+        if subject is None:
+            if len(self._subjects) > 10_000:
+                self._subjects.clear()
+            subject = self._subjects[pem] = pki.subject_of(pem)
+        if not subject.common_name or (self._accept and not self._accept(subject)):
+            return None
+        groups = tuple(dict.fromkeys((*subject.organizations, AUTHENTICATED)))
+        return Identity(subject.common_name, groups)
+
+
 class Union:
     """The first identity any authenticator of the chain finds."""
 
@@ -172,8 +220,9 @@ class Authentication(_Interceptor):
                  transport_identities: bool = False) -> None:
         self.authenticator = authenticator
         self.transport_identities = transport_identities
+        what = "client certificate or token" if transport_identities else "token"
         self._refusal = status.failure(StatusReason.UNAUTHORIZED,
-                                       f"missing or wrong token: {hint}")
+                                       f"missing or wrong {what}: {hint}")
 
     async def intercept_service(self, continuation: Callable[[Any], Awaitable[Any]],
                                 details: grpc.HandlerCallDetails) -> Any:

@@ -1,9 +1,12 @@
-"""The whole user path: `skiff up -d`, the CLI against it with the written config and
-token, bad input refused with one clear line and nothing stored, then `skiff down`."""
+"""The whole user path: `skiff up -d`, the CLI against it with the written config (TLS, the
+cluster CA, the admin's client certificate), bad input refused with one clear line and
+nothing stored, then `skiff down`."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import pytest
 import yaml
 
 from cluster.process import free_ports
+from skiff import pki
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,11 +73,32 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert not list((data / "run").glob("*.pid"))
 
 
-def test_up_writes_a_config_with_a_token(cluster: Path) -> None:
+def test_up_writes_a_tls_config_with_the_admins_certificate(cluster: Path) -> None:
     config = yaml.safe_load(cluster.read_text())
-    assert config["server"].startswith("127.0.0.1:") and config["token"]
-    assert (cluster.parent / "token").stat().st_mode & 0o777 == 0o600
+    assert config["server"].startswith("https://127.0.0.1:")
+    assert {"certificate-authority-data", "client-certificate-data",
+            "client-key-data"} <= set(config)
+    data = cluster.parent
+    for secret in (cluster, data / "pki" / "ca.key", data / "pki" / "apiserver.key",
+                   *data.glob("*.conf")):
+        assert secret.stat().st_mode & 0o777 == 0o600, secret
+    who = skiff("auth", "whoami", config=cluster)
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.split("\n")[1:3] == ["Username    admin",
+                                            "Groups      [system:masters system:authenticated]"]
 
+
+@pytest.mark.parametrize(("component", "user", "groups"), [
+    ("scheduler", "system:kube-scheduler", "[system:authenticated]"),
+    ("controller-manager", "system:kube-controller-manager", "[system:authenticated]"),
+    ("kubelet", "system:node:{node}", "[system:nodes system:authenticated]")])
+def test_each_component_is_known_by_its_own_certificate(
+        cluster: Path, component: str, user: str, groups: str) -> None:
+    who = skiff("auth", "whoami", "-o", "yaml", config=cluster.parent / f"{component}.conf")
+    assert who.returncode == 0, who.stderr
+    info = yaml.safe_load(who.stdout)["status"]["userInfo"]
+    assert info["username"] == user.format(node=node_name(cluster.parent))
+    assert f"[{' '.join(info['groups'])}]" == groups
 
 def test_up_runs_a_kubelet_whose_node_becomes_ready(cluster: Path) -> None:
     deadline = time.monotonic() + 30
@@ -112,10 +137,76 @@ def test_a_pod_without_a_node_is_scheduled_and_runs(cluster: Path, busybox_image
         skiff("delete", "pod", "placed", config=cluster)
 
 
-def test_without_the_token_the_server_refuses(cluster: Path, tmp_path: Path) -> None:
+def test_without_a_client_certificate_the_server_refuses_and_says_what_to_use(
+        cluster: Path, tmp_path: Path) -> None:
     server = yaml.safe_load(cluster.read_text())["server"]
-    out = skiff("--server", server, "--config", str(tmp_path / "none"), "get", "ns")
-    assert out.returncode != 0
+    plain = tmp_path / "plain"  # a config of the days before TLS: an address, nothing else
+    plain.write_text(yaml.safe_dump({"server": server.removeprefix("https://")}))
+    plaintext = skiff("get", "ns", config=plain)
+    assert plaintext.returncode == 1
+    assert "if the server speaks TLS it needs a client config with https://" in \
+        plaintext.stderr
+    stranger = tmp_path / "stranger"  # the CA of another cluster
+    config = yaml.safe_load(cluster.read_text())
+    ca = pki.new_ca()
+    config["certificate-authority-data"] = base64.b64encode(ca.cert).decode()
+    stranger.write_text(yaml.safe_dump(config))
+    out = skiff("get", "ns", config=stranger)
+    assert out.returncode == 1
+    assert out.stderr.strip().endswith("TLS handshake failed: the server's certificate is not "
+                                       "signed by the CA the client trusts (certificate-"
+                                       "authority-data of the client config): is the config "
+                                       "for this cluster?"), out.stderr
+
+
+def test_logs_and_exec_go_through_the_apiserver_the_only_caller_a_kubelet_accepts(
+        cluster: Path, busybox_image: str) -> None:
+    manifest = yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker"},
+        "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+            "name": "app", "image": busybox_image, "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "echo said-over-tls; sleep 3600"]}]}})
+    assert skiff("apply", "-f", "-", config=cluster, stdin=manifest).returncode == 0
+    try:
+        deadline = time.monotonic() + 60
+        while "said-over-tls" not in (logs := skiff("logs", "talker", config=cluster)).stdout:
+            assert time.monotonic() < deadline, logs.stderr
+            time.sleep(0.5)
+        out = skiff("exec", "talker", "--", "echo", "exec-over-tls", config=cluster)
+        assert out.stdout == "exec-over-tls\n", out.stderr
+        # The admin's certificate is from the same CA, but a kubelet answers only the
+        # apiserver's: exec is a root shell on the node.
+        kubelet_port = int(cluster_flag(cluster.parent, "kubelet_port"))
+        direct = subprocess.run([sys.executable, "-c", KUBELET_CALL, str(cluster),
+                                 str(kubelet_port)], cwd=REPO, capture_output=True, text=True,
+                                timeout=30)
+        assert direct.stdout.strip() == "UNAUTHENTICATED", direct.stdout + direct.stderr
+    finally:
+        skiff("delete", "pod", "talker", config=cluster)
+
+
+def cluster_flag(data: Path, name: str) -> object:
+    return json.loads((data / "cluster.json").read_text())[name]
+
+
+# Calls a kubelet's Logs directly with a client config's certificate; prints the status.
+KUBELET_CALL = """
+import asyncio, sys, grpc
+from skiff.client.config import ClientConfig
+from skiff.client.transport import open_channel
+from skiff.api.v1 import kubelet_pb2 as k
+async def main():
+    channel = open_channel("127.0.0.1:" + sys.argv[2], ClientConfig.load(sys.argv[1]).credentials())
+    request = k.LogsRequest(namespace="default", pod="talker", container="app")
+    try:
+        async for _ in channel.unary_stream("/skiff.api.v1.Kubelet/Logs")(
+                request.SerializeToString(), timeout=10):
+            print("ANSWERED")
+            break
+    except grpc.aio.AioRpcError as err:
+        print(err.code().name)
+asyncio.run(main())
+"""
 
 
 def test_apply_get_describe_delete(cluster: Path) -> None:

@@ -138,6 +138,18 @@ class VersionRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIReply(_message.Message):
+    __slots__ = ("username", "groups")
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    username: str
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, username: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class VersionReply(_message.Message):
     __slots__ = ("version", "etcd_version", "python_version")
     VERSION_FIELD_NUMBER: _ClassVar[int]

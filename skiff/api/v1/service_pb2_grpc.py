@@ -80,6 +80,11 @@ class ApiStub:
                 request_serializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionReply.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/skiff.api.v1.Api/WhoAmI',
+                request_serializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIReply.FromString,
+                _registered_method=True)
         self.Logs = channel.unary_stream(
                 '/skiff.api.v1.Api/Logs',
                 request_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.LogsRequest.SerializeToString,
@@ -149,6 +154,12 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Logs(self, request, context):
         """A container's logs and commands, proxied to the kubelet of the pod's node.
         """
@@ -209,6 +220,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.Version,
                     request_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionRequest.FromString,
                     response_serializer=skiff_dot_api_dot_v1_dot_service__pb2.VersionReply.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIReply.SerializeToString,
             ),
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
@@ -464,6 +480,33 @@ class Api:
             '/skiff.api.v1.Api/Version',
             skiff_dot_api_dot_v1_dot_service__pb2.VersionRequest.SerializeToString,
             skiff_dot_api_dot_v1_dot_service__pb2.VersionReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.api.v1.Api/WhoAmI',
+            skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIRequest.SerializeToString,
+            skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIReply.FromString,
             options,
             channel_credentials,
             insecure,

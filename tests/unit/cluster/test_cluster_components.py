@@ -27,14 +27,23 @@ def test_skiff_up_runs_each_daemon_with_its_flags() -> None:
     assert list(argv) == ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet"]
     assert argv["etcd"][:5] == ["/bin/etcd", "--name", "skiff", "--data-dir", "/d/etcd"]
     assert "http://127.0.0.1:2380" in argv["etcd"]  # the peer port is the client port + 1
-    assert argv["apiserver"] == [*PY, "apiserver.main", "--etcd-servers", "127.0.0.1:2379",
-                                 "--bind-address", "127.0.0.1", "--port", "6443",
-                                 "--token-file", "/d/token", "--kubelet-token-file", "/d/token"]
-    assert argv["scheduler"] == [*PY, "scheduler.main", "--config", "/d/config"]
-    assert argv["controller-manager"] == [*PY, "controllers.main", "--config", "/d/config"]
-    assert argv["kubelet"] == [*PY, "kubelet.main", "--config", "/d/config",
+    assert argv["apiserver"] == [
+        *PY, "apiserver.main", "--etcd-servers", "127.0.0.1:2379",
+        "--bind-address", "127.0.0.1", "--port", "6443",
+        "--tls-cert-file", "/d/pki/apiserver.crt", "--tls-private-key-file", "/d/pki/apiserver.key",
+        "--client-ca-file", "/d/pki/ca.crt",
+        "--kubelet-client-certificate", "/d/pki/apiserver-kubelet-client.crt",
+        "--kubelet-client-key", "/d/pki/apiserver-kubelet-client.key",
+        "--kubelet-certificate-authority", "/d/pki/ca.crt"]
+    # Each client its own config, holding its own certificate.
+    assert argv["scheduler"] == [*PY, "scheduler.main", "--config", "/d/scheduler.conf"]
+    assert argv["controller-manager"] == [*PY, "controllers.main", "--config",
+                                          "/d/controller-manager.conf"]
+    assert argv["kubelet"] == [*PY, "kubelet.main", "--config", "/d/kubelet.conf",
                                "--root-dir", "/d/kubelet", "--port", "10250",
-                               "--kubelet-token-file", "/d/token", "--node-name", "n1"]
+                               "--tls-cert-file", "/d/pki/kubelet.crt",
+                               "--tls-private-key-file", "/d/pki/kubelet.key",
+                               "--client-ca-file", "/d/pki/ca.crt", "--node-name", "n1"]
 
 
 def test_without_a_node_name_the_kubelet_uses_the_host_name() -> None:
