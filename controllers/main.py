@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from controllers.common.cidrset import CIDRSet, CIDRSetError
+from controllers.common.cidrset import CIDRSet, CIDRSetError, parse_cidr
 from controllers.common.context import ComponentConfig, ControllerContext
 from controllers.gc.garbagecollector import GarbageCollector
 from controllers.nodes.nodeipam import NodeIpamController
@@ -87,13 +87,17 @@ def component_config(args: argparse.Namespace) -> ComponentConfig:
     config = ComponentConfig(cluster_cidr=args.cluster_cidr,
                              node_cidr_mask_size=args.node_cidr_mask_size,
                              allocate_node_cidrs=args.allocate_node_cidrs)
-    if config.allocate_node_cidrs:
-        try:
-            CIDRSet.parse(config.cluster_cidr, config.node_cidr_mask_size)
-        except CIDRSetError as err:
-            raise SystemExit(f"--cluster-cidr {config.cluster_cidr} with "
-                             f"--node-cidr-mask-size {config.node_cidr_mask_size}: {err}"
-                             ) from None
+    if not config.allocate_node_cidrs:
+        return config
+    try:
+        cluster = parse_cidr(config.cluster_cidr)
+    except CIDRSetError as err:
+        raise SystemExit(f"--cluster-cidr: {err}") from None
+    try:
+        CIDRSet(cluster, config.node_cidr_mask_size)
+    except CIDRSetError as err:
+        raise SystemExit(f"--node-cidr-mask-size {config.node_cidr_mask_size}: {err}"
+                         ) from None
     return config
 
 

@@ -5,6 +5,7 @@ addresses inside the range) and the controller manager's flags. IPv4 only, as Sk
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network
 
 import pytest
@@ -183,8 +184,13 @@ def test_allocate_node_cidrs_reads_as_kubernetes_flags_do(flag: list[str],
     assert parse_args(flag).allocate_node_cidrs is expected
 
 
-def test_a_cluster_cidr_that_cannot_work_stops_the_controller_manager() -> None:
-    args = parse_args(["--cluster-cidr", "10.244.0.0/16", "--node-cidr-mask-size", "12"])
-    with pytest.raises(SystemExit, match="--cluster-cidr 10.244.0.0/16 with "
-                                         "--node-cidr-mask-size 12: a node block of /12"):
-        component_config(args)
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--node-cidr-mask-size", "12"], "--node-cidr-mask-size 12: a node block of /12 does "
+                                      "not fit the cluster range 10.244.0.0/16"),
+    (["--cluster-cidr", "fd00::/64"], "--cluster-cidr: 'fd00::/64' is IPv6"),
+])
+def test_a_pod_range_that_cannot_work_stops_the_controller_manager(
+        flags: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        component_config(parse_args(flags))
+    component_config(parse_args([*flags, "--allocate-node-cidrs=false"]))  # not used: fine
