@@ -12,8 +12,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from controllers.common.context import ControllerContext
+from controllers.common.cidrset import CIDRSet, CIDRSetError, parse_cidr
+from controllers.common.context import ComponentConfig, ControllerContext
 from controllers.gc.garbagecollector import GarbageCollector
+from controllers.nodes.nodeipam import NodeIpamController
 from controllers.nodes.nodelifecycle import NodeLifecycleController
 from controllers.nodes.podgc import PodGCController
 from controllers.workloads.cronjob import CronJobController
@@ -41,8 +43,23 @@ CONTROLLERS: dict[str, tuple[Callable[[ControllerContext], Controller], ...]] = 
     "cronjob": (CronJobController,),
     "garbagecollector": (GarbageCollector,),
     "nodelifecycle": (NodeLifecycleController,),
+    "nodeipam": (NodeIpamController,),
     "podgc": (PodGCController,),
 }
+# Run only when nodes get their podCIDRs from here (--allocate-node-cidrs), as in Kubernetes.
+NODE_IPAM = "nodeipam"
+
+_DEFAULTS = ComponentConfig()
+
+
+def _boolean(text: str) -> bool:
+    """A boolean flag's value as Kubernetes' flags take it (--allocate-node-cidrs=false)."""
+    value = text.strip().lower()
+    if value in ("true", "t", "1", "yes"):
+        return True
+    if value in ("false", "f", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,8 +69,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="which controllers to run: '*' for all, 'foo' to add one, '-foo' "
                    f"to leave one out, comma-separated (known: {', '.join(CONTROLLERS)})")
     daemon.add_leader_election_flags(p, "skiff-controller-manager")
+    p.add_argument("--cluster-cidr", default=_DEFAULTS.cluster_cidr,
+                   help="the pod range of the cluster, from which each node gets its "
+                   "podCIDR (IPv4; default %(default)s)")
+    p.add_argument("--node-cidr-mask-size", type=int, default=_DEFAULTS.node_cidr_mask_size,
+                   help="prefix length of each node's podCIDR (default %(default)s)")
+    p.add_argument("--allocate-node-cidrs", type=_boolean, nargs="?", const=True,
+                   default=_DEFAULTS.allocate_node_cidrs, metavar="true|false",
+                   help="give each node a podCIDR from --cluster-cidr (the nodeipam "
+                   "controller; default true: Skiff always runs its own pod network)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
+
+
+def component_config(args: argparse.Namespace) -> ComponentConfig:
+    """The controllers' settings from the flags, refused at once when they cannot work."""
+    config = ComponentConfig(cluster_cidr=args.cluster_cidr,
+                             node_cidr_mask_size=args.node_cidr_mask_size,
+                             allocate_node_cidrs=args.allocate_node_cidrs)
+    if not config.allocate_node_cidrs:
+        return config
+    try:
+        cluster = parse_cidr(config.cluster_cidr)
+    except CIDRSetError as err:
+        raise SystemExit(f"--cluster-cidr: {err}") from None
+    try:
+        CIDRSet(cluster, config.node_cidr_mask_size)
+    except CIDRSetError as err:
+        raise SystemExit(f"--node-cidr-mask-size {config.node_cidr_mask_size}: {err}"
+                         ) from None
+    return config
 
 
 def chosen_controllers(spec: str) -> list[str]:
@@ -73,9 +118,10 @@ def chosen_controllers(spec: str) -> list[str]:
     return names
 
 
-async def run_controllers(client: Client, names: list[str]) -> None:
+async def run_controllers(client: Client, names: list[str],
+                          config: ComponentConfig | None = None) -> None:
     """One term: fresh caches, every chosen controller, until cancelled."""
-    ctx = ControllerContext.create(client)
+    ctx = ControllerContext.create(client, config=config)
     controllers = [make(ctx) for name in names for make in CONTROLLERS[name]]
     ctx.factory.start_all()
     log.info("running controllers: %s", ", ".join(c.name for c in controllers))
@@ -92,8 +138,12 @@ async def run_controllers(client: Client, names: list[str]) -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    config = component_config(args)
     names = chosen_controllers(args.controllers)
-    await daemon.run_elected(args, lambda client: run_controllers(client, names))
+    if not config.allocate_node_cidrs and NODE_IPAM in names:
+        names.remove(NODE_IPAM)
+        log.info("--allocate-node-cidrs=false: not running %s", NODE_IPAM)
+    await daemon.run_elected(args, lambda client: run_controllers(client, names, config))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,16 +44,31 @@ def validate_node(obj: Message) -> Errors:
     for field, name in (("capacity", "capacity"), ("allocatable", "allocatable")):
         for resource, value in sorted(getattr(obj.status, field).items()):
             errs += validate_quantity(resource, value.value, f"status.{name}[{resource}]")
-    for i, cidr in enumerate(obj.spec.pod_cidrs):
+    errs += _validate_pod_cidrs(obj.spec)
+    return errs
+
+
+def _validate_pod_cidrs(spec: core_pb2.NodeSpec) -> Errors:
+    errs: Errors = []
+    if spec.pod_cidr:
+        errs += _validate_cidr(spec.pod_cidr, "spec.podCIDR")
+    for i, cidr in enumerate(spec.pod_cidrs):
         errs += _validate_cidr(cidr, f"spec.podCIDRs[{i}]")
-    if len(obj.spec.pod_cidrs) > 1 and not _dual_stack(obj.spec.pod_cidrs):
-        errs.append(invalid("spec.podCIDRs", list(obj.spec.pod_cidrs),
+    # Kubernetes keeps podCIDR as podCIDRs[0]; two different answers would be a puzzle.
+    if spec.pod_cidr and spec.pod_cidrs and spec.pod_cidr != spec.pod_cidrs[0]:
+        errs.append(invalid("spec.podCIDR", spec.pod_cidr,
+                            f"must be the first of spec.podCIDRs ({spec.pod_cidrs[0]}) "
+                            "when both are set"))
+    if len(spec.pod_cidrs) > 1 and not _dual_stack(spec.pod_cidrs):
+        errs.append(invalid("spec.podCIDRs", list(spec.pod_cidrs),
                             "may specify no more than one CIDR for each IP family"))
     return errs
 
 
 def _validate_cidr(cidr: str, path: str) -> Errors:
     try:
+        if "/" not in cidr:  # an address alone is no CIDR (Go's ParseCIDR agrees)
+            raise ValueError(cidr)
         ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return [invalid(path, cidr, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or "
