@@ -32,7 +32,7 @@ DEFAULT_MAX_REQUESTS = 400
 DEFAULT_MAX_MUTATING_REQUESTS = 200
 RETRY_AFTER_SECONDS = 1  # what Kubernetes says
 
-MUTATING = frozenset({"Create", "Update", "UpdateStatus", "Delete", "Bind"})
+MUTATING = frozenset({"Create", "Update", "UpdateStatus", "Delete", "Bind", "Join"})
 LONG_RUNNING = frozenset({"Watch", "Logs", "Exec"})
 
 if TYPE_CHECKING:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import socket
 from pathlib import Path
 
 from apiserver import storage
@@ -13,12 +14,19 @@ from apiserver.authorization import AlwaysAllow
 from apiserver.compactor import compact_forever
 from apiserver.deadlines import DEFAULT_REQUEST_TIMEOUT
 from apiserver.inflight import DEFAULT_MAX_MUTATING_REQUESTS, DEFAULT_MAX_REQUESTS, MaxInFlight
+from apiserver.join import (
+    BootstrapScope,
+    BootstrapTokenAuthenticator,
+    JoinService,
+    NodeCredentials,
+    publish_cluster_info,
+)
 from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.server import SERVICE, ApiService, method_handlers
 from apiserver.watchcache import WatchCache
-from skiff import daemon
+from skiff import daemon, pki
 from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.client.transport import ClientCredentials
 from skiff.daemon import serving, until_signalled
@@ -48,6 +56,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="a second TLS port that asks for no client certificate: callers "
                         "show a bearer token (--token-file) instead (0: none)")
     p.add_argument("--token-file", help="the admin's bearer token (file content)")
+    p.add_argument("--cluster-signing-cert-file",
+                   help="the cluster CA's certificate, to sign joining nodes' certificates")
+    p.add_argument("--cluster-signing-key-file", help="its key")
+    p.add_argument("--advertise-address",
+                   help="the address other hosts reach this apiserver at (published in "
+                        "kube-public/cluster-info; default: --bind-address, or this host's "
+                        "address when that is 0.0.0.0)")
     p.add_argument("--kubelet-token-file",
                    help="send this bearer token (file content) to kubelets (logs, exec)")
     p.add_argument("--kubelet-client-certificate",
@@ -100,18 +115,26 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
         token=_read_token(args.kubelet_token_file) if args.kubelet_token_file else None,
         ca=_read(args.kubelet_certificate_authority),
         cert=_read(args.kubelet_client_certificate), key=_read(args.kubelet_client_key))
-    authorizer = AlwaysAllow()  # where RBAC plugs in
+    authorizer = BootstrapScope(AlwaysAllow())  # where RBAC plugs in
     proxy = KubeletProxy(registry, kubelet_credentials, authorizer=authorizer)
+    advertised = _advertise_address(args)
+    joins = None
+    if args.cluster_signing_cert_file and args.cluster_signing_key_file:
+        signer = pki.KeyPair(Path(args.cluster_signing_cert_file).read_bytes(),
+                             Path(args.cluster_signing_key_file).read_bytes())
+        joins = JoinService(registry, signer, f"https://{advertised}:{args.port}")
     service = ApiService(registry, proxy, authorizer=authorizer,
-                         request_timeout=args.request_timeout)
+                         request_timeout=args.request_timeout, joins=joins)
     inflight = MaxInFlight(args.max_requests_inflight, args.max_mutating_requests_inflight)
     tls = serving.ServerCredentials.from_files(args.tls_cert_file, args.tls_private_key_file,
                                                args.client_ca_file, require_client_cert=True)
     authenticators: list[Authenticator] = []
     if args.token_file:
         authenticators.append(TokenAuthenticator.single(_read_token(args.token_file)))
+    if joins is not None:
+        authenticators.append(BootstrapTokenAuthenticator(registry))
     if tls.client_ca is not None:
-        authenticators.append(CertificateAuthenticator())
+        authenticators.append(CertificateAuthenticator(accept=NodeCredentials(registry).accept))
     server = serving.new_server(
         authenticator=Union(authenticators) if authenticators else None,
         hint="use a client config with a client certificate from this cluster's CA, or "
@@ -132,6 +155,9 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
         serving.add_port(server, f"{args.bind_address}:{args.token_port}",
                          dataclasses.replace(tls, client_ca=None, require_client_cert=False))
     await server.start()
+    if args.token_port:
+        await publish_cluster_info(registry, f"https://{advertised}:{args.port}",
+                                   f"https://{advertised}:{args.token_port}")
     log.info("serving on %s%s%s (etcd %s)", address,
              " (TLS, client certificates)" if tls.client_ca else " (TLS)" if tls.tls else "",
              f", tokens on port {args.token_port}" if args.token_port else "",
@@ -152,6 +178,19 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
 
 def _read_token(path: str) -> str:
     return Path(path).read_text().strip()
+
+
+def _advertise_address(args: argparse.Namespace) -> str:
+    if args.advertise_address:
+        return str(args.advertise_address)
+    if args.bind_address not in ("0.0.0.0", "::"):
+        return str(args.bind_address)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))  # sends nothing: picks the route's address
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "127.0.0.1"
 
 
 def _read(path: str | None) -> bytes | None:

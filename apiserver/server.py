@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError, Message
 from apiserver import errors, storage
 from apiserver.authorization import AlwaysAllow, Attributes, Authorizer, check
 from apiserver.deadlines import DEFAULT_REQUEST_TIMEOUT, request_budget
+from apiserver.join import JoinService
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.storage import deadline
@@ -29,9 +30,10 @@ from skiff.api.meta import meta
 from skiff.api.v1 import kubelet_pb2 as kapi
 from skiff.api.v1 import service_pb2 as api
 from skiff.daemon.auth import caller
+from skiff.version import VERSION
 
 log = logging.getLogger(__name__)
-VERSION = "0.1.0"
+
 SERVICE = "skiff.api.v1.Api"
 R = TypeVar("R")
 
@@ -76,7 +78,7 @@ def _object_in(packed: any_pb2.Any, manifest_json: bytes) -> tuple[Message, list
 
 # The verbs that write, as the Timeout message names them: their outcome is unknown when
 # etcd does not answer in time.
-_WRITES = {"Create": "create", "Update": "update", "UpdateStatus": "update",
+_WRITES = {"Join": "join", "Create": "create", "Update": "update", "UpdateStatus": "update",
            "Delete": "delete", "Bind": "binding"}
 
 
@@ -123,8 +125,10 @@ def _scope(kind: kinds.Kind, namespace: str) -> str:
 class ApiService:
     def __init__(self, registry: Registry, proxy: KubeletProxy | None = None, *,
                  authorizer: Authorizer | None = None,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT) -> None:
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+                 joins: JoinService | None = None) -> None:
         self.registry = registry
+        self.joins = joins  # None: this apiserver signs no certificates
         # The most a unary request may take, whatever deadline its caller sent.
         self.request_timeout = request_timeout
         self.authorizer: Authorizer = authorizer or AlwaysAllow()
@@ -208,6 +212,15 @@ class ApiService:
                                 python_version=platform.python_version())
 
     @_handles_errors
+    async def Join(self, request: api.JoinRequest, context: Any) -> api.JoinReply:
+        self._authorize(Attributes("join", kinds.by_kind("Node"), "", request.node_name))
+        if self.joins is None:
+            raise errors.failed_precondition(
+                "this apiserver signs no certificates, so no host can join: start it with "
+                "--cluster-signing-cert-file and --cluster-signing-key-file")
+        return await self.joins.join(request)
+
+    @_handles_errors
     async def WhoAmI(self, request: api.WhoAmIRequest, context: Any) -> api.WhoAmIReply:
         who = caller()
         return api.WhoAmIReply(username=who.user, groups=list(who.groups))
@@ -272,6 +285,7 @@ def method_handlers(service: ApiService) -> dict[str, grpc.RpcMethodHandler]:
         "Bind": unary("Bind", api.BindRequest, api.ObjectReply),
         "Version": unary("Version", api.VersionRequest, api.VersionReply),
         "WhoAmI": unary("WhoAmI", api.WhoAmIRequest, api.WhoAmIReply),
+        "Join": unary("Join", api.JoinRequest, api.JoinReply),
         "Watch": grpc.unary_stream_rpc_method_handler(
             service.Watch, request_deserializer=api.WatchRequest.FromString,
             response_serializer=None),

@@ -80,7 +80,9 @@ def apiserver_command(
     if kubelet_token_file is not None:
         flags += ["--kubelet-token-file", str(kubelet_token_file)]
     if pki is not None:
-        flags += ["--tls-cert-file", str(pki.cert("apiserver")),
+        flags += ["--cluster-signing-cert-file", str(pki.ca_cert),
+                  "--cluster-signing-key-file", str(pki.ca_key),
+                  "--tls-cert-file", str(pki.cert("apiserver")),
                   "--tls-private-key-file", str(pki.key("apiserver")),
                   "--client-ca-file", str(pki.ca_cert),
                   "--kubelet-client-certificate", str(pki.cert("apiserver-kubelet-client")),
@@ -113,19 +115,22 @@ def kubelet_command(
     node_ip: str | None = None,
     kubelet_token_file: PathLike | None = None,
     pki: ClusterPki | None = None,
+    tls: tuple[PathLike, PathLike, PathLike] | None = None,
     fake_runtime: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`kubelet.main`; with `pki`, its server speaks TLS with the kubelet certificate and
-    answers only the apiserver's kubelet client certificate."""
+    """`kubelet.main`; with `pki` (a local cluster's) or `tls` (certificate, key, client CA:
+    a joined host's), its server speaks TLS and answers only the apiserver's kubelet client
+    certificate."""
     flags = _client_flags(config, server)
     flags += ["--root-dir", str(root_dir), "--port", str(port)]
     if kubelet_token_file is not None:
         flags += ["--kubelet-token-file", str(kubelet_token_file)]
     if pki is not None:
-        flags += ["--tls-cert-file", str(pki.cert("kubelet")),
-                  "--tls-private-key-file", str(pki.key("kubelet")),
-                  "--client-ca-file", str(pki.ca_cert)]
+        tls = (pki.cert("kubelet"), pki.key("kubelet"), pki.ca_cert)
+    if tls is not None:
+        flags += ["--tls-cert-file", str(tls[0]), "--tls-private-key-file", str(tls[1]),
+                  "--client-ca-file", str(tls[2])]
     if node_name:
         flags += ["--node-name", node_name]
     if node_ip is not None:
@@ -164,11 +169,13 @@ class ClusterConfig:
     etcd_port: int = DEFAULT_ETCD_PORT
     kubelet_port: int = DEFAULT_KUBELET_PORT
     node_name: str = ""  # default: the host name, as the kubelet's own default
+    token_port: int = 0  # where hosts join with tokens; 0: no joins
+    bind_address: str = "127.0.0.1"
 
     # The data directory remembers its cluster's settings (cluster.json), so that `skiff up`
     # without flags starts the same cluster again, and `skiff status`, `skiff down --purge`
     # and the detached supervisor know its ports and node.
-    _SAVED = ("port", "etcd_port", "kubelet_port", "node_name")
+    _SAVED = ("port", "etcd_port", "kubelet_port", "node_name", "token_port", "bind_address")
 
     @property
     def saved_file(self) -> Path:
@@ -276,8 +283,9 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
         python_daemon(
             cfg, "apiserver",
             apiserver_command(
-                etcd_servers=f"127.0.0.1:{cfg.etcd_port}", bind_address="127.0.0.1",
-                port=cfg.port, pki=cfg.pki),
+                etcd_servers=f"127.0.0.1:{cfg.etcd_port}", bind_address=cfg.bind_address,
+                port=cfg.port, pki=cfg.pki,
+                extra=("--token-port", str(cfg.token_port)) if cfg.token_port else ()),
             ready=tcp_ready("127.0.0.1", cfg.port),
             ready_what=f"to accept connections on {cfg.server}",
         ),
@@ -305,6 +313,7 @@ def ports_in_use(cfg: ClusterConfig, running: Sequence[str] = ()) -> list[str]:
         ("etcd", "--etcd-port", cfg.etcd_port),
         ("etcd", "etcd peer port (--etcd-port + 1)", cfg.etcd_peer_port),
         ("apiserver", "--port", cfg.port),
+        *([("apiserver", "--token-port", cfg.token_port)] if cfg.token_port else []),
         ("kubelet", "--kubelet-port", cfg.kubelet_port),
     ]
     return [f"{port} ({what})" for owner, what, port in wanted

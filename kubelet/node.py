@@ -24,10 +24,11 @@ from skiff.api.v1 import coordination_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
 from skiff.client.clock import Clock, RealClock
+from skiff.version import VERSION as SKIFF_VERSION
 
 log = logging.getLogger(__name__)
 
-VERSION = "v0.1.0-skiff"
+VERSION = f"v{SKIFF_VERSION}-skiff"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION = 40
 STATUS_FORCE_INTERVAL = 60.0

@@ -89,6 +89,7 @@ class Subject:
     organizations: tuple[str, ...] = ()
     serial: int = 0
     not_after: datetime.datetime | None = None
+    units: tuple[str, ...] = ()  # organizational units: how it was issued, not groups
 
 
 def _now() -> datetime.datetime:
@@ -101,8 +102,10 @@ def new_key() -> bytes:
                              serialization.NoEncryption())
 
 
-def _name(common_name: str, organizations: Iterable[str] = ()) -> x509.Name:
+def _name(common_name: str, organizations: Iterable[str] = (), units: Iterable[str] = ()
+          ) -> x509.Name:
     attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+    attributes += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, u) for u in units]
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
     return x509.Name(attributes)
 
@@ -138,7 +141,8 @@ def _sans(dns_names: Iterable[str], ips: Iterable[str]) -> list[x509.GeneralName
 
 def _certificate(ca: KeyPair, public_key: ec.EllipticCurvePublicKey, *, common_name: str,
                  organizations: Sequence[str], usage: Usage, dns_names: Iterable[str],
-                 ips: Iterable[str], validity: datetime.timedelta) -> bytes:
+                 ips: Iterable[str], validity: datetime.timedelta,
+                 units: Sequence[str] = ()) -> bytes:
     ca_cert, ca_key = ca.certificate(), ca.private_key()
     now = _now()
     not_after = min(now + validity, ca_cert.not_valid_after_utc)
@@ -146,7 +150,7 @@ def _certificate(ca: KeyPair, public_key: ec.EllipticCurvePublicKey, *, common_n
               Usage.CLIENT: [ExtendedKeyUsageOID.CLIENT_AUTH],
               Usage.BOTH: [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]}
     builder = (x509.CertificateBuilder()
-               .subject_name(_name(common_name, organizations))
+               .subject_name(_name(common_name, organizations, units))
                .issuer_name(ca_cert.subject)
                .public_key(public_key)
                .serial_number(x509.random_serial_number())
@@ -204,18 +208,22 @@ def read_request(request_pem: bytes) -> tuple[Subject, ec.EllipticCurvePublicKey
 def sign_request(ca: KeyPair, request_pem: bytes, *, common_name: str,
                  organizations: Sequence[str] = (), usage: Usage = Usage.CLIENT,
                  dns_names: Iterable[str] = (), ips: Iterable[str] = (),
-                 validity: datetime.timedelta = CERT_VALIDITY) -> bytes:
+                 validity: datetime.timedelta = CERT_VALIDITY,
+                 units: Sequence[str] = ()) -> bytes:
     """Signs the key of a request under the subject the signer decides (never the one the
     request asks for: the caller checks that first, with read_request)."""
     _, public = read_request(request_pem)
     return _certificate(ca, public, common_name=common_name, organizations=organizations,
-                        usage=usage, dns_names=dns_names, ips=ips, validity=validity)
+                        usage=usage, dns_names=dns_names, ips=ips, validity=validity,
+                        units=units)
 
 
 def _subject(name: x509.Name) -> Subject:
     cns = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     orgs = name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
-    return Subject(str(cns[0].value) if cns else "", tuple(str(o.value) for o in orgs))
+    units = name.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return Subject(str(cns[0].value) if cns else "", tuple(str(o.value) for o in orgs),
+                   units=tuple(str(u.value) for u in units))
 
 
 def subject_of(cert_pem: bytes) -> Subject:
@@ -226,7 +234,7 @@ def subject_of(cert_pem: bytes) -> Subject:
         raise PkiError(f"not a PEM certificate: {err}") from None
     s = _subject(cert.subject)
     return Subject(s.common_name, s.organizations, cert.serial_number,
-                   cert.not_valid_after_utc)
+                   cert.not_valid_after_utc, s.units)
 
 
 def ca_cert_hash(cert_pem: bytes) -> str:

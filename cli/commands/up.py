@@ -51,7 +51,8 @@ def _print_started(cfg: ClusterConfig, *, detached: bool) -> None:
 def run_up(args: argparse.Namespace) -> int:
     # A flag not given: as the last `skiff up` of this data dir had it, else the default.
     cfg = ClusterConfig.load(_data_dir(args), port=args.port, etcd_port=args.etcd_port,
-                             kubelet_port=args.kubelet_port, node_name=args.node_name)
+                             kubelet_port=args.kubelet_port, node_name=args.node_name,
+                             token_port=args.token_port, bind_address=args.bind_address)
     try:
         return local.up(cfg, detach=args.detach,
                         started=lambda cfg: _print_started(cfg, detached=args.detach))
@@ -91,6 +92,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--kubelet-port", type=int,
                     help=f"the kubelet's port for logs and exec (default {DEFAULT_KUBELET_PORT})")
     up.add_argument("--node-name", help="this host's Node name (default: the host name)")
+    up.add_argument("--token-port", type=int,
+                    help="a port where hosts join with tokens (skiff token create); "
+                    "default none: this host only")
+    up.add_argument("--bind-address",
+                    help="where the apiserver listens (default 127.0.0.1; 0.0.0.0 for "
+                    "other hosts to join)")
     up.add_argument(
         "-d", "--detach", action="store_true",
         help="start in the background, supervised there, and return",

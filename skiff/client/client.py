@@ -286,6 +286,11 @@ class Client:
         return await self._read(self._stub.Version, api.VersionRequest(),
                                 timeout or self.timeouts.get)
 
+    async def join(self, request: api.JoinRequest, *, timeout: float | None = None
+                   ) -> api.JoinReply:
+        """Trades this client's join token for a node's certificates (skiff join)."""
+        return await self._write(self._stub.Join, request, timeout)
+
     async def whoami(self, *, timeout: float | None = None) -> api.WhoAmIReply:
         """Who the apiserver takes this client's credentials for."""
         return await self._read(self._stub.WhoAmI, api.WhoAmIRequest(),

@@ -43,6 +43,7 @@ __all__ = [
     "CallCredentials",
     "CertificateAuthenticator",
     "Identity",
+    "Refused",
     "TokenAuthenticator",
     "Union",
     "caller",
@@ -123,10 +124,15 @@ class CallCredentials:
         return found
 
 
+class Refused(Exception):
+    """An authenticator that recognises what a call presents and refuses it, saying why
+    (an expired join token): the caller gets this message instead of the generic one."""
+
+
 class Authenticator(Protocol):
     def authenticate(self, call: CallCredentials) -> Identity | None:
         """The caller's identity, or None when this authenticator does not recognise the
-        call (another one in the chain may)."""
+        call (another one in the chain may). May raise Refused."""
         ...
 
 
@@ -159,7 +165,8 @@ class CertificateAuthenticator:
     """TLS client certificates, which the handshake has already checked against the
     server's client CA: the common name is the user, each organization a group
     (Kubernetes' x509 authenticator). `accept` may refuse a certificate the CA signed
-    (one revoked, or of a node deleted since)."""
+    (one revoked, or of a node deleted since), by returning False or raising Refused to
+    say why."""
 
     def __init__(self, accept: Callable[[pki.Subject], bool] | None = None) -> None:
         self._accept = accept
@@ -230,7 +237,11 @@ class Authentication(_Interceptor):
         if handler is None:
             return None
         metadata = getattr(details, "invocation_metadata", None) or ()
-        identity = self.authenticator.authenticate(CallCredentials(metadata))
+        try:
+            identity = self.authenticator.authenticate(CallCredentials(metadata))
+        except Refused as why:
+            return refusing_handler(handler, grpc.StatusCode.UNAUTHENTICATED,
+                                    status.failure(StatusReason.UNAUTHORIZED, str(why)))
         if identity is None and not self.transport_identities:
             return refusing_handler(handler, grpc.StatusCode.UNAUTHENTICATED, self._refusal)
         return self._wrap(handler, identity)
@@ -257,11 +268,15 @@ class Authentication(_Interceptor):
                         context: grpc.aio.ServicerContext) -> Identity:
         if known is not None:
             return known
-        identity = self.authenticator.authenticate(CallCredentials.of_call(context))
+        refusal = self._refusal
+        try:
+            identity = self.authenticator.authenticate(CallCredentials.of_call(context))
+        except Refused as why:
+            identity, refusal = None, status.failure(StatusReason.UNAUTHORIZED, str(why))
         if identity is None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, self._refusal.message,
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal.message,
                                 trailing_metadata=((status.DETAILS_KEY, status.encode(
-                                    self._refusal, grpc.StatusCode.UNAUTHENTICATED.value[0])),))
+                                    refusal, grpc.StatusCode.UNAUTHENTICATED.value[0])),))
             raise AssertionError("unreachable")  # context.abort raises
         return identity
 

@@ -436,7 +436,7 @@ async def test_token_auth(apiserver_factory, tmp_path) -> None:  # type: ignore[
     try:
         with pytest.raises(errors.Unauthenticated):
             await anonymous.get(core_pb2.Namespace, "default")
-        with pytest.raises(errors.Unauthenticated, match="check the client config's token"):
+        with pytest.raises(errors.Unauthenticated, match="missing or wrong token"):
             await wrong.get(core_pb2.Namespace, "default")
         with pytest.raises(errors.Unauthenticated):
             async for _ in wrong.watch(core_pb2.Namespace):

@@ -159,3 +159,31 @@ class VersionReply(_message.Message):
     etcd_version: str
     python_version: str
     def __init__(self, version: _Optional[str] = ..., etcd_version: _Optional[str] = ..., python_version: _Optional[str] = ...) -> None: ...
+
+class JoinRequest(_message.Message):
+    __slots__ = ("node_name", "client_csr", "serving_csr", "addresses", "version", "unix_time")
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_CSR_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CSR_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UNIX_TIME_FIELD_NUMBER: _ClassVar[int]
+    node_name: str
+    client_csr: bytes
+    serving_csr: bytes
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    version: str
+    unix_time: int
+    def __init__(self, node_name: _Optional[str] = ..., client_csr: _Optional[bytes] = ..., serving_csr: _Optional[bytes] = ..., addresses: _Optional[_Iterable[str]] = ..., version: _Optional[str] = ..., unix_time: _Optional[int] = ...) -> None: ...
+
+class JoinReply(_message.Message):
+    __slots__ = ("client_certificate", "serving_certificate", "ca_certificate", "server")
+    CLIENT_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SERVING_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    CA_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
+    client_certificate: bytes
+    serving_certificate: bytes
+    ca_certificate: bytes
+    server: str
+    def __init__(self, client_certificate: _Optional[bytes] = ..., serving_certificate: _Optional[bytes] = ..., ca_certificate: _Optional[bytes] = ..., server: _Optional[str] = ...) -> None: ...

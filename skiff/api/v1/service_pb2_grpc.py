@@ -85,6 +85,11 @@ class ApiStub:
                 request_serializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIReply.FromString,
                 _registered_method=True)
+        self.Join = channel.unary_unary(
+                '/skiff.api.v1.Api/Join',
+                request_serializer=skiff_dot_api_dot_v1_dot_service__pb2.JoinRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.JoinReply.FromString,
+                _registered_method=True)
         self.Logs = channel.unary_stream(
                 '/skiff.api.v1.Api/Logs',
                 request_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.LogsRequest.SerializeToString,
@@ -160,6 +165,12 @@ class ApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Join(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Logs(self, request, context):
         """A container's logs and commands, proxied to the kubelet of the pod's node.
         """
@@ -225,6 +236,11 @@ def add_ApiServicer_to_server(servicer, server):
                     servicer.WhoAmI,
                     request_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIRequest.FromString,
                     response_serializer=skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIReply.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=skiff_dot_api_dot_v1_dot_service__pb2.JoinRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_v1_dot_service__pb2.JoinReply.SerializeToString,
             ),
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
@@ -507,6 +523,33 @@ class Api:
             '/skiff.api.v1.Api/WhoAmI',
             skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIRequest.SerializeToString,
             skiff_dot_api_dot_v1_dot_service__pb2.WhoAmIReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/skiff.api.v1.Api/Join',
+            skiff_dot_api_dot_v1_dot_service__pb2.JoinRequest.SerializeToString,
+            skiff_dot_api_dot_v1_dot_service__pb2.JoinReply.FromString,
             options,
             channel_credentials,
             insecure,

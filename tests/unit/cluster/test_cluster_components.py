@@ -30,7 +30,9 @@ def test_skiff_up_runs_each_daemon_with_its_flags() -> None:
     assert argv["apiserver"] == [
         *PY, "apiserver.main", "--etcd-servers", "127.0.0.1:2379",
         "--bind-address", "127.0.0.1", "--port", "6443",
-        "--tls-cert-file", "/d/pki/apiserver.crt", "--tls-private-key-file", "/d/pki/apiserver.key",
+        "--cluster-signing-cert-file", "/d/pki/ca.crt", "--cluster-signing-key-file",
+        "/d/pki/ca.key", "--tls-cert-file", "/d/pki/apiserver.crt",
+        "--tls-private-key-file", "/d/pki/apiserver.key",
         "--client-ca-file", "/d/pki/ca.crt",
         "--kubelet-client-certificate", "/d/pki/apiserver-kubelet-client.crt",
         "--kubelet-client-key", "/d/pki/apiserver-kubelet-client.key",

@@ -1,0 +1,67 @@
+"""`skiff join` (this host into a cluster) and `skiff agent` (run the joined host's agent).
+
+    skiff join https://SERVER:PORT --token ID.SECRET --ca-cert-hash sha256:HEX
+               [--node-name NAME] [--node-ip IP] [--state-dir DIR] [--force]
+    skiff agent [--state-dir DIR] [--port PORT] [--node-ip IP] [-- KUBELET-FLAGS...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+from pathlib import Path
+
+from cli.errors import CliError
+from cluster.components import kubelet_command
+from cluster.errors import ClusterError
+from cluster.join import DEFAULT_STATE_DIR, AgentState, join
+
+
+def run_join(args: argparse.Namespace) -> int:
+    try:
+        print(join(args.url, args.token, args.ca_cert_hash, node_name=args.node_name,
+                   state=AgentState(Path(args.state_dir)), node_ip=args.node_ip,
+                   force=args.force))
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    return 0
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    state = AgentState(Path(args.state_dir))
+    name = state.node_name()
+    if name is None:
+        raise CliError(f"{state.dir} holds no joined host: run skiff join first")
+    extra = args.kubelet_flags
+    extra = extra[1:] if extra[:1] == ["--"] else extra
+    argv = kubelet_command(config=state.client_config, root_dir=state.dir / "kubelet",
+                           port=args.port, node_name=name,
+                           node_ip=args.node_ip or state.node_ip(),
+                           tls=(state.serving_cert, state.serving_key, state.ca), extra=extra)
+    os.execv(argv[0], argv)  # the agent is the kubelet: its supervisor sees one process
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    j = subparsers.add_parser("join", help="join this host to a cluster",
+                              description="Join this host to a cluster with a token from "
+                              "skiff token create.")
+    j.add_argument("url", metavar="https://SERVER:PORT")
+    j.add_argument("--token", required=True, help="ID.SECRET")
+    j.add_argument("--ca-cert-hash", required=True, metavar="sha256:HEX",
+                   help="the cluster CA's pin: nothing is sent to a server without it")
+    j.add_argument("--node-name", default=socket.gethostname().lower())
+    j.add_argument("--node-ip", help="this node's address (default: the default route's)")
+    j.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    j.add_argument("--force", action="store_true", help="join again over existing state")
+    j.set_defaults(func=run_join)
+    a = subparsers.add_parser("agent", help="run the agent of a joined host",
+                              description="Run this host's agent (the kubelet) with the "
+                              "credentials skiff join left in its state directory.")
+    a.add_argument("--state-dir", default=DEFAULT_STATE_DIR)
+    a.add_argument("--port", type=int, default=10250, help="the agent's server (logs, exec)")
+    a.add_argument("--node-ip", help="this node's address (default: skiff join's --node-ip, "
+                   "else detected)")
+    a.add_argument("kubelet_flags", nargs=argparse.REMAINDER,
+                   help="more flags for the kubelet, after --")
+    a.set_defaults(func=run_agent)

@@ -1,0 +1,164 @@
+"""Joining this host to a cluster (`skiff join`), kubeadm's way.
+
+1. Discovery: read the certificates the server presents, before trusting anything, and
+   find among them the CA whose hash is the one given (`--ca-cert-hash`); the server's own
+   certificate must be signed by it. Nothing is sent before that.
+2. Trade the join token, over TLS to that CA, for this node's client certificate
+   (system:node:NAME) and its kubelet's serving certificate; the keys never leave the host.
+3. Keep them in the agent's state directory: pki/ (keys 0600) and kubelet.conf (0600), the
+   client config the agent runs with (`skiff agent`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from cluster.certs import host_addresses
+from cluster.errors import ClusterError
+from skiff import pki
+from skiff.api import bootstrap
+from skiff.api.v1 import service_pb2 as api
+from skiff.client import errors
+from skiff.client.client import Client
+from skiff.client.config import ClientConfig
+from skiff.client.transport import ClientCredentials
+from skiff.version import VERSION
+
+__all__ = ["AgentState", "join"]
+
+DEFAULT_STATE_DIR = "/var/lib/skiff/agent"
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """The files a joined host keeps (and `skiff agent` runs from)."""
+
+    dir: Path
+
+    @property
+    def pki(self) -> Path:
+        return self.dir / "pki"
+
+    @property
+    def ca(self) -> Path:
+        return self.pki / "ca.crt"
+
+    @property
+    def client_config(self) -> Path:
+        return self.dir / "kubelet.conf"
+
+    @property
+    def settings(self) -> Path:
+        """What the join was told that the agent needs too (the node's address)."""
+        return self.dir / "agent.json"
+
+    def node_ip(self) -> str | None:
+        try:
+            return str(json.loads(self.settings.read_text()).get("node_ip") or "") or None
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    @property
+    def serving_cert(self) -> Path:
+        return self.pki / "kubelet.crt"
+
+    @property
+    def serving_key(self) -> Path:
+        return self.pki / "kubelet.key"
+
+    def node_name(self) -> str | None:
+        """The node this state joined as, if it did."""
+        if not self.client_config.exists():
+            return None
+        config = ClientConfig.load(self.client_config)
+        if config.cert is None:
+            return None
+        return pki.subject_of(config.cert).common_name.removeprefix("system:node:")
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def discover(url: str, ca_cert_hash: str, timeout: float = 10.0) -> tuple[str, bytes]:
+    """The server's address (host:port) and its CA, checked against the pinned hash."""
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    if parts.scheme != "https" or not parts.hostname or not parts.port:
+        raise ClusterError(f"{url}: expected https://HOST:PORT (the join command's address)")
+    if not ca_cert_hash.startswith("sha256:") or len(ca_cert_hash) != 71:
+        raise ClusterError(f"--ca-cert-hash {ca_cert_hash}: expected sha256: and 64 hex "
+                           "digits (as skiff token create prints it)")
+    address = f"{parts.hostname}:{parts.port}"
+    try:
+        chain = pki.fetch_server_chain(parts.hostname, parts.port, timeout)
+    except OSError as err:
+        raise ClusterError(f"cannot reach the server at {address}: {err}") from None
+    if not chain:
+        raise ClusterError(f"the server at {address} presented no certificate")
+    presented = [pki.ca_cert_hash(cert) for cert in chain]
+    for cert, digest in zip(chain, presented, strict=True):
+        if digest == ca_cert_hash.lower() and pki.signed_by(chain[0], cert):
+            return address, cert
+    raise ClusterError(
+        f"the server at {address} is not the cluster you meant: its CA does not match "
+        f"--ca-cert-hash {ca_cert_hash} (it presents {', '.join(presented[1:] or presented)}); "
+        "check the hash skiff token create printed")
+
+
+def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: AgentState,
+         node_ip: str | None = None, force: bool = False) -> str:
+    """Joins this host as `node_name`; returns what to tell the user."""
+    try:
+        parsed = bootstrap.JoinToken.parse(token)
+    except bootstrap.TokenError as err:
+        raise ClusterError(f"--token: {err}") from None
+    already = state.node_name()
+    if already is not None and not force:
+        if already == node_name:
+            return (f"this host already joined as node {node_name} (state in {state.dir}): "
+                    "nothing to do; --force joins again")
+        raise ClusterError(f"this host already joined as node {already} (state in "
+                           f"{state.dir}); remove that directory, or pass --force")
+    address, ca = discover(url, ca_cert_hash)
+    state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.dir.chmod(0o700)
+    client_key, serving_key = pki.new_key(), pki.new_key()
+    # The serving certificate names every address of the host: the apiserver dials the
+    # kubelet at the address its Node reports (--node-ip, or the detected one).
+    addresses = list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
+    request = api.JoinRequest(
+        node_name=node_name, version=VERSION, unix_time=int(time.time()),
+        addresses=[*addresses, socket.gethostname()],
+        client_csr=pki.new_request(client_key, f"system:node:{node_name}", ["system:nodes"]),
+        serving_csr=pki.new_request(serving_key, f"system:node:{node_name}", ["system:nodes"]))
+
+    async def call() -> api.JoinReply:
+        async with Client(address, credentials=ClientCredentials(token=str(parsed), ca=ca)
+                          ) as client:
+            return await client.join(request, timeout=30)
+
+    try:
+        reply = asyncio.run(call())
+    except errors.ApiError as err:
+        raise ClusterError(f"the cluster refused to join this host: {err.message}") from None
+    _write(state.ca, reply.ca_certificate, 0o644)
+    _write(state.serving_cert, reply.serving_certificate, 0o644)
+    _write(state.serving_key, serving_key, 0o600)
+    ClientConfig(server=reply.server, ca=reply.ca_certificate, cert=reply.client_certificate,
+                 key=client_key).save(state.client_config)
+    _write(state.settings, json.dumps({"node_ip": node_ip or ""}).encode(), 0o644)
+    return (f"This host joined the cluster at {reply.server} as node {node_name}.\n"
+            f"Start its agent: skiff agent --state-dir {state.dir}")
