@@ -8,8 +8,9 @@ How it is started: `--privileged` first; where the engine refuses that (these ma
 withhold CAP_SYS_RESOURCE: "unable to apply caps"), every capability but that one, no
 seccomp or AppArmor profile, and every device, which is what dockerd and systemd inside
 need. The refusal is remembered for the rest of the process. Both ways add what systemd in
-a container needs: `container=docker`, tmpfs on /run, /run/lock and /tmp, the cgroup tree
-writable, and SIGRTMIN+3 as the stop signal (systemd's "shut down").
+a container needs: `container=docker`, tmpfs on /run, /run/lock and /tmp (executable, as on
+a host), the cgroup tree writable, and SIGRTMIN+3 as the stop signal (systemd's "shut
+down").
 
 Ready means `systemctl is-system-running` says running (or degraded: booted, with a failed
 unit, which `Node.system_state` reports) and `docker info` answers inside.
@@ -49,7 +50,9 @@ _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 _SYSTEMD_FLAGS = (
     "--env", "container=docker",
     "--stop-signal", "SIGRTMIN+3",
-    "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
+    # Docker mounts a --tmpfs noexec unless told otherwise; a host's /tmp and /run are not
+    # (a venv in /tmp, say, must run).
+    "--tmpfs", "/run:exec,mode=755", "--tmpfs", "/run/lock", "--tmpfs", "/tmp:exec,mode=1777",
     "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 )
 _PRIVILEGED = ("--privileged",)
