@@ -357,13 +357,14 @@ def _import_changes(recipe: Recipe) -> list[str]:
 
 
 def _forward_progress(stream: IO[bytes], log: IO[bytes], say: Say) -> None:
-    """Copies the build's messages to its log, and its own progress lines ("I: ...") and
-    errors ("E: ...") to `say`."""
+    """Copies the build's messages to its log, and its steps ("I: ...", but not the hooks'
+    scripts) and errors ("E: ...") to `say`, with the seconds since the build began."""
+    start = time.monotonic()
     for raw in stream:
         log.write(raw)
         line = raw.decode(errors="replace").rstrip()
-        if line.startswith(("I: ", "E: ")):
-            say(f"  {line}")
+        if line.startswith("E: ") or (line.startswith("I: ") and "hook" not in line):
+            say(f"  {time.monotonic() - start:5.1f} s  {line}")
 
 
 def _tail(path: Path, lines: int = 25) -> str:
@@ -396,9 +397,15 @@ def _build(recipe: Recipe, work: Path, say: Say) -> str:
             out, err = importer.communicate(timeout=BUILD_TIMEOUT_SECONDS)
             build_rc = build.wait(timeout=60)
         except subprocess.TimeoutExpired:
-            build.kill()
+            # SIGTERM first: mmdebstrap then unmounts /proc, /sys and /dev from its chroot
+            # and removes it; a SIGKILL would leave those mounts behind.
+            build.terminate()
             importer.kill()
-            build.wait()
+            try:
+                build.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                build.kill()
+                build.wait()
             importer.wait()
             raise ClusterError(f"the node image build took over {BUILD_TIMEOUT_SECONDS:g} s; "
                                f"its last messages:\n{_tail(log_path)}") from None
