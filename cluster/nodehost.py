@@ -36,7 +36,7 @@ from cluster.nodeimage import project_recipe
 from cluster.supervisor import Say
 
 __all__ = ["NODE_LABEL", "Node", "load_image", "node_exec", "remove_node", "run_node",
-           "volume_name"]
+           "volume_name", "wait_ready"]
 
 # On a node container and its volume, with the node's name as value. (Not `io.skiff.node`:
 # the kubelet puts that on pods' containers, and `skiff down --purge` removes by it.)
@@ -123,7 +123,7 @@ def run_node(name: str, network: str, *, image: str | None = None, ip: str | Non
     start = time.monotonic()
     try:
         container_id, privileged = _start(name, command, image)
-        state, driver = _wait_ready(name, start + timeout)
+        state, driver = wait_ready(name, timeout - (time.monotonic() - start))
     except BaseException:
         remove_node(name)
         raise
@@ -156,9 +156,12 @@ def _start(name: str, command: list[str], image: str) -> tuple[str, bool]:
     return result.stdout.strip(), False
 
 
-def _wait_ready(name: str, deadline: float) -> tuple[str, str]:
-    """Polls until systemd has booted and dockerd answers; returns systemd's state and
-    dockerd's storage driver."""
+def wait_ready(name: str, timeout: float = 90.0) -> tuple[str, str]:
+    """Waits until node `name`'s systemd has booted and its dockerd answers (after
+    run_node, or a `docker restart` of the node); returns systemd's state (running or
+    degraded) and dockerd's storage driver. ClusterError, with systemd's and dockerd's last
+    words, when the node exits, systemd fails, or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
     state = "not asked yet"
     while True:
         probe = docker("exec", name, "sh", "-c", _READY_PROBE, check=False, timeout=30)

@@ -15,7 +15,17 @@ import pytest
 from fixtures.nodes import Nodes, terminal_say
 
 from cluster.dockercli import docker, docker_ok
-from cluster.nodehost import NODE_LABEL, Node, load_image, node_exec, remove_node, volume_name
+from cluster.errors import ClusterError
+from cluster.nodehost import (
+    NODE_LABEL,
+    Node,
+    load_image,
+    node_exec,
+    remove_node,
+    run_node,
+    volume_name,
+    wait_ready,
+)
 from cluster.nodeimage import (
     LABEL_NODE_IMAGE,
     LABEL_RECIPE,
@@ -146,11 +156,36 @@ def test_skiff_installs_from_a_checkout_with_no_index(node: Node) -> None:
     assert project_recipe().version in out
 
 
-def test_remove_node_removes_its_container_and_volume(nodes: Nodes) -> None:
+def test_a_node_comes_back_after_a_docker_restart_and_remove_node_leaves_nothing(
+        nodes: Nodes, busybox_image: str) -> None:
     made = nodes.new(PREFIX)
     labels = docker("inspect", "--format", "{{json .Config.Labels}}", made.name).stdout
     assert f'"{NODE_LABEL}":"{made.name}"' in labels
+    load_image(made.name, busybox_image)
+    # (It ends on SIGTERM: the node's dockerd stops it in order as the node shuts down.)
+    node_exec(made.name, "docker", "run", "-d", "--name", "kept", "--restart", "always",
+              busybox_image, "sh", "-c", "trap 'exit 0' TERM; sleep 3000 & wait")
+
+    start = time.monotonic()
+    docker("restart", made.name)  # SIGRTMIN+3: systemd shuts down in order
+    assert wait_ready(made.name, timeout=60)[0] == "running"
+    if nodes.say is not None:
+        nodes.say(f"node {made.name} back after docker restart in "
+                  f"{time.monotonic() - start:.1f} s")
+    # The nested engine kept its images and containers on the node's volume.
+    assert node_exec(made.name, "docker", "inspect", "--format", "{{.State.Running}}",
+                     "kept").stdout.strip() == "true"
+
     assert remove_node(made.name) is True
     assert not docker_ok("container", "inspect", made.name)
     assert not docker_ok("volume", "inspect", volume_name(made.name))
     assert remove_node(made.name) is False
+
+
+def test_a_node_of_an_image_that_is_not_there_is_refused_and_nothing_is_made(
+        node_image: str) -> None:
+    name = f"{PREFIX}missing"
+    with pytest.raises(ClusterError, match="build it first"):
+        run_node(name, "bridge", image="skiff-node:0.0.0-notbuilt")
+    assert not docker_ok("container", "inspect", name)
+    assert not docker_ok("volume", "inspect", volume_name(name))
