@@ -42,6 +42,10 @@ __all__ = ["NODE_LABEL", "Node", "load_image", "node_exec", "remove_node", "run_
 # the kubelet puts that on pods' containers, and `skiff down --purge` removes by it.)
 NODE_LABEL = "io.skiff.node-container"
 
+# `docker container|volume inspect --format`: the NODE_LABEL of each.
+_LABEL_FORMATS = {"container": f'{{{{index .Config.Labels "{NODE_LABEL}"}}}}',
+                  "volume": f'{{{{index .Labels "{NODE_LABEL}"}}}}'}
+
 # The node's name is also its hostname and, for Skiff, its Node's name: one DNS label.
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
@@ -107,6 +111,8 @@ def run_node(name: str, network: str, *, image: str | None = None, ip: str | Non
     if not docker_ok("image", "inspect", image):
         raise ClusterError(f"node image {image} is not there; build it first "
                            "(deploy/build-node-image.sh, or cluster.nodeimage.build_image)")
+    if docker_ok("container", "inspect", name):
+        raise ClusterError(f"a container named {name} exists already")
     volume = volume_name(name)
     if docker_ok("volume", "inspect", volume):
         raise ClusterError(f"volume {volume} is left from an earlier node {name}; "
@@ -232,17 +238,32 @@ def load_image(name: str, image: str, timeout: float = 300.0) -> None:
 
 
 def remove_node(name: str) -> bool:
-    """Removes node `name`'s container and volume; False when neither was there."""
-    had_container = docker_ok("container", "inspect", name)
+    """Removes node `name`'s container and volume; False when neither was there. A container
+    or volume of that name that is not a node's (no NODE_LABEL naming it) is refused."""
+    had_container = _node_label("container", name) is not None
     if had_container:
         nested = _nested_containers(name)
         docker("rm", "--force", "--volumes", name)
         _remove_cgroup_leftovers(nested)
     volume = volume_name(name)
-    had_volume = docker_ok("volume", "inspect", volume)
+    had_volume = _node_label("volume", volume) is not None
     if had_volume:
         docker("volume", "rm", "--force", volume)
     return had_container or had_volume
+
+
+def _node_label(kind: str, obj: str) -> str | None:
+    """The node name a container or volume (`kind`) is labelled with; None when it does not
+    exist; ClusterError when it exists but is no node's: remove_node never takes what it did
+    not make."""
+    result = docker(kind, "inspect", "--format", _LABEL_FORMATS[kind], obj, check=False)
+    if result.returncode != 0:
+        return None
+    label = result.stdout.strip()
+    if label in ("", "<no value>"):
+        raise ClusterError(f"{kind} {obj} is not a Skiff node's (no {NODE_LABEL} label); "
+                           "not removing it")
+    return label
 
 
 def _nested_containers(name: str) -> list[str]:

@@ -189,3 +189,18 @@ def test_a_node_of_an_image_that_is_not_there_is_refused_and_nothing_is_made(
         run_node(name, "bridge", image="skiff-node:0.0.0-notbuilt")
     assert not docker_ok("container", "inspect", name)
     assert not docker_ok("volume", "inspect", volume_name(name))
+
+
+def test_a_container_that_is_not_a_nodes_is_neither_taken_over_nor_removed(
+        busybox_image: str) -> None:
+    name = f"{PREFIX}not-a-node"
+    docker("run", "--detach", "--name", name, "--label", "io.skiff.test=1", busybox_image,
+           "sleep", "300")
+    try:
+        with pytest.raises(ClusterError, match="exists already"):
+            run_node(name, "bridge")
+        with pytest.raises(ClusterError, match="not a Skiff node's"):
+            remove_node(name)
+        assert docker_ok("container", "inspect", name)
+    finally:
+        docker("rm", "--force", name)
