@@ -14,6 +14,11 @@ kubelet) as processes, never by importing them, so it imports the kernel only.
     status.py      `skiff status`: each process's state, restarts and log
     purge.py       what a stopped cluster leaves on the host; `skiff down --purge`
     local.py       the single-machine cluster of `skiff up` / `skiff down`
+    dockercli.py   the docker command with a time limit and errors as ClusterError
+    nodeimage.py   the node image (Debian 12, systemd, its own dockerd, a wheelhouse),
+                   built offline and tagged by its recipe
+    nodehost.py    hosts made as containers: start a node from that image, wait until
+                   systemd and its dockerd are up, move images in, remove it
 
 Where the next pieces go: the coming `skiff cluster` (clusters of docker-in-docker nodes),
 `skiff join` (a node joining an existing cluster) and the install helpers live here too,

@@ -12,7 +12,9 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.skiff-pyproject.sha256"
 DOCKERD_LOG=/var/log/skiff-dockerd.log
 DOCKER_PIDFILE=/var/run/docker.pid
-PACKAGES=(etcd-server etcd-client docker.io iptables busybox-static python3-venv docker-registry apache2-utils)
+# mmdebstrap builds the node image of hosts made as containers (cluster/nodeimage.py).
+PACKAGES=(etcd-server etcd-client docker.io iptables busybox-static python3-venv docker-registry apache2-utils
+          mmdebstrap)
 
 # dockerd, iptables and friends live in sbin, which a non-login root shell may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

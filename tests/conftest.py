@@ -12,4 +12,4 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 pytest_plugins = ["fixtures.etcd", "fixtures.apiserver", "fixtures.docker", "fixtures.registry",
-                  "fixtures.kubelet", "fixtures.simcluster", "fixtures.cli"]
+                  "fixtures.kubelet", "fixtures.simcluster", "fixtures.cli", "fixtures.nodes"]
