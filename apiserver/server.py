@@ -218,7 +218,7 @@ class ApiService:
             raise errors.failed_precondition(
                 "this apiserver signs no certificates, so no host can join: start it with "
                 "--cluster-signing-cert-file and --cluster-signing-key-file")
-        return await self.joins.join(request)
+        return await self.joins.join(request, caller())
 
     @_handles_errors
     async def WhoAmI(self, request: api.WhoAmIRequest, context: Any) -> api.WhoAmIReply:

@@ -64,12 +64,17 @@ class Agent:
         self.state, self.node = state, node
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    @property
+    def log_file(self) -> Path:
+        return self.state.with_suffix(".log")
+
+    def start(self, *flags: str) -> None:
         port = free_ports(1)[0]
-        self.log = open(self.state.with_suffix(".log"), "ab")  # noqa: SIM115
+        self.log = open(self.log_file, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "agent", "--state-dir", str(self.state),
-             "--port", str(port)], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+             "--port", str(port), *flags], cwd=REPO, stdout=self.log,
+            stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -164,6 +169,23 @@ def test_a_joined_host_runs_pods_and_is_known_by_its_node_certificate(
     assert "was replaced when a host joined again" in replaced.stderr
     assert skiff("token", "delete", token, config=server.config).stdout == \
         f'bootstrap token "{token.split(".")[0]}" deleted\n'
+
+
+def test_the_agent_renews_the_nodes_certificates_when_due(
+        server: Server, agents: list[Agent], tmp_path: Path) -> None:
+    url, token, ca_hash = server.token()
+    state = tmp_path / "agent"
+    assert join(url, token, ca_hash, state, "renewer").returncode == 0
+    old = tmp_path / "old-kubelet.conf"
+    shutil.copy(state / "kubelet.conf", old)
+    agent = Agent(state, "renewer")
+    agents.append(agent)
+    agent.start("--renew-before", "8761h")  # longer than the certificate lives: due now
+    until("the renewed node Ready", lambda: node_ready(server.config, "renewer"))
+    assert "renewed the certificates of node renewer" in agent.log_file.read_text()
+    assert (state / "kubelet.conf").read_bytes() != old.read_bytes()
+    assert skiff("auth", "whoami", config=state / "kubelet.conf").returncode == 0
+    assert "was replaced" in skiff("auth", "whoami", config=old).stderr
 
 
 def test_each_way_a_join_goes_wrong_says_so(server: Server, tmp_path: Path) -> None:
