@@ -253,3 +253,23 @@ async def test_a_join_token_joins_and_does_nothing_else(server: Server) -> None:
         with pytest.raises(errors.Forbidden,
                            match="a join token may only be used to join a host"):
             await client.list(core_pb2.Secret, bootstrap.TOKEN_NAMESPACE)
+
+
+def test_doctor_checks_the_host_and_says_how_to_fix_what_fails(server: Server,
+                                                               tmp_path: Path) -> None:
+    out = skiff("doctor", "--data-dir", str(server.data))
+    lines = out.stdout.splitlines()
+    node = yaml.safe_load((server.data / "cluster.json").read_text())["node_name"]
+    for expected in ("[ok] docker: dockerd answers", "[ok] apiserver: https://127.0.0.1:",
+                     "[ok] clock: ", f"[ok] node {node}: podCIDR: 10.244.",
+                     f"[ok] node {node}: version: agent v0.1.0-skiff, apiserver 0.1.0"):
+        assert any(line.startswith(expected) for line in lines), out.stdout
+    # An apiserver that does not answer: one failure, how to fix it, exit 1.
+    config = yaml.safe_load(server.config.read_text())
+    config["server"] = f"https://127.0.0.1:{free_ports(1)[0]}"
+    gone = tmp_path / "gone"
+    gone.write_text(yaml.safe_dump(config))
+    down_ = skiff("--config", str(gone), "doctor")
+    assert down_.returncode == 1
+    assert down_.stdout.splitlines()[0].startswith("[FAIL] apiserver: https://127.0.0.1:")
+    assert "fix: check the client config" in down_.stdout
