@@ -15,6 +15,7 @@ certificates, and the rule that makes `skiff delete node` revoke them.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import logging
 import time
@@ -32,6 +33,7 @@ from skiff.api.v1 import core_pb2
 from skiff.api.v1 import service_pb2 as api
 from skiff.daemon.auth import (
     AUTHENTICATED,
+    JOINED,
     NODE_PREFIX,
     NODES,
     CallCredentials,
@@ -43,7 +45,6 @@ from skiff.version import VERSION, skew_problem
 log = logging.getLogger(__name__)
 
 NODE_CREDENTIAL = "skiff.io/node-credential"  # the serial (hex) of the node's certificate
-JOINED = "join"  # the organizational unit of certificates the Join verb signs
 MAX_CLOCK_SKEW = 300.0  # seconds; certificates are backdated an hour, tokens expire
 CONFLICT_RETRIES = 5
 ALIVE_WITHIN = 60.0  # seconds since a Ready heartbeat: the name's holder still runs
@@ -117,13 +118,18 @@ def _alive(node: core_pb2.Node, now: float) -> float | None:
 
 
 class JoinService:
-    def __init__(self, registry: Registry, ca: pki.KeyPair, server: str) -> None:
+    def __init__(self, registry: Registry, ca: pki.KeyPair, server: str,
+                 validity: datetime.timedelta = pki.CERT_VALIDITY) -> None:
         self._registry = registry
         self._ca = ca
         self._server = server  # https://HOST:PORT for certificate callers
+        self._validity = validity  # --cluster-signing-duration
 
-    async def join(self, request: api.JoinRequest) -> api.JoinReply:
+    async def join(self, request: api.JoinRequest, caller: Identity) -> api.JoinReply:
+        """A host joining, or (called by the node itself, with its current certificate) a
+        node renewing its certificates."""
         name = request.node_name
+        renewal = caller.user == NODE_PREFIX + name
         problems = validate_dns1123_subdomain(name) if name else ["must not be empty"]
         if problems:
             raise errors.bad_request(f'node name "{name}": {"; ".join(problems)}')
@@ -146,7 +152,7 @@ class JoinService:
             raise errors.forbidden(f'a join for node "{name}" may only ask for a certificate of '
                                    f'{who.user}, not of "{asked.common_name}"')
         current = await self._current(name)
-        if current is not None:
+        if current is not None and not renewal:
             age = _alive(current, time.time())
             if age is not None:
                 raise errors.failed_precondition(
@@ -156,12 +162,14 @@ class JoinService:
                     f"{name}")
         ips, dns = _split_addresses(request.addresses)
         client = pki.sign_request(self._ca, request.client_csr, common_name=who.user,
-                                  organizations=[NODES], units=[JOINED])
+                                  organizations=[NODES], units=[JOINED],
+                                  validity=self._validity)
         serving = pki.sign_request(self._ca, request.serving_csr, common_name=who.user,
                                    organizations=[NODES], usage=pki.Usage.SERVER,
-                                   dns_names=[name, *dns], ips=ips)
+                                   dns_names=[name, *dns], ips=ips, validity=self._validity)
         await self._record(name, pki.subject_of(client).serial)
-        log.info("node %s joined (agent %s, addresses %s)", name, request.version,
+        log.info("node %s %s (agent %s, addresses %s)", name,
+                 "renewed its certificates" if renewal else "joined", request.version,
                  ", ".join(request.addresses))
         return api.JoinReply(client_certificate=client, serving_certificate=serving,
                              ca_certificate=self._ca.cert, server=self._server)

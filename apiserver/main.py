@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import datetime
 import logging
 import socket
 from pathlib import Path
@@ -27,6 +28,7 @@ from apiserver.registry import Registry
 from apiserver.server import SERVICE, ApiService, method_handlers
 from apiserver.watchcache import WatchCache
 from skiff import daemon, pki
+from skiff.api.duration import parse_duration
 from skiff.api.limits import MAX_REQUEST_BYTES
 from skiff.client.transport import ClientCredentials
 from skiff.daemon import serving, until_signalled
@@ -59,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cluster-signing-cert-file",
                    help="the cluster CA's certificate, to sign joining nodes' certificates")
     p.add_argument("--cluster-signing-key-file", help="its key")
+    p.add_argument("--cluster-signing-duration", type=_duration, default="8760h",
+                   help="how long the certificates of joining nodes are valid (default "
+                        "%(default)s; the agent renews when a third is left)")
     p.add_argument("--advertise-address",
                    help="the address other hosts reach this apiserver at (published in "
                         "kube-public/cluster-info; default: --bind-address, or this host's "
@@ -122,7 +127,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
     if args.cluster_signing_cert_file and args.cluster_signing_key_file:
         signer = pki.KeyPair(Path(args.cluster_signing_cert_file).read_bytes(),
                              Path(args.cluster_signing_key_file).read_bytes())
-        joins = JoinService(registry, signer, f"https://{advertised}:{args.port}")
+        joins = JoinService(registry, signer, f"https://{advertised}:{args.port}",
+                            datetime.timedelta(seconds=args.cluster_signing_duration))
     service = ApiService(registry, proxy, authorizer=authorizer,
                          request_timeout=args.request_timeout, joins=joins)
     inflight = MaxInFlight(args.max_requests_inflight, args.max_mutating_requests_inflight)
@@ -178,6 +184,13 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
 
 def _read_token(path: str) -> str:
     return Path(path).read_text().strip()
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _advertise_address(args: argparse.Namespace) -> str:

@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import platform
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -209,7 +210,8 @@ class ApiService:
     async def Version(self, request: api.VersionRequest, context: Any) -> api.VersionReply:
         return api.VersionReply(version=VERSION,
                                 etcd_version=await self.registry.store.version(),
-                                python_version=platform.python_version())
+                                python_version=platform.python_version(),
+                                unix_time=time.time())
 
     @_handles_errors
     async def Join(self, request: api.JoinRequest, context: Any) -> api.JoinReply:
@@ -218,7 +220,7 @@ class ApiService:
             raise errors.failed_precondition(
                 "this apiserver signs no certificates, so no host can join: start it with "
                 "--cluster-signing-cert-file and --cluster-signing-key-file")
-        return await self.joins.join(request)
+        return await self.joins.join(request, caller())
 
     @_handles_errors
     async def WhoAmI(self, request: api.WhoAmIRequest, context: Any) -> api.WhoAmIReply:

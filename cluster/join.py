@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import socket
@@ -31,7 +32,7 @@ from skiff.client.config import ClientConfig
 from skiff.client.transport import ClientCredentials
 from skiff.version import VERSION
 
-__all__ = ["AgentState", "join"]
+__all__ = ["AgentState", "join", "renew_if_due"]
 
 DEFAULT_STATE_DIR = "/var/lib/skiff/agent"
 
@@ -118,6 +119,39 @@ def discover(url: str, ca_cert_hash: str, timeout: float = 10.0) -> tuple[str, b
         "check the hash skiff token create printed")
 
 
+def _exchange(address: str, credentials: ClientCredentials, node_name: str,
+              node_ip: str | None, state: AgentState, refusal: str) -> api.JoinReply:
+    """Sends new signing requests for `node_name` with `credentials` (a join token, or the
+    node's current certificate) and keeps what comes back in `state`."""
+    client_key, serving_key = pki.new_key(), pki.new_key()
+    # The serving certificate names every address of the host: the apiserver dials the
+    # kubelet at the address its Node reports (--node-ip, or the detected one).
+    addresses = list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
+    request = api.JoinRequest(
+        node_name=node_name, version=VERSION, unix_time=int(time.time()),
+        addresses=[*addresses, socket.gethostname()],
+        client_csr=pki.new_request(client_key, f"system:node:{node_name}", ["system:nodes"]),
+        serving_csr=pki.new_request(serving_key, f"system:node:{node_name}", ["system:nodes"]))
+
+    async def call() -> api.JoinReply:
+        async with Client(address, credentials=credentials) as client:
+            return await client.join(request, timeout=30)
+
+    try:
+        reply = asyncio.run(call())
+    except errors.ApiError as err:
+        raise ClusterError(f"{refusal}: {err.message}") from None
+    state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.dir.chmod(0o700)
+    _write(state.ca, reply.ca_certificate, 0o644)
+    _write(state.serving_cert, reply.serving_certificate, 0o644)
+    _write(state.serving_key, serving_key, 0o600)
+    ClientConfig(server=reply.server, ca=reply.ca_certificate, cert=reply.client_certificate,
+                 key=client_key).save(state.client_config)
+    _write(state.settings, json.dumps({"node_ip": node_ip or ""}).encode(), 0o644)
+    return reply
+
+
 def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: AgentState,
          node_ip: str | None = None, force: bool = False) -> str:
     """Joins this host as `node_name`; returns what to tell the user."""
@@ -133,32 +167,21 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
         raise ClusterError(f"this host already joined as node {already} (state in "
                            f"{state.dir}); remove that directory, or pass --force")
     address, ca = discover(url, ca_cert_hash)
-    state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state.dir.chmod(0o700)
-    client_key, serving_key = pki.new_key(), pki.new_key()
-    # The serving certificate names every address of the host: the apiserver dials the
-    # kubelet at the address its Node reports (--node-ip, or the detected one).
-    addresses = list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
-    request = api.JoinRequest(
-        node_name=node_name, version=VERSION, unix_time=int(time.time()),
-        addresses=[*addresses, socket.gethostname()],
-        client_csr=pki.new_request(client_key, f"system:node:{node_name}", ["system:nodes"]),
-        serving_csr=pki.new_request(serving_key, f"system:node:{node_name}", ["system:nodes"]))
-
-    async def call() -> api.JoinReply:
-        async with Client(address, credentials=ClientCredentials(token=str(parsed), ca=ca)
-                          ) as client:
-            return await client.join(request, timeout=30)
-
-    try:
-        reply = asyncio.run(call())
-    except errors.ApiError as err:
-        raise ClusterError(f"the cluster refused to join this host: {err.message}") from None
-    _write(state.ca, reply.ca_certificate, 0o644)
-    _write(state.serving_cert, reply.serving_certificate, 0o644)
-    _write(state.serving_key, serving_key, 0o600)
-    ClientConfig(server=reply.server, ca=reply.ca_certificate, cert=reply.client_certificate,
-                 key=client_key).save(state.client_config)
-    _write(state.settings, json.dumps({"node_ip": node_ip or ""}).encode(), 0o644)
+    reply = _exchange(address, ClientCredentials(token=str(parsed), ca=ca), node_name,
+                      node_ip, state, "the cluster refused to join this host")
     return (f"This host joined the cluster at {reply.server} as node {node_name}.\n"
             f"Start its agent: skiff agent --state-dir {state.dir}")
+
+
+def renew_if_due(state: AgentState, renew_before: float | None = None) -> str | None:
+    """Renews the node's certificates with its current one when due; says what it did."""
+    name = state.node_name()
+    config = ClientConfig.load(state.client_config)
+    if name is None or config.cert is None:
+        return None
+    if datetime.datetime.now(datetime.UTC) < pki.renewal_time(config.cert, renew_before):
+        return None
+    reply = _exchange(config.address, config.credentials(), name, state.node_ip(), state,
+                      "the cluster refused to renew this node's certificate")
+    expires = pki.subject_of(reply.client_certificate).not_after
+    return f"renewed the certificates of node {name} (valid until {expires:%Y-%m-%d %H:%M}Z)"

@@ -4,6 +4,8 @@ it as Docker container groups, and reports back what is true."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime
 import logging
 import socket
 from pathlib import Path
@@ -19,8 +21,10 @@ from kubelet.node import LEASE_DURATION, detect_address
 from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
 from kubelet.volumes import FakeMounter, Mounter, SystemMounter
-from skiff import daemon
+from skiff import daemon, pki
+from skiff.client.config import ClientConfig
 from skiff.daemon import serving, until_signalled
+from skiff.daemon.auth import JOINED
 
 log = logging.getLogger("kubelet")
 
@@ -122,12 +126,40 @@ async def run(args: argparse.Namespace) -> None:
     await kubelet.start()
     log.info("kubelet for node %s is running (%s)", args.node_name,
              "fake runtime" if args.fake_runtime else "docker")
+    renewal = _renewal_time(args)
     try:
-        await until_signalled()
+        if renewal is None:
+            await until_signalled()
+        else:
+            await _until_signalled_or(renewal)
     finally:
         await kubelet_server.stop(grace=1)
         await kubelet.stop()
         await client.close()
+
+
+def _renewal_time(args: argparse.Namespace) -> datetime.datetime | None:
+    """When the certificate of a joined host (skiff join) is due for renewal; None for
+    certificates that `skiff up` issues and renews itself, and for tokens."""
+    config = ClientConfig.load(args.config, args.server)
+    if config.cert is None or JOINED not in pki.subject_of(config.cert).units:
+        return None
+    return pki.renewal_time(config.cert)
+
+
+async def _until_signalled_or(due: datetime.datetime) -> None:
+    """Until SIGTERM/SIGINT, or until the certificate is due: then the kubelet stops, and
+    `skiff agent`, started again by its unit (Restart=always; the pods keep running, as on
+    any restart of the agent), renews it before the kubelet starts."""
+    wait = (due - datetime.datetime.now(datetime.UTC)).total_seconds()
+    signalled = asyncio.ensure_future(until_signalled())
+    try:
+        await asyncio.wait_for(asyncio.shield(signalled), max(0.0, wait))
+    except TimeoutError:
+        log.warning("the node's certificate is due for renewal (at %s): stopping so that "
+                    "skiff agent renews it and starts the kubelet again", due)
+    finally:
+        signalled.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "new_key",
     "new_request",
     "read_request",
+    "renewal_time",
     "sign_request",
     "signed_by",
     "subject_of",
@@ -235,6 +236,16 @@ def subject_of(cert_pem: bytes) -> Subject:
     s = _subject(cert.subject)
     return Subject(s.common_name, s.organizations, cert.serial_number,
                    cert.not_valid_after_utc, s.units)
+
+
+def renewal_time(cert_pem: bytes, renew_before: float | None = None) -> datetime.datetime:
+    """When a certificate should be renewed: once a third of its lifetime is left (about
+    when Kubernetes' kubelet rotates its own), or `renew_before` seconds before it ends."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    margin = (datetime.timedelta(seconds=renew_before) if renew_before is not None
+              else lifetime / 3)
+    return cert.not_valid_after_utc - margin
 
 
 def ca_cert_hash(cert_pem: bytes) -> str:

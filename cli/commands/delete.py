@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 
 from cli import common, selection
 from cli.errors import CliError
 from cli.selection import Target
+from skiff.api import duration
 from skiff.api.meta import meta
 from skiff.client import errors
 from skiff.client.client import Client
@@ -30,8 +30,6 @@ _PROPAGATION = {
     "true": "Background",
     "false": "Orphan",
 }  # true/false: kubectl's old spelling
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_bool(text: str) -> bool:
@@ -44,21 +42,11 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_duration(text: str) -> float:
-    """Seconds from a Go-style duration (`60s`, `1m30s`, `500ms`) or a bare number of
-    seconds."""
+    """A duration flag's seconds (skiff.api.duration), as argparse wants its errors."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    position, total = 0, 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if position != len(text) or not text:
-        raise argparse.ArgumentTypeError(f'invalid duration "{text}" (e.g. 60s, 2m, 500ms)')
-    return total
+        return duration.parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,10 +12,11 @@ import os
 import socket
 from pathlib import Path
 
+from cli.commands.delete import parse_duration
 from cli.errors import CliError
 from cluster.components import kubelet_command
 from cluster.errors import ClusterError
-from cluster.join import DEFAULT_STATE_DIR, AgentState, join
+from cluster.join import DEFAULT_STATE_DIR, AgentState, join, renew_if_due
 
 
 def run_join(args: argparse.Namespace) -> int:
@@ -33,6 +34,12 @@ def run_agent(args: argparse.Namespace) -> int:
     name = state.node_name()
     if name is None:
         raise CliError(f"{state.dir} holds no joined host: run skiff join first")
+    try:
+        renewed = renew_if_due(state, args.renew_before)
+    except ClusterError as err:
+        raise CliError(str(err)) from None
+    if renewed:
+        print(renewed, flush=True)
     extra = args.kubelet_flags
     extra = extra[1:] if extra[:1] == ["--"] else extra
     argv = kubelet_command(config=state.client_config, root_dir=state.dir / "kubelet",
@@ -62,6 +69,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     a.add_argument("--port", type=int, default=10250, help="the agent's server (logs, exec)")
     a.add_argument("--node-ip", help="this node's address (default: skiff join's --node-ip, "
                    "else detected)")
+    a.add_argument("--renew-before", type=parse_duration, default=None, metavar="DURATION",
+                   help="renew the node's certificates when they expire within this "
+                   "(default: when a third of their lifetime is left)")
     a.add_argument("kubelet_flags", nargs=argparse.REMAINDER,
                    help="more flags for the kubelet, after --")
     a.set_defaults(func=run_agent)

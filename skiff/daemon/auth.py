@@ -34,6 +34,7 @@ __all__ = [
     "ANONYMOUS",
     "APISERVER",
     "CONTROLLER_MANAGER",
+    "JOINED",
     "KUBELET_CLIENT",
     "NODES",
     "NODE_PREFIX",
@@ -76,6 +77,9 @@ SCHEDULER = Identity("system:kube-scheduler", (AUTHENTICATED,))
 CONTROLLER_MANAGER = Identity("system:kube-controller-manager", (AUTHENTICATED,))
 NODES = "system:nodes"
 NODE_PREFIX = "system:node:"
+# The organizational unit of the certificates a host gets by joining (skiff join): tracked
+# by the apiserver, revoked with their Node, renewed by the agent. Not a group.
+JOINED = "join"
 
 
 def node_identity(node_name: str) -> Identity:

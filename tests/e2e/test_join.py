@@ -64,12 +64,17 @@ class Agent:
         self.state, self.node = state, node
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    @property
+    def log_file(self) -> Path:
+        return self.state.with_suffix(".log")
+
+    def start(self, *flags: str) -> None:
         port = free_ports(1)[0]
-        self.log = open(self.state.with_suffix(".log"), "ab")  # noqa: SIM115
+        self.log = open(self.log_file, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "agent", "--state-dir", str(self.state),
-             "--port", str(port)], cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT)
+             "--port", str(port), *flags], cwd=REPO, stdout=self.log,
+            stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -166,6 +171,23 @@ def test_a_joined_host_runs_pods_and_is_known_by_its_node_certificate(
         f'bootstrap token "{token.split(".")[0]}" deleted\n'
 
 
+def test_the_agent_renews_the_nodes_certificates_when_due(
+        server: Server, agents: list[Agent], tmp_path: Path) -> None:
+    url, token, ca_hash = server.token()
+    state = tmp_path / "agent"
+    assert join(url, token, ca_hash, state, "renewer").returncode == 0
+    old = tmp_path / "old-kubelet.conf"
+    shutil.copy(state / "kubelet.conf", old)
+    agent = Agent(state, "renewer")
+    agents.append(agent)
+    agent.start("--renew-before", "8761h")  # longer than the certificate lives: due now
+    until("the renewed node Ready", lambda: node_ready(server.config, "renewer"))
+    assert "renewed the certificates of node renewer" in agent.log_file.read_text()
+    assert (state / "kubelet.conf").read_bytes() != old.read_bytes()
+    assert skiff("auth", "whoami", config=state / "kubelet.conf").returncode == 0
+    assert "was replaced" in skiff("auth", "whoami", config=old).stderr
+
+
 def test_each_way_a_join_goes_wrong_says_so(server: Server, tmp_path: Path) -> None:
     url, token, ca_hash = server.token()
     state = tmp_path / "agent"
@@ -231,3 +253,23 @@ async def test_a_join_token_joins_and_does_nothing_else(server: Server) -> None:
         with pytest.raises(errors.Forbidden,
                            match="a join token may only be used to join a host"):
             await client.list(core_pb2.Secret, bootstrap.TOKEN_NAMESPACE)
+
+
+def test_doctor_checks_the_host_and_says_how_to_fix_what_fails(server: Server,
+                                                               tmp_path: Path) -> None:
+    out = skiff("doctor", "--data-dir", str(server.data))
+    lines = out.stdout.splitlines()
+    node = yaml.safe_load((server.data / "cluster.json").read_text())["node_name"]
+    for expected in ("[ok] docker: dockerd answers", "[ok] apiserver: https://127.0.0.1:",
+                     "[ok] clock: ", f"[ok] node {node}: podCIDR: 10.244.",
+                     f"[ok] node {node}: version: agent v0.1.0-skiff, apiserver 0.1.0"):
+        assert any(line.startswith(expected) for line in lines), out.stdout
+    # An apiserver that does not answer: one failure, how to fix it, exit 1.
+    config = yaml.safe_load(server.config.read_text())
+    config["server"] = f"https://127.0.0.1:{free_ports(1)[0]}"
+    gone = tmp_path / "gone"
+    gone.write_text(yaml.safe_dump(config))
+    down_ = skiff("--config", str(gone), "doctor")
+    assert down_.returncode == 1
+    assert down_.stdout.splitlines()[0].startswith("[FAIL] apiserver: https://127.0.0.1:")
+    assert "fix: check the client config" in down_.stdout

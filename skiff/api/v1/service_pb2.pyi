@@ -151,14 +151,16 @@ class WhoAmIReply(_message.Message):
     def __init__(self, username: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VersionReply(_message.Message):
-    __slots__ = ("version", "etcd_version", "python_version")
+    __slots__ = ("version", "etcd_version", "python_version", "unix_time")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ETCD_VERSION_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UNIX_TIME_FIELD_NUMBER: _ClassVar[int]
     version: str
     etcd_version: str
     python_version: str
-    def __init__(self, version: _Optional[str] = ..., etcd_version: _Optional[str] = ..., python_version: _Optional[str] = ...) -> None: ...
+    unix_time: float
+    def __init__(self, version: _Optional[str] = ..., etcd_version: _Optional[str] = ..., python_version: _Optional[str] = ..., unix_time: _Optional[float] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
     __slots__ = ("node_name", "client_csr", "serving_csr", "addresses", "version", "unix_time")

@@ -68,3 +68,13 @@ def test_the_ca_pin_is_kubeadms(ca: pki.KeyPair) -> None:
     digest = subprocess.run(["sha256sum"], input=der, capture_output=True,
                             check=True).stdout.split()[0].decode()
     assert pki.ca_cert_hash(ca.cert) == f"sha256:{digest}"
+
+
+def test_renewal_is_due_when_a_third_of_the_lifetime_is_left(ca: pki.KeyPair) -> None:
+    import datetime
+    issued = pki.issue(ca, common_name="system:node:n", validity=datetime.timedelta(days=90))
+    cert = issued.certificate()
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert pki.renewal_time(issued.cert) == cert.not_valid_after_utc - lifetime / 3
+    assert pki.renewal_time(issued.cert, 3600) == \
+        cert.not_valid_after_utc - datetime.timedelta(hours=1)
