@@ -22,7 +22,7 @@ from kubelet.network.cidrs import CIDRError, parse_cidr
 from kubelet.network.cleanup import cleanup_pod_network
 from kubelet.network.fake import FakeHost
 from kubelet.network.host import Host, SystemHost
-from kubelet.network.manager import DEFAULT_CLUSTER_CIDR
+from kubelet.network.manager import DEFAULT_CLUSTER_CIDR, RESYNC_PERIOD
 from kubelet.node import LEASE_DURATION, detect_address
 from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the pod range of the whole cluster, as the controller manager's "
                    "--cluster-cidr (default %(default)s): traffic between its addresses "
                    "keeps its source, and only routes inside it are ever touched")
+    p.add_argument("--pod-network-resync-period", type=float, default=RESYNC_PERIOD,
+                   metavar="SECONDS",
+                   help="how often the pod network's bridge, iptables rules and routes are "
+                   "checked and put right (default %(default)s; a change of a Node's "
+                   "podCIDR or address is acted on at once anyway)")
     p.add_argument("--cleanup-pod-network", action="store_true",
                    help="remove what the pod network made on this host (Skiff's iptables "
                    "chains, its routes inside --cluster-cidr, this node's pods bridge when "
@@ -121,7 +126,8 @@ def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
         relist_period=args.relist_period, volume_refresh_period=args.volume_refresh_period,
         crash_backoff_base=args.crash_backoff_base,
         lease_duration=args.node_lease_duration_seconds,
-        cluster_cidr=str(cluster_cidr(args)))
+        cluster_cidr=str(cluster_cidr(args)),
+        network_resync_period=args.pod_network_resync_period)
 
 
 def parse_labels(text: str) -> dict[str, str]:
