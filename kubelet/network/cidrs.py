@@ -66,10 +66,20 @@ def find_collision(pod_cidr: IPv4Network, addresses: Iterable[InterfaceAddress],
     for a in addresses:
         if a.interface not in ignore_interfaces and a.network.overlaps(pod_cidr):
             return (f"the network {a.network} of interface {a.interface} (address "
-                    f"{a.address.ip})")
+                    f"{a.address.ip}){_bridge_hint(a.interface)}")
     for r in routes:
         if r.is_default or r.is_skiffs or r.device in ignore_interfaces:
             continue
         if r.destination.overlaps(pod_cidr):
-            return f"the route {r.describe()}"
+            return f"the route {r.describe()}{_bridge_hint(r.device)}"
     return None
+
+
+def _bridge_hint(interface: str) -> str:
+    if not interface.startswith("br-"):
+        return ""
+    # Often the pods bridge of an earlier cluster on this host, left by `skiff down`.
+    return (f", a Docker network's bridge (`docker network ls --filter id="
+            f"{interface[3:]}`; a skiff-pods-* one left by an earlier cluster goes with "
+            "`skiff down --purge` or `skiff-kubelet --cleanup-pod-network --node-name "
+            "NODE`)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from kubelet.network.bridge import network_name
-from kubelet.network.host import Host, HostError
+from kubelet.network.host import Host, HostError, ToolMissing
 from kubelet.network.rules import TABLES, plan_cleanup
 from kubelet.runtime import ContainerRuntime, RuntimeError_
 
@@ -31,6 +31,8 @@ async def cleanup_pod_network(host: Host, cluster: IPv4Network, *,
             await host.iptables_restore(text)
             done.append("removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING "
                         "and the jumps to them")
+    except ToolMissing:
+        pass  # without iptables, no rules of Skiff's can exist
     except HostError as err:
         problems.append(f"iptables: {err}")
     try:
@@ -41,6 +43,8 @@ async def cleanup_pod_network(host: Host, cluster: IPv4Network, *,
         if ours:
             done.append(f"removed {len(ours)} route(s) to other nodes' pods: "
                         + ", ".join(r.describe() for r in ours))
+    except ToolMissing:
+        pass
     except HostError as err:
         problems.append(f"routes: {err}")
     if runtime is not None and node_name:

@@ -30,6 +30,10 @@ class HostError(Exception):
     """A command on the host failed; the message says which and why."""
 
 
+class ToolMissing(HostError):
+    """`ip` or `iptables` is not installed."""
+
+
 @dataclass(frozen=True)
 class InterfaceAddress:
     interface: str
@@ -166,7 +170,8 @@ async def _run(*args: str, stdin: str | None = None) -> str:
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     except FileNotFoundError:
         package = "iptables" if args[0].startswith("iptables") else "iproute2"
-        raise HostError(f"{args[0]} is not installed (apt-get install {package})") from None
+        raise ToolMissing(f"{args[0]} is not installed (apt-get install {package})"
+                          ) from None
     try:
         out, err = await asyncio.wait_for(
             proc.communicate(stdin.encode() if stdin is not None else None), COMMAND_TIMEOUT)

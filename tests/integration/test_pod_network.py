@@ -41,6 +41,7 @@ from test_kubelet_pods import (
     wait_pod,
 )
 
+from cluster import purge
 from cluster.components import kubelet_cleanup_command
 from kubelet.network.host import ROUTE_PROTOCOL
 from skiff.api.v1 import core_pb2
@@ -280,11 +281,13 @@ async def test_the_pods_bridge_and_skiffs_chains_and_the_cleanup_that_removes_th
         other.remove()
     assert "put back" in kubelet.log()
 
+    # What `skiff down --purge` runs after removing the node's containers.
     kubelet.stop()
-    done = cleanup_pod_network(kubelet.node_name)
-    assert done.returncode == 0, done.stderr
-    assert "removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING" in done.stdout
-    assert f"removed the pods network skiff-pods-{kubelet.node_name}" in done.stdout
+    said: list[str] = []
+    purge.cleanup_pod_network(kubelet.node_name, said.append)
+    assert said == ["removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING and the "
+                    "jumps to them",
+                    f"removed the pods network skiff-pods-{kubelet.node_name}"]
     assert skiff_iptables() == []
     assert [r for r in run("iptables", "-S", "FORWARD").splitlines()] == docker_rules
     with pytest.raises(docker.errors.NotFound):

@@ -79,8 +79,11 @@ def test_the_default_route_skiffs_own_routes_and_its_own_bridge_are_no_collision
     # another bridge with that subnet does.
     assert find_collision(net("10.244.9.0/24"), [*HOST, bridge], routes,
                           ignore_interfaces={"br-0123456789ab"}) is None
-    assert "interface br-0123456789ab" in str(
-        find_collision(net("10.244.9.0/24"), [*HOST, bridge], routes))
+    found = str(find_collision(net("10.244.9.0/24"), [*HOST, bridge], routes))
+    assert found.startswith("the network 10.244.9.0/24 of interface br-0123456789ab (address "
+                            "10.244.9.1), a Docker network's bridge (`docker network ls "
+                            "--filter id=0123456789ab`; a skiff-pods-* one left by an "
+                            "earlier cluster goes with `skiff down --purge`"), found
 
 
 def test_ip_json_output_is_read() -> None:
