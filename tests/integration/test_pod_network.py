@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
+import docker.errors
 import pytest
+from fixtures.docker import DockerPods
 from fixtures.kubelet import REPO, KubeletProcess
 from test_kubelet_pods import (
     FAST_KUBELET,
@@ -44,6 +46,8 @@ from test_kubelet_pods import (
 from cluster import purge
 from cluster.components import kubelet_cleanup_command
 from kubelet.network.host import ROUTE_PROTOCOL
+from kubelet.runtime import NetworkConfig, RuntimeError_, SandboxConfig
+from kubelet.runtime.docker import DockerRuntime
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
@@ -169,6 +173,44 @@ async def set_internal_ip(client: Client, name: str, ip: str) -> None:
 
 def in_cidr(ip: str, cidr: str) -> bool:
     return ipaddress.ip_address(ip) in ipaddress.ip_network(cidr)
+
+
+# ---- the runtime's networks ----
+
+async def test_the_docker_runtime_makes_joins_and_removes_a_pods_network(
+        docker_client: docker.DockerClient, docker_pods: DockerPods) -> None:
+    runtime = DockerRuntime(docker_client)
+    name = f"skiff-pn-{uuid.uuid4().hex[:8]}"
+    try:
+        assert await runtime.inspect_network(name) is None
+        made = await runtime.create_network(NetworkConfig(
+            name, "10.244.127.0/24", "10.244.127.1", labels={"io.skiff.test": "pod-network"},
+            masquerade=False))
+        assert (made.subnet, made.gateway, made.masquerade, made.containers) == (
+            "10.244.127.0/24", "10.244.127.1", False, ())
+        assert made.interface == f"br-{made.id[:12]}"
+        assert "inet 10.244.127.1/24" in run("ip", "-4", "-o", "addr", "show", "dev",
+                                               made.interface)
+        with pytest.raises(RuntimeError_, match=r"\(10.244.127.0/25\): Pool overlaps"):
+            await runtime.create_network(NetworkConfig(
+                f"{name}-2", "10.244.127.0/25", "10.244.127.1"))
+        sandbox = await runtime.run_sandbox(SandboxConfig(
+            pod_uid=docker_pods.new_uid(), namespace="skiff-test", name="p", network=name))
+        info = await runtime.container_status(sandbox)
+        assert in_cidr(info.ip, "10.244.127.0/24") and info.ip != "10.244.127.1"
+        joined = await runtime.inspect_network(name)
+        assert joined is not None and joined.containers == (sandbox,)
+        with pytest.raises(RuntimeError_, match="active endpoints"):
+            await runtime.remove_network(name)
+        await runtime.stop_sandbox(sandbox)
+        await runtime.remove_network(name)
+        assert await runtime.inspect_network(name) is None
+        await runtime.remove_network(name)  # gone already: no error
+    finally:
+        docker_pods.cleanup()
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.api.remove_network(name)
+        runtime.close()
 
 
 # ---- pods ----
