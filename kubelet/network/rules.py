@@ -2,21 +2,25 @@
 
 Skiff owns two chains and one jump to each, and never edits any other chain:
 
-    filter  FORWARD      -> SKIFF-FORWARD       accept what is forwarded from pods and
-                                                to pods (the cluster CIDR)
+    filter  FORWARD      -> SKIFF-FORWARD       accept what is forwarded to pods (the
+                                                cluster CIDR)
     nat     POSTROUTING  -> SKIFF-POSTROUTING   pod to pod: RETURN (the source address is
                                                 kept); pods to anywhere else: MASQUERADE
 
 Why each is where it is:
 
 * FORWARD's policy is DROP once Docker runs, and Docker accepts only what its bridges
-  send out, or replies: a connection that another node's pod opens to a pod here would
-  be dropped, and traffic between two Docker bridges on one host is dropped by Docker's
-  isolation chains. SKIFF-FORWARD accepts both, so its jump must come before Docker's
-  (DOCKER-USER, DOCKER-ISOLATION-STAGE-1). Docker moves its own jumps back to the top
-  whenever it creates a network or restarts, so the kubelet checks the order at every
-  resync and puts its jump first again (one transaction), as kube-proxy and flannel keep
-  theirs.
+  send out, or replies: a connection that another node's pod (or host) opens to a pod
+  here would be dropped, and traffic between two Docker bridges on one host is dropped by
+  Docker's isolation chains. SKIFF-FORWARD accepts what goes to a pod address, so its
+  jump must come before Docker's (DOCKER-USER, DOCKER-ISOLATION-STAGE-1). What pods send
+  elsewhere is left to Docker's own rules (its bridge's `-i BRIDGE ! -o BRIDGE -j ACCEPT`,
+  after DOCKER-USER and the isolation chains), so an admin's DOCKER-USER rules and the
+  isolation of other Docker networks still hold for pods' outbound traffic; flannel
+  accepts `-s` the pod range too, which would bypass both. Docker moves its own jumps
+  back to the top whenever it creates a network or restarts, so the kubelet checks the
+  order at every resync and puts its jump first again (one transaction), as kube-proxy
+  keeps its own first.
 * Docker masquerades everything that leaves a bridge with a rule of its own in
   POSTROUTING (`-s SUBNET ! -o BRIDGE -j MASQUERADE`), which would hide a pod's address
   from the pods of other nodes. A RETURN in a chain of Skiff's only returns to
@@ -56,8 +60,6 @@ def chain_rules(cluster: IPv4Network) -> dict[str, list[str]]:
     c = str(cluster)
     return {
         "filter": [
-            f'-A {FORWARD_CHAIN} -s {c} -m comment --comment "skiff: forwarded from pods" '
-            "-j ACCEPT",
             f'-A {FORWARD_CHAIN} -d {c} -m comment --comment "skiff: forwarded to pods" '
             "-j ACCEPT",
         ],

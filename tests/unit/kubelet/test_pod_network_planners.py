@@ -185,8 +185,6 @@ def test_the_rules_text_is_one_transaction_per_table_with_the_jump_first() -> No
         "*filter",
         ":SKIFF-FORWARD - [0:0]",
         '-I FORWARD 1 -m comment --comment "skiff pod network" -j SKIFF-FORWARD',
-        '-A SKIFF-FORWARD -s 10.244.0.0/16 -m comment --comment "skiff: forwarded from '
-        'pods" -j ACCEPT',
         '-A SKIFF-FORWARD -d 10.244.0.0/16 -m comment --comment "skiff: forwarded to pods" '
         "-j ACCEPT",
         "COMMIT",
@@ -241,7 +239,7 @@ async def test_cleanup_removes_skiffs_chains_and_jumps_and_nothing_else() -> Non
     before = {t: dict(chains) for t, chains in host.tables.items()}
     assert plan_cleanup(await restored(host, None)) is None  # nothing of Skiff's
     saves = await restored(host, plan_rules(CLUSTER, await restored(host, None)))
-    assert len(skiff_rules(saves)) == 6
+    assert len(skiff_rules(saves)) == 5
     text = plan_cleanup(saves)
     assert text is not None
     saves = await restored(host, text)
