@@ -13,6 +13,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, cast
 
+from controllers.nodes.nodelifecycle import reconcile_taints
 from kubelet.images import ImageManager
 from kubelet.network.bridge import network_name
 from kubelet.network.fake import FakeHost, address
@@ -242,6 +243,14 @@ async def test_the_node_shows_network_unavailable_from_the_pod_network() -> None
     net = next(c for c in shown.status.conditions if c.type == "NetworkUnavailable")
     assert (net.status, net.reason, net.message) == condition[0]
     assert net.last_transition_time.seconds > 0
+    # The node lifecycle controller taints such a node, so the scheduler passes it by.
+    taints = reconcile_taints(shown, datetime(2024, 5, 1, tzinfo=UTC)) or []
+    assert [(t.key, t.effect) for t in taints] == [
+        ("node.kubernetes.io/network-unavailable", "NoSchedule")]
+    condition[0] = ("False", READY, "pods are on the bridge network skiff-pods-n1")
+    ready = agent.desired_node("fake://1", True, "KubeletReady", "ready", shown)
+    ready.spec.taints.extend(taints)
+    assert reconcile_taints(ready, datetime(2024, 5, 1, tzinfo=UTC)) == []  # taken off
 
 
 # ---- what pods see ----
