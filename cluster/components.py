@@ -26,6 +26,7 @@ __all__ = [
     "cluster_components",
     "controller_manager_command",
     "daemon_command",
+    "kubelet_cleanup_command",
     "kubelet_command",
     "ports_in_use",
     "python_daemon",
@@ -138,6 +139,19 @@ def kubelet_command(
     if fake_runtime:
         flags.append("--fake-runtime")
     return daemon_command("kubelet.main", *flags, *extra)
+
+
+def kubelet_cleanup_command(*, node_name: str = "", cluster_cidr: str | None = None
+                            ) -> list[str]:
+    """`kubelet.main --cleanup-pod-network`: removes what the pod network made on this host
+    (Skiff's iptables chains, its routes, the node's pods bridge) and exits; 1 when
+    something could not be removed (kube-proxy's --cleanup)."""
+    flags = ["--cleanup-pod-network"]
+    if node_name:
+        flags += ["--node-name", node_name]
+    if cluster_cidr is not None:
+        flags += ["--cluster-cidr", cluster_cidr]
+    return daemon_command("kubelet.main", *flags)
 
 
 # --- the components of a single-machine cluster ---------------------------------------------

@@ -7,9 +7,12 @@ uninstall) removes every container and network of this cluster's node, unmounts 
 under the data directory and removes the data directory, and nothing else:
 
 - containers and networks: those labelled with this cluster's node name (`io.skiff.node`,
-  which the kubelet puts on all it creates), so another Skiff cluster or test on the same
-  engine keeps its own. The docker CLI does the work: `cluster` never imports the kubelet or
-  the docker SDK (import contracts).
+  which the kubelet puts on all it creates, its pods bridge included), so another Skiff
+  cluster or test on the same engine keeps its own. The docker CLI does the work: `cluster`
+  never imports the kubelet or the docker SDK (import contracts).
+- the pod network's iptables chains (SKIFF-FORWARD, SKIFF-POSTROUTING and the jumps to
+  them) and its routes to other nodes' pods: `skiff-kubelet --cleanup-pod-network` does
+  it, as kube-proxy's --cleanup; they are the host's, not one node's.
 - mounts: every mount point at or below the data directory, deepest first.
 - the data directory: only if it holds nothing but what `skiff up` makes there.
 """
@@ -23,12 +26,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.components import ClusterConfig
+from cluster.components import ClusterConfig, kubelet_cleanup_command
 from cluster.errors import ClusterError
 from cluster.supervisor import Say
 
-__all__ = ["NODE_LABEL", "Leftovers", "check_removable", "leftovers", "mounts_under",
-           "node_name", "purge"]
+__all__ = ["NODE_LABEL", "Leftovers", "check_removable", "cleanup_pod_network", "leftovers",
+           "mounts_under", "node_name", "purge"]
 
 # kubelet.runtime.LABEL_NODE, which `cluster` may not import (tests/unit/cluster/test_purge.py
 # checks that the two agree).
@@ -166,6 +169,7 @@ def purge(data_dir: Path, node: str, say: Say) -> None:
     if networks:
         _docker("network", "rm", *networks)
         say(f"removed {len(networks)} network(s) of node {node}")
+    cleanup_pod_network(node, say)
     if not data_dir.exists():
         say(f"{data_dir} does not exist; nothing else to remove")
         return
@@ -180,6 +184,24 @@ def purge(data_dir: Path, node: str, say: Say) -> None:
                            "there was removed")
     shutil.rmtree(data_dir)
     say(f"removed {data_dir}")
+
+
+def cleanup_pod_network(node: str, say: Say) -> None:
+    """Removes the pod network's iptables chains and routes (and the node's pods bridge,
+    if the label did not find it) with the kubelet's own cleanup; ClusterError when it
+    cannot."""
+    try:
+        out = subprocess.run(kubelet_cleanup_command(node_name=node), capture_output=True,
+                             text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise ClusterError("the pod network's cleanup did not finish within 120 s") from None
+    for line in out.stdout.splitlines():
+        if line.strip() and not line.startswith("nothing of the pod network's"):
+            say(line)
+    if out.returncode != 0:
+        problem = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else (
+            f"exit code {out.returncode}")
+        raise ClusterError(f"cannot remove the pod network's rules and routes: {problem}")
 
 
 def _unmount(point: str) -> None:

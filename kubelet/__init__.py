@@ -12,5 +12,6 @@ on a container runtime, and reports back what is true.
 - images.py: pull policy, pull secrets, pull back-off; env.py: container environments.
 - runtime/: the container runtime interface (CRI-shaped), on Docker and in memory.
 - server.py: the kubelet's own server (logs, exec), which the apiserver calls.
-- network/: node networking (pod network, service proxy, DNS), for the next issues.
+- network/: node networking: the pod network (bridge, iptables chains, routes to other
+  nodes); the service proxy and DNS are to come.
 """

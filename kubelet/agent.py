@@ -1,7 +1,8 @@
 """The kubelet put together: its parts, built in the order they depend on each other, and
 their life (start, the background loops, stop).
 
-    informers (pods of this node, Secrets, ConfigMaps) -> the object source
+    informers (pods of this node, Secrets, ConfigMaps, Nodes) -> the object source
+    PodNetwork (the pods bridge, rules, routes; Nodes)  -> the sandboxes' network
     NodeAgent (the Node and its Lease)                  -> this node's address
     VolumeManager (object source, mounter)
     ImageManager (runtime, object source)
@@ -22,6 +23,11 @@ from pathlib import Path
 from google.protobuf.message import Message
 
 from kubelet.images import ImageManager
+from kubelet.network.cidrs import parse_cidr
+from kubelet.network.fake import FakeHost
+from kubelet.network.host import Host
+from kubelet.network.manager import DEFAULT_CLUSTER_CIDR, RESYNC_PERIOD, PodNetwork
+from kubelet.network.state import NetworkState
 from kubelet.node import LEASE_DURATION, NodeAgent, NodeConfig
 from kubelet.pods.syncer import CRASH_BACKOFF_MAX, PodSyncer
 from kubelet.runtime import ContainerRuntime, RuntimeError_
@@ -52,6 +58,8 @@ class KubeletConfig:
     volume_refresh_period: float = VOLUME_REFRESH_PERIOD
     crash_backoff_base: float = CRASH_BACKOFF_BASE
     lease_duration: int = LEASE_DURATION
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # the pod range of the whole cluster
+    network_resync_period: float = RESYNC_PERIOD
 
 
 class InformerSource:
@@ -70,8 +78,12 @@ class InformerSource:
 
 
 class Kubelet:
+    """`host`: where the pod network writes its routes and rules; by default a FakeHost
+    in memory (kubelet/main.py gives a Docker kubelet the real one)."""
+
     def __init__(self, config: KubeletConfig, client: Client, runtime: ContainerRuntime, *,
-                 mounter: Mounter | None = None, clock: Clock | None = None) -> None:
+                 mounter: Mounter | None = None, clock: Clock | None = None,
+                 host: Host | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.factory = SharedInformerFactory(client)
@@ -79,11 +91,18 @@ class Kubelet:
             core_pb2.Pod, field_selector=f"spec.nodeName={config.node_name}")
         self.secrets = self.factory.informer(core_pb2.Secret)
         self.config_maps = self.factory.informer(core_pb2.ConfigMap)
+        self.nodes = self.factory.informer(core_pb2.Node)
         self.source = InformerSource(self.secrets.store, self.config_maps.store)
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        self.network = PodNetwork(
+            node_name=config.node_name, cluster_cidr=parse_cidr(config.cluster_cidr),
+            runtime=runtime, host=host if host is not None else FakeHost(),
+            nodes=self.nodes.store.list, recorder=self.recorder, clock=self.clock,
+            resync_period=config.network_resync_period, on_change=self._network_changed)
         self.node = NodeAgent(client, runtime, NodeConfig(
             config.node_name, config.node_labels, config.node_ip, kubelet_port=config.port,
-            lease_duration=config.lease_duration), clock=self.clock)
+            lease_duration=config.lease_duration), clock=self.clock,
+            network_condition=self.network.node_condition)
         self.volumes = VolumeManager(config.root_dir, self.source, mounter=mounter)
         self.pods = PodSyncer(
             node_name=config.node_name, node_ip=self.node.address, client=client,
@@ -91,7 +110,8 @@ class Kubelet:
             images=ImageManager(runtime, self.source, clock=self.clock),
             source=self.source, recorder=self.recorder, clock=self.clock,
             crash_backoff=Backoff(config.crash_backoff_base, CRASH_BACKOFF_MAX,
-                                  clock=self.clock, wall=True))
+                                  clock=self.clock, wall=True),
+            sandbox_network=self.network.sandbox_network)
         self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -101,6 +121,10 @@ class Kubelet:
         self.factory.start_all()
         # Running means registered (or having tried to be): the Node and its Lease exist.
         await asyncio.gather(self.factory.wait_for_sync(), self.node.first_beat.wait())
+        # The pod network before the pods: a restarted kubelet's new sandboxes join the
+        # bridge at once. Its rules and routes are rebuilt completely here.
+        await self.network.sync_logged()
+        self.nodes.add_handlers(*self.network.node_handlers())
         try:
             await self.pods.prime()
         except RuntimeError_ as err:
@@ -118,6 +142,7 @@ class Kubelet:
         self.config_maps.add_handlers(*self._object_handlers("ConfigMap"))
         await self.pods.clean_orphaned_volumes()
         self._background += [
+            asyncio.create_task(self.network.run(), name="pod-network"),
             asyncio.create_task(self._relist_forever(), name="relist"),
             asyncio.create_task(self._refresh_volumes_forever(), name="volumes")]
 
@@ -129,6 +154,12 @@ class Kubelet:
         await self.pods.stop()
         await self.factory.stop_all()
         await self.recorder.close()
+
+    def _network_changed(self, state: NetworkState) -> None:
+        # The Node shows it now; pods waiting for the network start, and new sandboxes
+        # join the right one.
+        self.node.wake()
+        self.pods.wake_all()
 
     def _object_handlers(self, kind: str) -> tuple[
             Callable[[Message], None], Callable[[Message, Message], None],

@@ -8,6 +8,8 @@ import asyncio
 import datetime
 import logging
 import socket
+import sys
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from kubelet.agent import (
@@ -17,6 +19,11 @@ from kubelet.agent import (
     Kubelet,
     KubeletConfig,
 )
+from kubelet.network.cidrs import CIDRError, parse_cidr
+from kubelet.network.cleanup import cleanup_pod_network
+from kubelet.network.fake import FakeHost
+from kubelet.network.host import Host, SystemHost
+from kubelet.network.manager import DEFAULT_CLUSTER_CIDR, RESYNC_PERIOD
 from kubelet.node import LEASE_DURATION, detect_address
 from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
@@ -67,8 +74,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    metavar="SECONDS",
                    help="the duration of the node's Lease in kube-node-lease, renewed every "
                    "quarter of it (default %(default)s)")
+    p.add_argument("--cluster-cidr", default=DEFAULT_CLUSTER_CIDR,
+                   help="the pod range of the whole cluster, as the controller manager's "
+                   "--cluster-cidr (default %(default)s): traffic between its addresses "
+                   "keeps its source, and only routes inside it are ever touched")
+    p.add_argument("--pod-network-resync-period", type=float, default=RESYNC_PERIOD,
+                   metavar="SECONDS",
+                   help="how often the pod network's bridge, iptables rules and routes are "
+                   "checked and put right (default %(default)s; a change of a Node's "
+                   "podCIDR or address is acted on at once anyway)")
+    p.add_argument("--cleanup-pod-network", action="store_true",
+                   help="remove what the pod network made on this host (Skiff's iptables "
+                   "chains, its routes inside --cluster-cidr, this node's pods bridge when "
+                   "no pod runs on it), then exit")
     p.add_argument("--fake-runtime", action="store_true",
-                   help="run pods in memory (for tests and simulated nodes)")
+                   help="run pods in memory (for tests and simulated nodes; the host's "
+                   "routes and iptables are left alone)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -83,6 +104,19 @@ def make_runtime(fake: bool) -> ContainerRuntime:
     return DockerRuntime()
 
 
+def make_host(fake: bool) -> Host:
+    """A simulated node's pod network is in memory: it never touches the host's routes or
+    rules."""
+    return FakeHost() if fake else SystemHost()
+
+
+def cluster_cidr(args: argparse.Namespace) -> IPv4Network:
+    try:
+        return parse_cidr(args.cluster_cidr, "--cluster-cidr")
+    except CIDRError as err:
+        raise SystemExit(str(err)) from None
+
+
 def make_mounter(fake: bool) -> Mounter:
     """A simulated node mounts nothing: it needs no root and leaves the host's mounts be."""
     return FakeMounter() if fake else SystemMounter()
@@ -94,7 +128,9 @@ def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
         node_labels=parse_labels(args.node_labels), node_ip=node_ip, port=args.port,
         relist_period=args.relist_period, volume_refresh_period=args.volume_refresh_period,
         crash_backoff_base=args.crash_backoff_base,
-        lease_duration=args.node_lease_duration_seconds)
+        lease_duration=args.node_lease_duration_seconds,
+        cluster_cidr=str(cluster_cidr(args)),
+        network_resync_period=args.pod_network_resync_period)
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -122,7 +158,8 @@ async def run(args: argparse.Namespace) -> None:
             args.tls_cert_file, args.tls_private_key_file, args.client_ca_file,
             require_client_cert=True))
     kubelet = Kubelet(kubelet_config(args, node_ip), client, runtime,
-                      mounter=make_mounter(args.fake_runtime))
+                      mounter=make_mounter(args.fake_runtime),
+                      host=make_host(args.fake_runtime))
     await kubelet.start()
     log.info("kubelet for node %s is running (%s)", args.node_name,
              "fake runtime" if args.fake_runtime else "docker")
@@ -162,8 +199,30 @@ async def _until_signalled_or(due: datetime.datetime) -> None:
         signalled.cancel()
 
 
+async def cleanup(args: argparse.Namespace) -> int:
+    """`--cleanup-pod-network`: prints what it removed; 1 when something could not be."""
+    runtime = make_runtime(args.fake_runtime)
+    try:
+        done, problems = await cleanup_pod_network(
+            make_host(args.fake_runtime), cluster_cidr(args), runtime=runtime,
+            node_name=args.node_name)
+    finally:
+        close = getattr(runtime, "close", None)
+        if close is not None:
+            close()
+    for line in done:
+        print(line)
+    for line in problems:
+        print(f"cannot clean up: {line}", file=sys.stderr)
+    if not done and not problems:
+        print("nothing of the pod network's on this host")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.cleanup_pod_network:
+        sys.exit(asyncio.run(cleanup(args)))
     daemon.run(run(args), args.log_level)
 
 

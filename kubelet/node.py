@@ -14,7 +14,7 @@ import os
 import platform
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +23,7 @@ from skiff.api.conditions import set_condition
 from skiff.api.v1 import coordination_pb2, core_pb2
 from skiff.client import errors
 from skiff.client.client import Client
-from skiff.client.clock import Clock, RealClock
+from skiff.client.clock import Clock, RealClock, sleep_or_wake
 from skiff.version import VERSION as SKIFF_VERSION
 
 log = logging.getLogger(__name__)
@@ -86,11 +86,19 @@ def os_image() -> str:
     return platform.system()
 
 
+# status, reason, message of a condition, or None when the Node should not show it
+ConditionSource = Callable[[], tuple[str, str, str] | None]
+
+
 class NodeAgent:
-    """Keeps this node's Node object and Lease current."""
+    """Keeps this node's Node object and Lease current.
+
+    `network_condition` gives the Node's NetworkUnavailable condition (the pod network's,
+    kubelet/network/); `wake` writes the status at once rather than at the next beat."""
 
     def __init__(self, client: Client, runtime: ContainerRuntime, config: NodeConfig, *,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 network_condition: ConditionSource | None = None) -> None:
         self.client = client
         self.runtime = runtime
         self.config = config
@@ -101,6 +109,8 @@ class NodeAgent:
         self.first_beat = asyncio.Event()
         self._last_status: bytes = b""
         self._last_write = -1e9
+        self._network_condition = network_condition or (lambda: None)
+        self._wake = asyncio.Event()
 
     def desired_node(self, runtime_version: str, ready: bool, reason: str, message: str,
                      current: core_pb2.Node | None) -> core_pb2.Node:
@@ -128,6 +138,12 @@ class NodeAgent:
         info.kube_proxy_version = VERSION
         status.daemon_endpoints.kubelet_endpoint.port = self.config.kubelet_port
         self._set_ready(status, ready, reason, message)
+        network = self._network_condition()
+        if network is not None:
+            now = datetime.fromtimestamp(int(self.clock.wall().timestamp()), UTC)
+            cond, _ = set_condition(status.conditions, "NetworkUnavailable", network[0], now,
+                                    reason=network[1], message=network[2])
+            cond.last_heartbeat_time.FromDatetime(now)
         return node
 
     def _set_ready(self, status: core_pb2.NodeStatus, ready: bool, reason: str,
@@ -192,7 +208,12 @@ class NodeAgent:
                 except (errors.ApiError, RuntimeError_) as err:
                     log.warning("node %s: %s failed: %s", self.config.name, step.__name__, err)
             self.first_beat.set()
-            await self.clock.sleep(self.config.renew_interval)
+            await sleep_or_wake(self.clock, self.config.renew_interval, self._wake)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Writes the status now (a condition changed), not at the next beat."""
+        self._wake.set()
 
 
 def _status_fingerprint(node: core_pb2.Node) -> bytes:

@@ -1,5 +1,10 @@
-"""Node networking, to come: the pod network (each pod's address and its routes between
-nodes), the service proxy (a Service's virtual IP and node ports to its endpoints), and
-the cluster DNS (names of Services and pods). The next issues fill this package; the
-pod workers (kubelet/pods/) will ask it for a sandbox's network.
+"""Node networking. The pod network is here (docs/decisions/0012-pod-network.md): each
+node's pods on a bridge with its podCIDR (bridge.py), Skiff's iptables chains (rules.py),
+host routes to the other nodes' podCIDRs (routes.py), checked against the host's own
+networks (cidrs.py), kept converged by `PodNetwork` (manager.py) through the runtime
+interface and the host's `ip`/`iptables` (host.py; fake.py in memory), and removed by
+cleanup.py. The pod workers ask it which network a sandbox joins (state.py).
+
+To come: the service proxy (a Service's virtual IP and node ports to its endpoints) and
+the cluster DNS (names of Services and pods).
 """

@@ -33,7 +33,10 @@ def pod_labels(pod: core_pb2.Pod) -> dict[str, str]:
             LABEL_GRACE: str(int(termination_grace(pod)))}
 
 
-def sandbox_config(pod: core_pb2.Pod, attempt: int, node_name: str) -> SandboxConfig:
+def sandbox_config(pod: core_pb2.Pod, attempt: int, node_name: str, *, network: str = ""
+                   ) -> SandboxConfig:
+    """`network`: the runtime network the sandbox joins (the pod network's bridge; "" for
+    the runtime's default). A hostNetwork pod has the node's."""
     ports = tuple(PortMapping(p.container_port, p.host_port, p.protocol or "TCP", p.host_ip)
                   for c in pod.spec.containers for p in c.ports if p.host_port)
     return SandboxConfig(
@@ -41,6 +44,7 @@ def sandbox_config(pod: core_pb2.Pod, attempt: int, node_name: str) -> SandboxCo
         name=pod.metadata.name, attempt=attempt,
         hostname=pod.spec.hostname or pod.metadata.name[:63],
         host_network=pod.spec.host_network, port_mappings=ports,
+        network="" if pod.spec.host_network else network,
         labels={**pod_labels(pod), LABEL_NODE: node_name})
 
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from kubelet.env import EnvError, MissingReference, ObjectSource, build_env, expand_command
 from kubelet.images import ImageBackOff, ImageManager
+from kubelet.network.state import NETWORK_NOT_READY, NETWORK_NOT_READY_MESSAGE, NetworkNotReady
 from kubelet.plan import DEFAULT_GRACE, PodActions, backoff_key
 from kubelet.pods.configs import container_config, container_ref, sandbox_config
 from kubelet.pods.runtime_cache import RuntimeCache
@@ -71,7 +72,8 @@ class Executor:
                  runtime: ContainerRuntime, cache: RuntimeCache, volumes: VolumeManager,
                  images: ImageManager, probes: ProbeManager, source: ObjectSource,
                  recorder: Recorder, status: StatusWriter, crash_backoff: Backoff,
-                 clock: Clock, start_concurrency: int = START_CONCURRENCY) -> None:
+                 clock: Clock, start_concurrency: int = START_CONCURRENCY,
+                 sandbox_network: Callable[[], str] = lambda: "") -> None:
         self._node_name = node_name
         self._node_ip = node_ip
         self._client = client
@@ -87,6 +89,9 @@ class Executor:
         self._clock = clock
         self._start_slots = asyncio.Semaphore(start_concurrency)
         self._confirmed: set[str] = set()  # pods whose deletion was confirmed
+        # The runtime network a new sandbox joins (kubelet/network/); raises
+        # NetworkNotReady while the pod network is unavailable.
+        self._sandbox_network = sandbox_network
 
     async def execute(self, uid: str, pod: core_pb2.Pod | None, actions: PodActions,
                       sandboxes: list[ContainerInfo], containers: list[ContainerInfo],
@@ -217,8 +222,18 @@ class Executor:
         sandbox_id = actions.sandbox_id
         if actions.create_sandbox:
             try:
+                network = "" if pod.spec.host_network else self._sandbox_network()
+            except NetworkNotReady as err:
+                # Kubernetes' wording; the pod waits, and is synced again when the
+                # network changes (and at every resync).
+                self._recorder.event(pod, WARNING, NETWORK_NOT_READY,
+                                     f"{NETWORK_NOT_READY_MESSAGE}: {err}")
+                for c in [*pod.spec.init_containers, *pod.spec.containers]:
+                    waiting.setdefault(c.name, ("ContainerCreating", ""))
+                return RESYNC
+            try:
                 sandbox_id = await self._runtime.run_sandbox(sandbox_config(
-                    pod, actions.sandbox_attempt, self._node_name))
+                    pod, actions.sandbox_attempt, self._node_name, network=network))
             except RuntimeError_ as err:
                 self._cache.mark_changed(uid)
                 self._recorder.event(pod, WARNING, "FailedCreatePodSandBox",

@@ -18,6 +18,7 @@ cancellation point (kubelet/pods/stop_request.py); the sync that follows at once
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from kubelet import plan as planning
@@ -54,7 +55,8 @@ class PodSyncer:
                  source: ObjectSource, recorder: Recorder,
                  probes: ProbeManager | None = None, crash_backoff: Backoff | None = None,
                  clock: Clock | None = None,
-                 start_concurrency: int = START_CONCURRENCY) -> None:
+                 start_concurrency: int = START_CONCURRENCY,
+                 sandbox_network: Callable[[], str] = lambda: "") -> None:
         clock = clock or RealClock()
         self.client = client
         self.volumes = volumes
@@ -73,7 +75,7 @@ class PodSyncer:
             cache=self.cache, volumes=volumes, images=images, probes=self.probes,
             source=source, recorder=recorder, status=self.status,
             crash_backoff=self.crash_backoff, clock=clock,
-            start_concurrency=start_concurrency)
+            start_concurrency=start_concurrency, sandbox_network=sandbox_network)
         self.workers = PodWorkers(lambda uid: self.sync(uid), clock=clock,
                                   describe=self._describe)
         self._references = ReferenceIndex()
@@ -110,6 +112,11 @@ class PodSyncer:
 
     def wake(self, uid: str) -> None:
         self.workers.wake(uid)
+
+    def wake_all(self) -> None:
+        """Every pod syncs now (the pod network became ready, or unavailable)."""
+        for uid in list(self.pods):
+            self.wake(uid)
 
     async def relist(self) -> None:
         """One look at the runtime (the kubelet's PLEG): wakes every pod whose containers

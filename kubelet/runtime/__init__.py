@@ -9,6 +9,9 @@ containers, which join the sandbox's namespaces. Everything the runtime creates 
 labels (LABEL_* below) from which a restarted kubelet rebuilds its picture of what runs.
 Stop and remove are idempotent: stopping a stopped container or removing a missing one
 is not an error.
+
+Networks: the pod network's bridge on this node (kubelet/network/) is a network of the
+runtime's, made with `create_network` and joined by sandboxes whose config names it.
 """
 
 from __future__ import annotations
@@ -102,6 +105,33 @@ class SandboxConfig:
     dns: DnsConfig | None = None
     network: str = ""  # a runtime network to attach to ("" = the runtime's default)
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """A bridge network on the node for pods: `subnet` (a CIDR) with `gateway` (the
+    bridge's own address) on the host's side."""
+
+    name: str
+    subnet: str
+    gateway: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The runtime's own masquerading of traffic that leaves the bridge. The pod network
+    # turns it off and masquerades in its own chain, after the rule that lets pod-to-pod
+    # traffic keep its source (kubelet/network/rules.py says why).
+    masquerade: bool = True
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    id: str
+    subnet: str  # "" when the runtime chose none
+    gateway: str
+    interface: str  # the bridge's interface on the host, e.g. br-0123456789ab
+    labels: Mapping[str, str] = field(default_factory=dict)
+    masquerade: bool = True
+    containers: tuple[str, ...] = ()  # ids of the running containers attached to it
 
 
 @dataclass(frozen=True)
@@ -220,6 +250,17 @@ class ContainerRuntime(Protocol):
     async def stop_sandbox(self, sandbox_id: str) -> None: ...
 
     async def remove_sandbox(self, sandbox_id: str) -> None: ...
+
+    # ---- networks ----
+    async def inspect_network(self, name: str) -> NetworkInfo | None:
+        """The network called `name`, None when there is none."""
+
+    async def create_network(self, config: NetworkConfig) -> NetworkInfo:
+        """Creates a bridge network; RuntimeError_ with the engine's reason when it cannot
+        (a subnet that overlaps another network, a name taken)."""
+
+    async def remove_network(self, name: str) -> None:
+        """Idempotent; RuntimeError_ when running containers still use it."""
 
     # ---- containers ----
     async def create_container(self, sandbox_id: str, config: ContainerConfig,

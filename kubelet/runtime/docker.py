@@ -55,6 +55,8 @@ from kubelet.runtime import (
     ExecResult,
     ExecSession,
     ImagePullError,
+    NetworkConfig,
+    NetworkInfo,
     NotFound,
     RuntimeError_,
     RuntimeUnavailable,
@@ -149,6 +151,26 @@ def cpu_shares(request_millis: int) -> int:
     return max(2, request_millis * 1024 // 1000)
 
 
+_MASQUERADE_OPTION = "com.docker.network.bridge.enable_ip_masquerade"
+_BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+def _network_info(data: dict[str, Any]) -> NetworkInfo:
+    """A network as the engine's inspect shows it. Its bridge on the host is named by an
+    option, else `br-` and the first 12 digits of its id (the engine's rule)."""
+    options = data.get("Options") or {}
+    configs = (data.get("IPAM") or {}).get("Config") or []
+    first = configs[0] if configs else {}
+    network_id = str(data.get("Id", ""))
+    return NetworkInfo(
+        name=str(data.get("Name", "")), id=network_id,
+        subnet=str(first.get("Subnet") or ""), gateway=str(first.get("Gateway") or ""),
+        interface=str(options.get(_BRIDGE_NAME_OPTION) or f"br-{network_id[:12]}"),
+        labels=dict(data.get("Labels") or {}),
+        masquerade=str(options.get(_MASQUERADE_OPTION, "true")).lower() != "false",
+        containers=tuple(sorted((data.get("Containers") or {}).keys())))
+
+
 def _short(uid: str) -> str:
     return uid.replace("-", "")[:8]
 
@@ -229,6 +251,53 @@ class DockerRuntime:
     async def version(self) -> str:
         info = await self._run(lambda api: api.version())
         return f"docker://{info.get('Version', 'unknown')}"
+
+    # ---- networks ----
+
+    async def inspect_network(self, name: str) -> NetworkInfo | None:
+        return await self._run(self._inspect_network, name)
+
+    @staticmethod
+    def _inspect_network(api: Any, name: str) -> NetworkInfo | None:
+        try:
+            data = api.inspect_network(name)
+        except docker.errors.NotFound:
+            return None
+        # The engine also answers to an id prefix: only the network of that name counts.
+        return _network_info(data) if data.get("Name") == name else None
+
+    async def create_network(self, config: NetworkConfig) -> NetworkInfo:
+        return await self._run(self._create_network, config)
+
+    def _create_network(self, api: Any, config: NetworkConfig) -> NetworkInfo:
+        ipam = docker.types.IPAMConfig(pool_configs=[
+            docker.types.IPAMPool(subnet=config.subnet, gateway=config.gateway)])
+        options = {_MASQUERADE_OPTION: "true" if config.masquerade else "false"}
+        try:
+            api.create_network(config.name, driver="bridge", ipam=ipam, options=options,
+                               labels=dict(config.labels), check_duplicate=True)
+        except docker.errors.APIError as e:
+            raise RuntimeError_(
+                f"creating network {config.name} ({config.subnet}): "
+                f"{clean_engine_error(str(e.explanation or e))}") from e
+        info = self._inspect_network(api, config.name)
+        if info is None:
+            raise RuntimeError_(f"network {config.name} vanished right after it was made")
+        return info
+
+    async def remove_network(self, name: str) -> None:
+        await self._run(self._remove_network, name)
+
+    @staticmethod
+    def _remove_network(api: Any, name: str) -> None:
+        try:
+            api.remove_network(name)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as e:
+            raise RuntimeError_(
+                f"removing network {name}: {clean_engine_error(str(e.explanation or e))}"
+            ) from e
 
     # ---- sandboxes ----
 

@@ -22,6 +22,8 @@ Knobs (plain attributes, changeable at any time):
   exec_results  key -> ExecResult, or a callable(command) returning one or an awaitable of
                 one (an awaitable past the exec's timeout gives exit code 124)
   unavailable   True: every call raises RuntimeUnavailable (a stopped engine)
+  networks      name -> NetworkInfo of the networks made with `create_network` (sandboxes
+                naming one get an address of its subnet, others one of `pod_cidr`)
   calls         (method, arguments...) of every call, newest last (a bounded deque)
 A "key" is tried as "<pod name>/<container name>", then the container name, then the image.
 """
@@ -36,7 +38,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -54,6 +56,8 @@ from kubelet.runtime import (
     ExecResult,
     ExecSession,
     ImagePullError,
+    NetworkConfig,
+    NetworkInfo,
     NotFound,
     RuntimeError_,
     RuntimeUnavailable,
@@ -173,8 +177,9 @@ class FakeRuntime:
         self.calls: deque[tuple[Any, ...]] = deque(maxlen=max_calls)
         self.containers: dict[str, FakeContainer] = {}
         self._ids = itertools.count(1)
-        self._network = ipaddress.ip_network(pod_cidr)
-        self._next_host = 2  # .0 is the network, .1 the gateway
+        self.networks: dict[str, NetworkInfo] = {}
+        self._default_subnet = pod_cidr
+        self._next_host: dict[str, int] = {}  # subnet -> the next host number to try
         self._ips_in_use: set[str] = set()
 
     # ---- helpers for tests ----
@@ -216,17 +221,29 @@ class FakeRuntime:
                 return table[key]
         return None
 
-    def _allocate_ip(self) -> str:
-        size = self._network.num_addresses
+    def _allocate_ip(self, subnet: str) -> str:
+        network = ipaddress.ip_network(subnet)
+        size = network.num_addresses
         for _ in range(size):
-            host = self._next_host
-            self._next_host = host + 1 if host + 1 < size - 1 else 2  # skip broadcast
-            ip = str(self._network.network_address + host)
+            host = self._next_host.get(subnet, 2)  # .0 is the network, .1 the gateway
+            self._next_host[subnet] = host + 1 if host + 1 < size - 1 else 2  # no broadcast
+            ip = str(network.network_address + host)
             if ip not in self._ips_in_use:
                 self._ips_in_use.add(ip)
                 return ip
-        raise CreateContainerError(f"fake runtime: no free address in {self._network}",
+        raise CreateContainerError(f"fake runtime: no free address in {network}",
                                    reason="CreatePodSandboxError")
+
+    def _sandbox_ip(self, config: SandboxConfig) -> str:
+        if config.host_network:
+            return ""
+        if not config.network:
+            return self._allocate_ip(self._default_subnet)
+        network = self.networks.get(config.network)
+        if network is None:
+            raise CreateContainerError(f"network {config.network} not found",
+                                       reason="CreatePodSandboxError")
+        return self._allocate_ip(network.subnet)
 
     def _exit(self, c: FakeContainer, at: float, exit_code: int, oom_killed: bool) -> None:
         c.state = State.EXITED
@@ -280,6 +297,7 @@ class FakeRuntime:
         name = (f"skiff_{config.namespace}_{config.name}_{config.pod_uid.replace('-', '')[:8]}"
                 f"_pause_{config.attempt}")
         self._take_name(name, config.pod_uid)
+        ip = self._sandbox_ip(config)
         now = self.clock()
         c = FakeContainer(
             id=self._new_id(), name=name,
@@ -288,10 +306,47 @@ class FakeRuntime:
                     LABEL_SANDBOX: "true", LABEL_ATTEMPT: str(config.attempt)},
             image=PAUSE_IMAGE, sandbox_id="", script=Script(stop_exit_code=137),
             config=config, state=State.RUNNING, created_at=now, started_at=now,
-            ip="" if config.host_network else self._allocate_ip(),
+            ip=ip,
         )
         self.containers[c.id] = c
         return c.id
+
+    async def inspect_network(self, name: str) -> NetworkInfo | None:
+        self._enter("inspect_network", name)
+        network = self.networks.get(name)
+        if network is None:
+            return None
+        users = tuple(sorted(
+            c.id for c in self.containers.values()
+            if isinstance(c.config, SandboxConfig) and c.config.network == name
+            and not c.config.host_network and self._info(c).state is State.RUNNING))
+        return replace(network, containers=users)
+
+    async def create_network(self, config: NetworkConfig) -> NetworkInfo:
+        self._enter("create_network", config.name, config.subnet)
+        if config.name in self.networks:
+            raise RuntimeError_(f"network with name {config.name} already exists")
+        subnet = ipaddress.ip_network(config.subnet)
+        for other in self.networks.values():
+            if subnet.overlaps(ipaddress.ip_network(other.subnet)):
+                raise RuntimeError_(f"Pool overlaps with other one on this address space "
+                                    f"({other.name})")
+        network_id = self._new_id()
+        self.networks[config.name] = NetworkInfo(
+            name=config.name, id=network_id, subnet=str(subnet), gateway=config.gateway,
+            interface=f"br-{network_id[:12]}", labels=dict(config.labels),
+            masquerade=config.masquerade)
+        return self.networks[config.name]
+
+    async def remove_network(self, name: str) -> None:
+        self._enter("remove_network", name)
+        info = await self.inspect_network(name)
+        if info is None:
+            return
+        if info.containers:
+            raise RuntimeError_(f"error while removing network: network {name} id "
+                                f"{info.id} has active endpoints")
+        del self.networks[name]
 
     async def stop_sandbox(self, sandbox_id: str) -> None:
         self._enter("stop_sandbox", sandbox_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cluster.components import kubelet_cleanup_command
 from cluster.process import free_ports
 from skiff import pki
 
@@ -50,15 +52,23 @@ def cluster_args(data: Path) -> tuple[str, ...]:
 
 
 def down(data: Path) -> None:
-    """`skiff down`, then removes the containers its kubelet left (down leaves pods
-    running, as stopping k3s does, so that the next `up` adopts them)."""
+    """`skiff down`, then removes the containers, the pods bridge, and the pod network's
+    rules and routes its kubelet left (down leaves pods running, as stopping k3s does, so
+    that the next `up` adopts them). The next cluster's node gets the same podCIDR, which
+    a bridge left here would collide with."""
     stopped = skiff("down", "--data-dir", str(data))
     assert stopped.returncode == 0, stopped.stderr
-    ids = subprocess.run(["docker", "ps", "-aq", "--filter",
-                          f"label=io.skiff.node={node_name(data)}"],
+    label = f"label=io.skiff.node={node_name(data)}"
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", label],
                          capture_output=True, text=True).stdout.split()
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    networks = subprocess.run(["docker", "network", "ls", "-q", "--filter", label],
+                              capture_output=True, text=True).stdout.split()
+    if networks:
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
+    subprocess.run(kubelet_cleanup_command(node_name=node_name(data)), cwd=REPO,
+                   capture_output=True, timeout=60)
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +138,13 @@ def test_a_pod_without_a_node_is_scheduled_and_runs(cluster: Path, busybox_image
                 break
             time.sleep(0.5)
         assert row and row[2] == "Running", out.stdout + out.stderr
-        node = yaml.safe_load(skiff("get", "pod", "placed", "-o", "yaml",
-                                    config=cluster).stdout)["spec"]["nodeName"]
+        pod = yaml.safe_load(skiff("get", "pod", "placed", "-o", "yaml", config=cluster).stdout)
+        node = pod["spec"]["nodeName"]
         assert node.startswith("up-")
+        # The controller manager gave the node a podCIDR; the kubelet's pods bridge has it.
+        pod_cidr = yaml.safe_load(skiff("get", "node", node, "-o", "yaml",
+                                        config=cluster).stdout)["spec"]["podCIDR"]
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(pod_cidr)
         described = skiff("describe", "pod", "placed", config=cluster).stdout
         assert f"Successfully assigned default/placed to {node}" in described, described
     finally:
