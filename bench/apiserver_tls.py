@@ -81,10 +81,14 @@ def main() -> None:
     tls_flags = ("--tls-cert-file", str(pki.cert("apiserver")),
                  "--tls-private-key-file", str(pki.key("apiserver")),
                  "--client-ca-file", str(pki.ca_cert))
-    rates: dict[str, list[float]] = {"plaintext": [], "mTLS": []}
-    connects: dict[str, list[float]] = {"plaintext": [], "mTLS": []}
-    with cluster() as plain, cluster(*tls_flags) as secure:
+    rates: dict[str, list[float]] = {"plaintext": [], "TLS": [], "mTLS": []}
+    connects: dict[str, list[float]] = {"plaintext": [], "TLS": [], "mTLS": []}
+    with cluster() as plain, cluster(*tls_flags) as secure, \
+            cluster(*tls_flags[:4]) as server_only:
+        # TLS with no client certificates: what the encryption costs, apart from the
+        # authentication by certificate.
         targets = {"plaintext": (plain.address, ClientCredentials()),
+                   "TLS": (server_only.address, ClientCredentials(ca=admin.ca)),
                    "mTLS": (secure.address, mtls)}
         for r in range(args.rounds):
             for name, (address, credentials) in targets.items():
@@ -97,6 +101,9 @@ def main() -> None:
     print(f"apiserver creates/s, {CLIENTS} clients on one connection, median of "
           f"{args.rounds} rounds of {args.creates}:")
     print(f"  plaintext {plain_rate:8.0f}/s")
+    server_tls = statistics.median(rates["TLS"])
+    print(f"  TLS       {server_tls:8.0f}/s   ratio TLS/plaintext {server_tls / plain_rate:.2f} "
+          "(no client certificates)")
     print(f"  mTLS      {tls_rate:8.0f}/s   ratio mTLS/plaintext {tls_rate / plain_rate:.2f} "
           "(goal >= 0.9)")
     print(f"new connection + one get ({args.connects * args.rounds} each), p50 / p99:")

@@ -56,11 +56,11 @@ class ServerCredentials:
                    client_ca_file: str | None = None, *,
                    require_client_cert: bool = False) -> ServerCredentials:
         """From a daemon's --tls-cert-file, --tls-private-key-file and --client-ca-file
-        (none given: plaintext)."""
+        (none given: plaintext; no client CA: no client certificate asked for)."""
         def read(path: str | None) -> bytes | None:
             return Path(path).read_bytes() if path else None
         return cls(read(cert_file), read(key_file), read(client_ca_file),
-                   require_client_cert=require_client_cert)
+                   require_client_cert=require_client_cert and client_ca_file is not None)
 
 
 INSECURE = ServerCredentials()
