@@ -106,13 +106,21 @@ class CallCredentials:
 
     def __init__(self, metadata: Iterable[tuple[str, str | bytes]],
                  context: grpc.aio.ServicerContext | None = None) -> None:
-        # The call's text metadata (keys in lower case, as gRPC sends them).
-        self.metadata: Mapping[str, str] = {k: v for k, v in metadata if isinstance(v, str)}
+        self._raw = metadata
+        self._metadata: Mapping[str, str] | None = None
         self._context = context
 
     @classmethod
     def of_call(cls, context: grpc.aio.ServicerContext) -> CallCredentials:
         return cls(context.invocation_metadata() or (), context)
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The call's text metadata (keys in lower case, as gRPC sends them); read once,
+        when an authenticator first asks (a certificate's never does)."""
+        if self._metadata is None:
+            self._metadata = {k: v for k, v in self._raw if isinstance(v, str)}
+        return self._metadata
 
     def bearer_token(self) -> str | None:
         value = self.metadata.get("authorization", "")
@@ -174,22 +182,26 @@ class CertificateAuthenticator:
 
     def __init__(self, accept: Callable[[pki.Subject], bool] | None = None) -> None:
         self._accept = accept
-        self._subjects: dict[bytes, pki.Subject] = {}  # parsed once per certificate
+        # Parsed once per certificate: every call on a connection presents the same one.
+        self._known: dict[bytes, tuple[pki.Subject, Identity | None]] = {}
 
     def authenticate(self, call: CallCredentials) -> Identity | None:
-        pems = list(call.auth_context().get("x509_pem_cert", ()))
+        pems = call.auth_context().get("x509_pem_cert")
         if not pems:
             return None
-        pem = pems[0]
-        subject = self._subjects.get(pem)
-        if subject is None:
-            if len(self._subjects) > 10_000:
-                self._subjects.clear()
-            subject = self._subjects[pem] = pki.subject_of(pem)
-        if not subject.common_name or (self._accept and not self._accept(subject)):
+        pem = next(iter(pems))
+        known = self._known.get(pem)
+        if known is None:
+            if len(self._known) > 10_000:
+                self._known.clear()
+            subject = pki.subject_of(pem)
+            groups = tuple(dict.fromkeys((*subject.organizations, AUTHENTICATED)))
+            known = self._known[pem] = (
+                subject, Identity(subject.common_name, groups) if subject.common_name else None)
+        subject, identity = known
+        if identity is None or (self._accept and not self._accept(subject)):
             return None
-        groups = tuple(dict.fromkeys((*subject.organizations, AUTHENTICATED)))
-        return Identity(subject.common_name, groups)
+        return identity
 
 
 class Union:
