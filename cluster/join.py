@@ -165,8 +165,6 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
         print(f"node {node_name} joined before, but the cluster refuses its certificate "
               f"now ({refused}): joining again", flush=True)
     address, ca = discover(url, ca_cert_hash)
-    state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    state.dir.chmod(0o700)
     client_key, serving_key = pki.new_key(), pki.new_key()
     # The serving certificate names every address of the host: the apiserver dials the
     # kubelet at the address its Node reports (--node-ip, or the detected one).
@@ -186,6 +184,9 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
         reply = asyncio.run(call())
     except errors.ApiError as err:
         raise ClusterError(f"the cluster refused to join this host: {err.message}") from None
+    # Made only now: a refused join leaves nothing behind.
+    state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.dir.chmod(0o700)
     _write(state.ca, reply.ca_certificate, 0o644)
     _write(state.serving_cert, reply.serving_certificate, 0o644)
     _write(state.serving_key, serving_key, 0o600)

@@ -19,7 +19,6 @@ from cluster.components import kubelet_command
 from cluster.errors import ClusterError
 from cluster.join import DEFAULT_STATE_DIR, AgentState, join
 
-
 TOKEN_ENV = "SKIFF_JOIN_TOKEN"
 
 
