@@ -14,7 +14,7 @@
 # Run as root. Running it again changes nothing and says so; after `skiff delete node NAME`
 # it joins again under the same name (with a token that is still valid). The agent's
 # service restarts and upgrades without stopping the pods (KillMode=process).
-# deploy/uninstall.sh removes it all. Decisions: docs/decisions/0011-install.md.
+# deploy/uninstall.sh (also on the host as skiff-uninstall.sh) removes it all. Decisions: docs/decisions/0011-install.md.
 set -euo pipefail
 
 PROG=install-agent
@@ -82,7 +82,6 @@ refuse_other_role "$SKIFF_SERVER_UNIT" "the Skiff server"
 install_packages
 require_docker
 install_skiff
-install_command
 
 # --- join -----------------------------------------------------------------------------------
 # skiff join does nothing when this host joined as this node before and the cluster still
@@ -106,6 +105,8 @@ echo "$joined" | grep -v '^Start its agent:' | sed "s/; --force joins again$//; 
 if [ "$before" != "$(sha256sum "$credentials" 2>/dev/null || true)" ]; then
     CHANGED+=("joined as node $node_name")
 fi
+install_command
+install_uninstaller
 
 # --- the service ----------------------------------------------------------------------------
 # (Fed by redirection, not a pipe: write_file must run in this shell to record a change.)

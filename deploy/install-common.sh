@@ -19,6 +19,8 @@ SKIFF_AGENT_UNIT=skiff-agent.service
 SKIFF_SERVER_DATA="$SKIFF_STATE/server"
 SKIFF_AGENT_STATE="$SKIFF_STATE/agent"
 SKIFF_COMMAND=/usr/local/bin/skiff
+# A copy of deploy/uninstall.sh, so that a host can be cleaned up without the checkout.
+SKIFF_UNINSTALL=/usr/local/bin/skiff-uninstall.sh
 # The first lines of the command we put on PATH: uninstall.sh removes only a file with it.
 SKIFF_COMMAND_MARK="# Skiff's command, installed by deploy/install-server.sh or install-agent.sh"
 # The venv remembers the digest of the sources it was installed from.
@@ -119,7 +121,9 @@ source_paths() {
     echo README.md
     for d in "$REPO"/*/; do
         d=${d%/}
-        [ -f "$d/__init__.py" ] && basename "$d"
+        if [ -f "$d/__init__.py" ]; then
+            basename "$d"
+        fi
     done
 }
 
@@ -197,6 +201,10 @@ if [ -z "\${SKIFF_CONFIG:-}" ] && [ ! -e "\${HOME:-/root}/.skiff/config" ] \\
 fi
 exec $SKIFF_VENV/bin/skiff "\$@"
 EOF
+}
+
+install_uninstaller() {
+    write_file "$SKIFF_UNINSTALL" 755 <"$REPO/deploy/uninstall.sh"
 }
 
 # --- files ----------------------------------------------------------------------------------

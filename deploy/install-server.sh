@@ -16,7 +16,8 @@
 #
 # Run as root. Running it again with the same arguments changes nothing and says so; with
 # other arguments or a newer checkout, it changes what differs and restarts the service
-# (the pods keep running). deploy/uninstall.sh removes it all.
+# (the pods keep running). deploy/uninstall.sh (also on the host as skiff-uninstall.sh)
+# removes it all.
 # What it writes and why: docs/decisions/0011-install.md.
 set -euo pipefail
 
@@ -70,6 +71,7 @@ install_packages
 require_docker
 install_skiff
 install_command
+install_uninstaller
 
 write_file "$SKIFF_ETC/server.env" 600 <<EOF
 # Skiff server settings, written by deploy/install-server.sh; read by $SKIFF_SERVER_UNIT.

@@ -12,12 +12,27 @@
 # Docker itself, its images and the Debian packages an install added stay.
 # Safe to run again: what is not there is skipped; on a host with nothing of Skiff's it says
 # so. Run as root. Decisions: docs/decisions/0011-install.md.
+# The installs copy this script to /usr/local/bin/skiff-uninstall.sh, so it needs nothing
+# else (not the checkout): the paths below are install-common.sh's
+# (tests/unit/cluster/test_install_scripts.py checks that they agree).
 set -euo pipefail
 
 PROG=uninstall
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck source=deploy/install-common.sh
-. "$REPO/deploy/install-common.sh"
+SKIFF_VENV=/opt/skiff/venv
+SKIFF_ETC=/etc/skiff
+SKIFF_STATE=/var/lib/skiff
+SKIFF_UNIT_DIR=/etc/systemd/system
+SKIFF_SERVER_UNIT=skiff-server.service
+SKIFF_AGENT_UNIT=skiff-agent.service
+SKIFF_COMMAND=/usr/local/bin/skiff
+SKIFF_COMMAND_MARK="# Skiff's command, installed by deploy/install-server.sh or install-agent.sh"
+SKIFF_UNINSTALL=/usr/local/bin/skiff-uninstall.sh
+SKIFF_UNINSTALL_MARK="Removes what deploy/install-server.sh or deploy/install-agent.sh put"
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+say() { echo "$PROG: $*"; }
+warn() { echo "$PROG: warning: $*" >&2; }
+die() { echo "$PROG: error: $*" >&2; exit 1; }
 
 POD_LABEL=io.skiff.node          # kubelet.runtime.LABEL_NODE: every container of a pod
 NETWORK_LABELS=(io.skiff.node io.skiff.network)
@@ -30,7 +45,7 @@ case "${1:-}" in
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: $0" >&2; exit 2 ;;
 esac
-require_root
+[ "$(id -u)" -eq 0 ] || die "must run as root (it stops services and removes them): sudo $0"
 
 # --- the services and their processes -------------------------------------------------------
 
@@ -121,7 +136,11 @@ removed (start docker and run this again)"
         fi
     done
     if docker image inspect "$PAUSE_IMAGE" >/dev/null 2>&1; then
-        docker image rm "$PAUSE_IMAGE" >/dev/null && REMOVED+=("the image $PAUSE_IMAGE")
+        if docker image rm "$PAUSE_IMAGE" >/dev/null; then
+            REMOVED+=("the image $PAUSE_IMAGE")
+        else
+            warn "could not remove the image $PAUSE_IMAGE (a container of someone else's uses it?)"
+        fi
     fi
 }
 
@@ -200,6 +219,10 @@ remove_files() {
     remove_path "$SKIFF_VENV"
     # /opt/skiff/wheels, a node image's wheelhouse, is not ours: /opt/skiff stays with it.
     rmdir /opt/skiff 2>/dev/null || true
+    # Last, this very script when it runs from there (bash reads on from the removed file).
+    if [ -e "$SKIFF_UNINSTALL" ] && grep -qF "$SKIFF_UNINSTALL_MARK" "$SKIFF_UNINSTALL"; then
+        remove_path "$SKIFF_UNINSTALL"
+    fi
 }
 
 remove_units

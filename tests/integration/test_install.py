@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 import pytest
 import yaml
-from fixtures.installhosts import PREFIX, REPO, Host, ReadyWatch, hosts
+from fixtures.installhosts import CHECKOUT, PREFIX, REPO, Host, ReadyWatch, hosts
 from fixtures.nodes import terminal_say
 
 from cluster.nodehost import load_image
@@ -169,9 +169,11 @@ def test_a_wrong_token_a_wrong_ca_hash_and_an_expired_token_are_refused(
     time.sleep(1.5)
     assert f"join token {short.split('.')[0]} expired at" in refused(
         short_url, "--token", short, "--ca-cert-hash", ca_hash)
-    # Nothing but Skiff itself was installed: no unit, no settings, no credentials.
-    left = host.sh(f"ls /etc/systemd/system/skiff-agent.service /etc/skiff {STATE} 2>&1")
-    assert left.stdout.count("No such file or directory") == 3, left.stdout
+    # Nothing but Skiff itself was installed (in its venv): no unit, no settings, no
+    # credentials, nothing on PATH.
+    left = host.sh("ls /etc/systemd/system/skiff-agent.service /etc/skiff /usr/local/bin/skiff "
+                   f"/usr/local/bin/skiff-uninstall.sh {STATE} 2>&1")
+    assert left.stdout.count("No such file or directory") == 5, left.stdout
 
 
 def test_two_agents_join_with_the_printed_command_and_all_three_are_ready(
@@ -303,14 +305,22 @@ def test_restarting_the_agent_leaves_its_pods_running(cluster: Cluster) -> None:
               lambda: lease_renewed(server, agent.name) > moment, timeout=60)
         assert server.node_rows()[agent.name][1] == "Ready"
 
-    for how in ("systemctl restart", "kill -9 of its main process"):
+    for how in ("systemctl restart", "kill -9 of its main process",
+                "an upgrade: install-agent.sh from a changed checkout"):
         before = systemd_properties(agent, unit, "MainPID", "NRestarts")
         moment = datetime.now(UTC)
         with phase(cluster.say, f"agent back after {how}"):
             if how == "systemctl restart":
                 agent.out(f"systemctl restart {unit}")
-            else:
+            elif how.startswith("kill"):
                 agent.out(f"kill -KILL {before['MainPID']}")
+            else:
+                agent.out(f"echo '# a newer Skiff' >>{CHECKOUT}/kubelet/__init__.py")
+                upgraded = agent.install_agent(*cluster.join)
+                assert upgraded.returncode == 0, upgraded.stderr + upgraded.stdout
+                assert "install-agent: installing Skiff into /opt/skiff/venv" \
+                    in upgraded.stdout
+                assert "changed: Skiff v" in upgraded.stdout
             back_since(moment, before["MainPID"])
         if how.startswith("kill"):
             assert int(systemd_properties(agent, unit, "NRestarts")["NRestarts"]) == \
@@ -349,7 +359,9 @@ def test_uninstall_leaves_each_host_as_it_was(cluster: Cluster) -> None:
         "iptables -t nat -I POSTROUTING 1 -j SKIFF-POSTROUTING")
     for host in [*cluster.agents, cluster.server]:  # the server last: its agents first
         with phase(cluster.say, f"uninstall.sh on {host.name}"):
-            removed = host.uninstall()
+            # On the server, the copy the install left on the host, which needs no checkout.
+            removed = host.run("skiff-uninstall.sh") if host is cluster.server \
+                else host.uninstall()
         assert removed.returncode == 0, removed.stderr + removed.stdout
         assert "uninstall: removed: " in removed.stdout
         after = host.snapshot()
