@@ -94,7 +94,10 @@ before=$(sha256sum "$credentials" 2>/dev/null || true)
 if ! joined=$(SKIFF_JOIN_TOKEN=$token "$SKIFF_VENV/bin/skiff" join "$url" "${join_args[@]}" 2>&1)
 then
     echo "$joined" >&2
-    if [ ! -e "$SKIFF_UNIT_DIR/$SKIFF_AGENT_UNIT" ]; then
+    if [ -e "$credentials" ]; then
+        echo "$PROG: this host joined a cluster before (state in $SKIFF_AGENT_STATE); to join it \
+under another name or to another cluster, run deploy/uninstall.sh first" >&2
+    elif [ ! -e "$SKIFF_UNIT_DIR/$SKIFF_AGENT_UNIT" ]; then
         echo "$PROG: nothing was installed but Skiff itself in $SKIFF_VENV (deploy/uninstall.sh \
 removes it)" >&2
     fi

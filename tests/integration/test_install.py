@@ -222,6 +222,20 @@ def test_running_an_install_again_changes_nothing_and_says_so(cluster: Cluster) 
         assert systemd_properties(host, unit, "MainPID", "NRestarts") == before
 
 
+def test_a_host_keeps_its_role_and_its_name(cluster: Cluster) -> None:
+    server, agent = cluster.server, cluster.agents[0]
+    before = systemd_properties(agent, "skiff-agent.service", "MainPID")
+    renamed = agent.install_agent(*cluster.join, "--node-name", "another-name")
+    assert renamed.returncode == 1
+    assert f"this host already joined as node {agent.name}" in renamed.stderr
+    assert "run deploy/uninstall.sh first" in renamed.stderr
+    assert systemd_properties(agent, "skiff-agent.service", "MainPID") == before
+    both = server.install_agent(*cluster.join)
+    assert both.returncode == 1
+    assert "install-agent: error: this host already runs the Skiff server " \
+        "(skiff-server.service)" in both.stderr
+
+
 DEPLOYMENT = """\
 apiVersion: v1
 kind: Secret
