@@ -141,6 +141,7 @@ def _exchange(address: str, credentials: ClientCredentials, node_name: str,
         reply = asyncio.run(call())
     except errors.ApiError as err:
         raise ClusterError(f"{refusal}: {err.message}") from None
+    # Made only now: a refused join leaves nothing behind.
     state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     state.dir.chmod(0o700)
     _write(state.ca, reply.ca_certificate, 0o644)
@@ -152,6 +153,29 @@ def _exchange(address: str, credentials: ClientCredentials, node_name: str,
     return reply
 
 
+def _credential_refused(state: AgentState, timeout: float = 10.0) -> str | None:
+    """Why the cluster no longer takes the node certificate in `state` (revoked by `skiff
+    delete node`, or replaced by a later join under the name), or None: it does, or the
+    cluster cannot be asked now (an agent keeps its credential through a server's outage)."""
+    try:
+        config = ClientConfig.load(state.client_config)
+        credentials = config.credentials()
+    except (OSError, ValueError) as err:
+        return f"its client config {state.client_config} is unreadable: {err}"
+
+    async def ask() -> None:
+        async with Client(config.address, credentials=credentials) as client:
+            await client.whoami(timeout=timeout)
+
+    try:
+        asyncio.run(ask())
+    except errors.Unauthenticated as err:
+        return err.message
+    except errors.ApiError:
+        return None
+    return None
+
+
 def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: AgentState,
          node_ip: str | None = None, force: bool = False) -> str:
     """Joins this host as `node_name`; returns what to tell the user."""
@@ -161,11 +185,20 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
         raise ClusterError(f"--token: {err}") from None
     already = state.node_name()
     if already is not None and not force:
-        if already == node_name:
+        if already != node_name:
+            raise ClusterError(f"this host already joined as node {already} (state in "
+                               f"{state.dir}); remove that directory, or pass --force")
+        joined_ca = pki.ca_cert_hash(state.ca.read_bytes()) if state.ca.exists() else None
+        if joined_ca is not None and joined_ca != ca_cert_hash.lower():
+            raise ClusterError(f"this host already joined another cluster as node {node_name}"
+                               f" (its CA is {joined_ca}, not --ca-cert-hash {ca_cert_hash}; "
+                               f"state in {state.dir}); remove that directory, or pass --force")
+        refused = _credential_refused(state)
+        if refused is None:
             return (f"this host already joined as node {node_name} (state in {state.dir}): "
                     "nothing to do; --force joins again")
-        raise ClusterError(f"this host already joined as node {already} (state in "
-                           f"{state.dir}); remove that directory, or pass --force")
+        print(f"node {node_name} joined before, but the cluster refuses its certificate "
+              f"now ({refused}): joining again", flush=True)
     address, ca = discover(url, ca_cert_hash)
     reply = _exchange(address, ClientCredentials(token=str(parsed), ca=ca), node_name,
                       node_ip, state, "the cluster refused to join this host")

@@ -174,7 +174,11 @@ class NodeAgent:
         node = self.desired_node(version or current.status.node_info.container_runtime_version,
                                  ready, reason, message, current)
         if node.metadata.labels != current.metadata.labels:
-            node = await self.client.update(node)
+            # Update writes the spec and metadata only and returns the status as stored
+            # (empty for a Node that `skiff join` made): keep the one to write below.
+            updated = await self.client.update(node)
+            updated.status.CopyFrom(node.status)
+            node = updated
         fingerprint = _status_fingerprint(node)
         due = self.clock.now() - self._last_write >= STATUS_FORCE_INTERVAL
         if fingerprint != self._last_status or due:

@@ -2,6 +2,8 @@
 
     skiff join https://SERVER:PORT --token ID.SECRET --ca-cert-hash sha256:HEX
                [--node-name NAME] [--node-ip IP] [--state-dir DIR] [--force]
+    (the token may come from $SKIFF_JOIN_TOKEN instead, off the command line that every
+    user of the host can read: the agent's systemd unit passes it so)
     skiff agent [--state-dir DIR] [--port PORT] [--node-ip IP] [-- KUBELET-FLAGS...]
 """
 
@@ -18,10 +20,16 @@ from cluster.components import kubelet_command
 from cluster.errors import ClusterError
 from cluster.join import DEFAULT_STATE_DIR, AgentState, join, renew_if_due
 
+TOKEN_ENV = "SKIFF_JOIN_TOKEN"
+
 
 def run_join(args: argparse.Namespace) -> int:
+    token = args.token or os.environ.get(TOKEN_ENV, "")
+    if not token:
+        raise CliError(f"a join token is needed: --token ID.SECRET, or ${TOKEN_ENV} (skiff "
+                       "token create on the server prints the join command)")
     try:
-        print(join(args.url, args.token, args.ca_cert_hash, node_name=args.node_name,
+        print(join(args.url, token, args.ca_cert_hash, node_name=args.node_name,
                    state=AgentState(Path(args.state_dir)), node_ip=args.node_ip,
                    force=args.force))
     except ClusterError as err:
@@ -54,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                               description="Join this host to a cluster with a token from "
                               "skiff token create.")
     j.add_argument("url", metavar="https://SERVER:PORT")
-    j.add_argument("--token", required=True, help="ID.SECRET")
+    j.add_argument("--token", help=f"ID.SECRET (default ${TOKEN_ENV})")
     j.add_argument("--ca-cert-hash", required=True, metavar="sha256:HEX",
                    help="the cluster CA's pin: nothing is sent to a server without it")
     j.add_argument("--node-name", default=socket.gethostname().lower())

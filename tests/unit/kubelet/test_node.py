@@ -35,3 +35,46 @@ async def test_ready_moves_its_transition_time_only_when_it_changes() -> None:
     assert ready_times(node) == ("False", t0 + 20, t0 + 20)
     assert [(c.reason, c.message) for c in node.status.conditions] == [
         ("KubeletNotReady", "down")]
+
+
+class NodeStore:
+    """The apiserver's side of a Node, as the NodeAgent meets it: Update keeps the stored
+    status, UpdateStatus keeps the stored spec and metadata."""
+
+    def __init__(self, node: core_pb2.Node) -> None:
+        self.node = node
+        self.status_writes: list[core_pb2.Node] = []
+
+    async def get(self, kind: type, name: str, namespace: str = "") -> core_pb2.Node:
+        found = core_pb2.Node()
+        found.CopyFrom(self.node)
+        return found
+
+    async def update(self, obj: core_pb2.Node) -> core_pb2.Node:
+        stored = core_pb2.Node()
+        stored.CopyFrom(obj)
+        stored.status.CopyFrom(self.node.status)
+        self.node = stored
+        return await self.get(core_pb2.Node, obj.metadata.name)
+
+    async def update_status(self, obj: core_pb2.Node) -> core_pb2.Node:
+        self.status_writes.append(obj)
+        self.node.status.CopyFrom(obj.status)
+        return await self.get(core_pb2.Node, obj.metadata.name)
+
+
+async def test_a_node_that_join_made_is_ready_at_the_first_beat() -> None:
+    # `skiff join` creates the Node bare (a name and its credential's annotation): the
+    # first sync adds the labels and must write the status in the same beat, not the next.
+    bare = core_pb2.Node()
+    bare.metadata.name = "joined"
+    bare.metadata.annotations["skiff.io/node-credential"] = "1f"
+    store = NodeStore(bare)
+    agent = NodeAgent(cast(Client, store), FakeRuntime(), NodeConfig("joined",
+                                                                     address="10.0.0.2"),
+                      clock=FakeClock(wall_start=START))
+    await agent.sync_status()
+    assert store.node.metadata.labels["kubernetes.io/hostname"] == "joined"
+    assert store.node.metadata.annotations["skiff.io/node-credential"] == "1f"
+    assert ready_times(store.node)[0] == "True"
+    assert [a.address for a in store.node.status.addresses][:1] == ["10.0.0.2"]
