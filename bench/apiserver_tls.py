@@ -64,12 +64,12 @@ async def connect_and_get(address: str, credentials: ClientCredentials, times: i
     return latencies
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--creates", type=int, default=3200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connects", type=int, default=50)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="skiff-bench-tls-"))
     pki = ClusterPki(work / "pki")

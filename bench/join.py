@@ -13,7 +13,10 @@ Prints every round, with the script's own time, and the median.
 Everything made here (the hosts, their volumes and network) is removed on exit, also on
 error or Ctrl-C.
 
-Usage: python bench/join.py [--rounds N]
+Then the apiserver's create rate with mTLS against plaintext, in the same run
+(bench/apiserver_tls.py).
+
+Usage: python bench/join.py [--rounds N] [--no-tls-rate]
 Needs root and a Docker engine; the node image is built when missing (about a minute).
 """
 
@@ -30,6 +33,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from fixtures.installhosts import Host, ReadyWatch, hosts  # noqa: E402
 
+from bench import apiserver_tls  # noqa: E402
 from cluster.nodeimage import build_image  # noqa: E402
 
 
@@ -66,6 +70,8 @@ def one_join(server: Host, agent: Host) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-tls-rate", action="store_true",
+                        help="skip the mTLS against plaintext create rate")
     args = parser.parse_args()
     image = build_image(say=lambda m, **_: say(f"# {m}")).tag
     with hosts(image, say=lambda m: say(f"# {m}")) as made:
@@ -81,6 +87,10 @@ def main() -> None:
                   f"(the script itself {script:.1f} s)", flush=True)
     print(f"median of {len(rounds)} joins: {statistics.median(rounds):.1f} s from "
           "install-agent.sh to the node Ready")
+    if not args.no_tls_rate:
+        # The other figure the issue asks of this bench, on this machine in this run.
+        print("\n# what TLS costs the apiserver (bench/apiserver_tls.py):", flush=True)
+        apiserver_tls.main([])
 
 
 if __name__ == "__main__":

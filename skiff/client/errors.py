@@ -196,6 +196,10 @@ class TransportSecurity(ApiError):
 
 # gRPC's words for a handshake that failed, and what the user should check.
 _TLS_FAILURES = (
+    ("certificate is not yet valid", "the server's certificate is not valid yet by this "
+     "host's clock: set the time (timedatectl set-ntp true, or chrony)"),
+    ("certificate has expired", "the server's certificate has expired by this host's clock: "
+     "check the time (timedatectl), or renew the cluster's certificates (skiff up does)"),
     ("CERTIFICATE_VERIFY_FAILED", "the server's certificate is not signed by the CA the "
      "client trusts (certificate-authority-data of the client config): is the config for "
      "this cluster?"),
