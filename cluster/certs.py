@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
-import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from cluster.process import write_atomic
 from skiff import pki
 from skiff.client.config import HTTPS, ClientConfig
 from skiff.daemon.auth import (
@@ -53,15 +53,6 @@ def host_addresses() -> list[str]:
         found += [str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None,
                                                                  socket.AF_INET)]
     return list(dict.fromkeys(found))
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _covers(cert: x509.Certificate, dns_names: Iterable[str], ips: Iterable[str]) -> bool:
@@ -99,8 +90,8 @@ class ClusterPki:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not (self.ca_cert.exists() and self.ca_key.exists()):
             made = pki.new_ca()
-            _write(self.ca_key, made.key, 0o600)
-            _write(self.ca_cert, made.cert, 0o644)
+            write_atomic(self.ca_key, made.key, 0o600)
+            write_atomic(self.ca_cert, made.cert, 0o644)
         return pki.KeyPair(self.ca_cert.read_bytes(), self.ca_key.read_bytes())
 
     def _current(self, name: str, dns_names: Iterable[str] = (), ips: Iterable[str] = ()
@@ -133,8 +124,8 @@ class ClusterPki:
         issued = pki.issue(ca, common_name=who.user, organizations=organizations,
                            usage=usage, dns_names=dns_names, ips=ips)
         chain = issued.cert + (ca.cert if usage is not pki.Usage.CLIENT else b"")
-        _write(self.key(name), issued.key, 0o600)
-        _write(self.cert(name), chain, 0o644)
+        write_atomic(self.key(name), issued.key, 0o600)
+        write_atomic(self.cert(name), chain, 0o644)
         return pki.KeyPair(chain, issued.key)
 
     # ---- a single-host cluster's set ----

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import os
 import socket
 import time
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 
 from cluster.certs import host_addresses
 from cluster.errors import ClusterError
+from cluster.process import write_atomic
 from skiff import pki
 from skiff.api import bootstrap
 from skiff.api.v1 import service_pb2 as api
@@ -84,16 +84,6 @@ class AgentState:
         return pki.subject_of(config.cert).common_name.removeprefix("system:node:")
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def discover(url: str, ca_cert_hash: str, timeout: float = 10.0) -> tuple[str, bytes]:
     """The server's address (host:port) and its CA, checked against the pinned hash."""
     parts = urlsplit(url if "://" in url else f"https://{url}")
@@ -142,14 +132,14 @@ def _exchange(address: str, credentials: ClientCredentials, node_name: str,
     except errors.ApiError as err:
         raise ClusterError(f"{refusal}: {err.message}") from None
     # Made only now: a refused join leaves nothing behind.
-    state.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state.pki.mkdir(parents=True, exist_ok=True, mode=0o700)
     state.dir.chmod(0o700)
-    _write(state.ca, reply.ca_certificate, 0o644)
-    _write(state.serving_cert, reply.serving_certificate, 0o644)
-    _write(state.serving_key, serving_key, 0o600)
+    write_atomic(state.ca, reply.ca_certificate, 0o644)
+    write_atomic(state.serving_cert, reply.serving_certificate, 0o644)
+    write_atomic(state.serving_key, serving_key, 0o600)
     ClientConfig(server=reply.server, ca=reply.ca_certificate, cert=reply.client_certificate,
                  key=client_key).save(state.client_config)
-    _write(state.settings, json.dumps({"node_ip": node_ip or ""}).encode(), 0o644)
+    write_atomic(state.settings, json.dumps({"node_ip": node_ip or ""}))
     return reply
 
 

@@ -44,12 +44,14 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Writes `path` at once: a reader (`skiff status`, `skiff down`) never sees half of it."""
+def write_atomic(path: Path, data: str | bytes, mode: int = 0o644) -> None:
+    """Writes `path` at once: a reader (`skiff status`, `skiff down`, a daemon reading its
+    certificate) never sees half of it; a key is never readable by others, not even for a
+    moment (`mode` from the start)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
     os.chmod(tmp, mode)  # in case tmp already existed with other bits
     os.replace(tmp, path)
 
