@@ -225,9 +225,18 @@ def bare_node(name: str, ready: str) -> core_pb2.Node:
 
 
 async def register(client: Client, node: core_pb2.Node) -> core_pb2.Node:
-    created = await client.create(node)
-    created.status.CopyFrom(node.status)
-    return await client.update_status(created)
+    """Creates the Node and writes its status, as a kubelet registers: the lifecycle
+    controller may taint it in between (a node without a status is not ready), so the
+    status is written again over a conflict."""
+    await client.create(node)
+    for _ in range(5):
+        current = await client.get(core_pb2.Node, node.metadata.name)
+        current.status.CopyFrom(node.status)
+        try:
+            return await client.update_status(current)
+        except errors.Conflict:
+            continue
+    raise AssertionError(f"node {node.metadata.name}: its status kept conflicting")
 
 
 async def test_node_reporting_not_ready_gets_the_not_ready_taint(sim_cluster: SimCluster
