@@ -25,6 +25,7 @@ from skiff.version import skew_problem
 
 __all__ = ["Check", "diagnose"]
 
+PROBE_CONDITION = "PodNetworkReachable"  # kubelet/network/probe.py's, which cluster may not import
 MAX_CLOCK_SKEW = 300.0  # seconds: what the apiserver accepts at join (apiserver/join.py)
 DOCKER_SOCKET = "/var/run/docker.sock"
 
@@ -137,7 +138,27 @@ def _node_checks(nodes: list[core_pb2.Node], node_name: str | None,
     if node_name:
         others = [n for n in nodes if n.metadata.name != node_name]
         checks.append(routes_check(mine[0], others))
+        checks.append(pod_network_check(mine[0], others))
     return checks
+
+
+def pod_network_check(node: core_pb2.Node, others: list[core_pb2.Node]) -> Check:
+    """What the agent found probing the other nodes' pod networks from this one's (the
+    Node's PodNetworkReachable condition, kubelet/network/probe.py)."""
+    peers = [n for n in others if n.spec.pod_cidr]
+    cond = next((c for c in node.status.conditions if c.type == PROBE_CONDITION), None)
+    if not peers:
+        return Check("pod network", True, "no other node to reach")
+    if cond is None:
+        return Check("pod network", False, "the agent has not probed the other nodes' pod "
+                     "networks yet", "wait a few seconds, or check that this node's pod "
+                     "network is ready (NetworkUnavailable in skiff describe node)")
+    if cond.status == "True":
+        return Check("pod network", True, cond.message)
+    return Check("pod network", False, cond.message,
+                 "pods reach other nodes through the routes above and each host's "
+                 "forwarding: check the firewall between the hosts (TCP to the other "
+                 "nodes' pod addresses, and their probe port) and `iptables -S SKIFF-FORWARD`")
 
 
 def diagnose(config: ClientConfig, *, node_name: str | None, on_node: bool,

@@ -60,6 +60,7 @@ class KubeletConfig:
     lease_duration: int = LEASE_DURATION
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # the pod range of the whole cluster
     network_resync_period: float = RESYNC_PERIOD
+    network_probe_port: int = 0  # 0: the other nodes' pod networks are not probed
 
 
 class InformerSource:
@@ -98,11 +99,12 @@ class Kubelet:
             node_name=config.node_name, cluster_cidr=parse_cidr(config.cluster_cidr),
             runtime=runtime, host=host if host is not None else FakeHost(),
             nodes=self.nodes.store.list, recorder=self.recorder, clock=self.clock,
-            resync_period=config.network_resync_period, on_change=self._network_changed)
+            resync_period=config.network_resync_period, on_change=self._network_changed,
+            probe_port=config.network_probe_port)
         self.node = NodeAgent(client, runtime, NodeConfig(
             config.node_name, config.node_labels, config.node_ip, kubelet_port=config.port,
             lease_duration=config.lease_duration), clock=self.clock,
-            network_condition=self.network.node_condition)
+            network_conditions=self.network.node_conditions)
         self.volumes = VolumeManager(config.root_dir, self.source, mounter=mounter)
         self.pods = PodSyncer(
             node_name=config.node_name, node_ip=self.node.address, client=client,

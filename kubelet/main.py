@@ -24,6 +24,7 @@ from kubelet.network.cleanup import cleanup_pod_network
 from kubelet.network.fake import FakeHost
 from kubelet.network.host import Host, SystemHost
 from kubelet.network.manager import DEFAULT_CLUSTER_CIDR, RESYNC_PERIOD
+from kubelet.network.probe import DEFAULT_PROBE_PORT
 from kubelet.node import LEASE_DURATION, detect_address
 from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
@@ -78,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the pod range of the whole cluster, as the controller manager's "
                    "--cluster-cidr (default %(default)s): traffic between its addresses "
                    "keeps its source, and only routes inside it are ever touched")
+    p.add_argument("--pod-network-probe-port", type=int, default=DEFAULT_PROBE_PORT,
+                   help="the port this node's pods bridge answers the other nodes' probes "
+                   "on, and theirs are probed at (0: no probes)")
     p.add_argument("--pod-network-resync-period", type=float, default=RESYNC_PERIOD,
                    metavar="SECONDS",
                    help="how often the pod network's bridge, iptables rules and routes are "
@@ -130,7 +134,9 @@ def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
         crash_backoff_base=args.crash_backoff_base,
         lease_duration=args.node_lease_duration_seconds,
         cluster_cidr=str(cluster_cidr(args)),
-        network_resync_period=args.pod_network_resync_period)
+        network_resync_period=args.pod_network_resync_period,
+        # Simulated nodes share this host: they have no pod network of their own to probe.
+        network_probe_port=0 if args.fake_runtime else args.pod_network_probe_port)
 
 
 def parse_labels(text: str) -> dict[str, str]:

@@ -87,18 +87,19 @@ def os_image() -> str:
 
 
 # status, reason, message of a condition, or None when the Node should not show it
-ConditionSource = Callable[[], tuple[str, str, str] | None]
+ConditionSource = Callable[[], list[tuple[str, str, str, str]]]  # type, status, reason, msg
 
 
 class NodeAgent:
     """Keeps this node's Node object and Lease current.
 
-    `network_condition` gives the Node's NetworkUnavailable condition (the pod network's,
-    kubelet/network/); `wake` writes the status at once rather than at the next beat."""
+    `network_conditions` gives the Node's conditions the pod network owns
+    (NetworkUnavailable, PodNetworkReachable: kubelet/network/); `wake` writes the status at
+    once rather than at the next beat."""
 
     def __init__(self, client: Client, runtime: ContainerRuntime, config: NodeConfig, *,
                  clock: Clock | None = None,
-                 network_condition: ConditionSource | None = None) -> None:
+                 network_conditions: ConditionSource | None = None) -> None:
         self.client = client
         self.runtime = runtime
         self.config = config
@@ -109,7 +110,7 @@ class NodeAgent:
         self.first_beat = asyncio.Event()
         self._last_status: bytes = b""
         self._last_write = -1e9
-        self._network_condition = network_condition or (lambda: None)
+        self._network_conditions = network_conditions or (lambda: [])
         self._wake = asyncio.Event()
 
     def desired_node(self, runtime_version: str, ready: bool, reason: str, message: str,
@@ -138,11 +139,10 @@ class NodeAgent:
         info.kube_proxy_version = VERSION
         status.daemon_endpoints.kubelet_endpoint.port = self.config.kubelet_port
         self._set_ready(status, ready, reason, message)
-        network = self._network_condition()
-        if network is not None:
+        for kind, state, why, text in self._network_conditions():
             now = datetime.fromtimestamp(int(self.clock.wall().timestamp()), UTC)
-            cond, _ = set_condition(status.conditions, "NetworkUnavailable", network[0], now,
-                                    reason=network[1], message=network[2])
+            cond, _ = set_condition(status.conditions, kind, state, now, reason=why,
+                                    message=text)
             cond.last_heartbeat_time.FromDatetime(now)
         return node
 

@@ -10,7 +10,8 @@ kubelet's Node informer), the host's addresses and routes, and the runtime's net
     2. the pods bridge made, or made again when its subnet is not the podCIDR and no pod
        runs on it (kubelet/network/bridge.py);
     3. Skiff's iptables chains and jumps in place (kubelet/network/rules.py);
-    4. routes to the other nodes' podCIDRs (kubelet/network/routes.py).
+    4. routes to the other nodes' podCIDRs (kubelet/network/routes.py);
+    5. the other nodes' pod networks probed from this one's (kubelet/network/probe.py).
 
 The first sync after the kubelet starts rebuilds the rules and routes completely; later
 ones change only what differs. A sync runs when a Node's podCIDR or InternalIP changes or a
@@ -25,13 +26,22 @@ condition. A change of state is logged and recorded as an event on the Node.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Network
 
 from kubelet.network.bridge import BridgeAction, network_config, plan_bridge
-from kubelet.network.cidrs import CIDRError, check_pod_cidr, find_collision, parse_cidr
+from kubelet.network.cidrs import (
+    CIDRError,
+    check_pod_cidr,
+    find_collision,
+    gateway_of,
+    parse_cidr,
+)
 from kubelet.network.host import Host, HostError, InterfaceAddress
+from kubelet.network.probe import CONDITION as PROBE_CONDITION
+from kubelet.network.probe import PeerProbes
 from kubelet.network.routes import desired_routes, internal_ip, node_pod_cidr, plan_routes
 from kubelet.network.rules import TABLES, plan_rules
 from kubelet.network.state import NetworkState, Phase
@@ -60,7 +70,8 @@ class PodNetwork:
                  runtime: ContainerRuntime, host: Host,
                  nodes: Callable[[], Iterable[core_pb2.Node]], recorder: Recorder,
                  clock: Clock | None = None, resync_period: float = RESYNC_PERIOD,
-                 on_change: Callable[[NetworkState], None] | None = None) -> None:
+                 on_change: Callable[[NetworkState], None] | None = None,
+                 probe_port: int = 0) -> None:
         self.node_name = node_name
         self.cluster = cluster_cidr
         self.runtime = runtime
@@ -75,6 +86,9 @@ class PodNetwork:
         self._rebuilt = False  # rules and routes rebuilt completely since the start
         self._skipped: dict[str, str] = {}  # node -> why it gets no route, as last logged
         self._wake = asyncio.Event()
+        # The other nodes' pod networks, probed from this one's (0: not probed, as for
+        # simulated nodes, which have no host network of their own).
+        self.probes = PeerProbes(node_name, probe_port) if probe_port else None
 
     # ---- what the kubelet asks ----
 
@@ -88,6 +102,18 @@ class PodNetwork:
             return None
         status = "True" if self.state.phase is Phase.UNAVAILABLE else "False"
         return status, self.state.reason, self.state.message
+
+    def node_conditions(self) -> list[tuple[str, str, str, str]]:
+        """The Node's conditions the pod network owns (type, status, reason, message):
+        NetworkUnavailable, and PodNetworkReachable once other nodes were probed."""
+        found = []
+        unavailable = self.node_condition()
+        if unavailable is not None:
+            found.append(("NetworkUnavailable", *unavailable))
+        reachable = self.probes.condition() if self.probes is not None else None
+        if reachable is not None and self.state.phase is Phase.READY:
+            found.append((PROBE_CONDITION, *reachable))
+        return found
 
     # ---- when it runs ----
 
@@ -184,6 +210,9 @@ class PodNetwork:
         await self._sync_rules(force=force or action is not BridgeAction.KEEP)
         await self._sync_routes(pod_cidr, addresses, force=force)
         self._rebuilt = True
+        if self.probes is not None:
+            await self.probes.listen(desired.gateway)
+            await self.probes.probe(desired.gateway, self._peer_gateways())
         return NetworkState(Phase.READY, str(pod_cidr), desired.name, reason=READY,
                             message=f"pods are on the bridge network {desired.name} "
                             f"({pod_cidr})")
@@ -231,6 +260,17 @@ class PodNetwork:
             if self._skipped.get(name) != reason:
                 log.warning("no route to node %s's pods: %s", name, reason)
         self._skipped = skipped
+
+    def _peer_gateways(self) -> dict[str, str]:
+        """Every other node with a podCIDR: the address its pods bridge answers on."""
+        peers = {}
+        for node in self.nodes():
+            text = node_pod_cidr(node)
+            if node.metadata.name == self.node_name or not text:
+                continue
+            with contextlib.suppress(CIDRError):
+                peers[node.metadata.name] = str(gateway_of(parse_cidr(text, "podCIDR")))
+        return peers
 
     def _set(self, state: NetworkState, node: core_pb2.Node | None) -> None:
         before = self.state

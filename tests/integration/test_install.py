@@ -347,6 +347,46 @@ def test_pods_on_different_hosts_reach_each_other_by_pod_ip_with_the_source_kept
             server.skiff("delete", "pod", name, "--grace-period", "0")
 
 
+def reachable(server: Host, node: str) -> tuple[str, str]:
+    """The node's PodNetworkReachable condition: (status, message)."""
+    shown = server.skiff("get", "node", node, "-o", "json")
+    conditions = json.loads(shown.stdout)["status"]["conditions"] if shown.returncode == 0 \
+        else []
+    found = next((c for c in conditions if c["type"] == "PodNetworkReachable"), None)
+    return (found["status"], found.get("message", "")) if found else ("", "")
+
+
+def test_the_agents_probe_each_others_pod_networks_and_doctor_says_so(
+        cluster: Cluster) -> None:
+    server = cluster.server
+    a, b = cluster.agents
+    with phase(cluster.say, "every node reaches the others' pod networks"):
+        until("every node's PodNetworkReachable", lambda: all(
+            reachable(server, h.name)[0] == "True" for h in cluster.hosts))
+    assert reachable(server, a.name)[1].startswith("reaches the pod networks of 2 node(s)")
+    doctor = a.run("skiff", "doctor", "--state-dir", f"{STATE}/agent")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "[ok] pod network: reaches the pod networks of 2 node(s)" in doctor.stdout
+    # A firewall on b that drops what comes to its pods' side: a's probes see it.
+    rule = "INPUT -p tcp --dport 10262 -j DROP"
+    b.out(f"iptables -I {rule}")
+    try:
+        with phase(cluster.say, f"{a.name} finds {b.name}'s pod network unreachable"):
+            until(f"{a.name} to report {b.name} unreachable",
+                  lambda: reachable(server, a.name)[0] == "False", timeout=60)
+        assert f"cannot reach the pod networks of: {b.name} (no answer from" in \
+            reachable(server, a.name)[1]
+        doctor = a.run("skiff", "doctor", "--state-dir", f"{STATE}/agent")
+        assert doctor.returncode == 1
+        assert f"[FAIL] pod network: cannot reach the pod networks of: {b.name}" in \
+            doctor.stdout
+        assert "fix: pods reach other nodes through the routes above" in doctor.stdout
+    finally:
+        b.out(f"iptables -D {rule}")
+    until(f"{a.name} to reach {b.name} again",
+          lambda: reachable(server, a.name)[0] == "True", timeout=60)
+
+
 def lease_renewed(server: Host, node: str) -> datetime:
     shown = server.skiff("get", "lease", node, "-n", "kube-node-lease", "-o", "json")
     assert shown.returncode == 0, shown.stderr

@@ -235,7 +235,8 @@ async def test_the_node_shows_network_unavailable_from_the_pod_network() -> None
     condition: list[tuple[str, str, str] | None] = [None]
     agent = NodeAgent(cast(Client, None), FakeRuntime(), NodeConfig("n1", address="10.0.0.1"),
                       clock=FakeClock(wall_start=datetime(2024, 5, 1, tzinfo=UTC)),
-                      network_condition=lambda: condition[0])
+                      network_conditions=lambda: [("NetworkUnavailable", *condition[0])]
+                      if condition[0] else [])
     shown = agent.desired_node("fake://1", True, "KubeletReady", "ready", None)
     assert [c.type for c in shown.status.conditions] == ["Ready"]
     condition[0] = ("True", OVERLAP, "podCIDR 10.244.7.0/24 overlaps ...")
