@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_skiff_up import REPO, cluster_args, down, skiff
+from test_skiff_up import REPO, cluster_args, down, remove_node_leftovers, skiff
 
 from cluster.process import free_ports
 from skiff import pki
@@ -84,11 +84,7 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        ids = subprocess.run(["docker", "ps", "-aq", "--filter",
-                              f"label=io.skiff.node={self.node}"],
-                             capture_output=True, text=True).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        remove_node_leftovers(self.node)
 
 
 @pytest.fixture

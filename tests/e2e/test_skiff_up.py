@@ -58,7 +58,13 @@ def down(data: Path) -> None:
     a bridge left here would collide with."""
     stopped = skiff("down", "--data-dir", str(data))
     assert stopped.returncode == 0, stopped.stderr
-    label = f"label=io.skiff.node={node_name(data)}"
+    remove_node_leftovers(node_name(data))
+
+
+def remove_node_leftovers(node: str) -> None:
+    """What a stopped kubelet of `node` leaves on this host: its pods' containers, its
+    pods bridge, the pod network's rules and routes."""
+    label = f"label=io.skiff.node={node}"
     ids = subprocess.run(["docker", "ps", "-aq", "--filter", label],
                          capture_output=True, text=True).stdout.split()
     if ids:
@@ -67,8 +73,8 @@ def down(data: Path) -> None:
                               capture_output=True, text=True).stdout.split()
     if networks:
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True)
-    subprocess.run(kubelet_cleanup_command(node_name=node_name(data)), cwd=REPO,
-                   capture_output=True, timeout=60)
+    subprocess.run(kubelet_cleanup_command(node_name=node), cwd=REPO, capture_output=True,
+                   timeout=60)
 
 
 @pytest.fixture(scope="module")
