@@ -78,7 +78,8 @@ def run(args: argparse.Namespace, body: Callable[[Client], Awaitable[R]]) -> R:
 
     async def main() -> R:
         try:
-            client = Client.from_config(args.config, args.server)
+            client = Client.from_config(args.config, args.server,
+                                        context=getattr(args, "context", None))
         except (OSError, ValueError) as err:
             raise CliError(f"cannot read client config: {err}") from None
         try:

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", help="apiserver address host:port (default from config)")
     parser.add_argument("--config",
                         help="client config file (default $SKIFF_CONFIG or ~/.skiff/config)")
+    parser.add_argument("--context",
+                        help="the client config's context to use (default its current one)")
     parser.add_argument("--v", dest="debug", action="store_true",
                         help="print the traceback of an unexpected error (or SKIFF_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

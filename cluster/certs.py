@@ -26,7 +26,7 @@ from cryptography import x509
 
 from cluster.process import write_atomic
 from skiff import pki
-from skiff.client.config import HTTPS, ClientConfig
+from skiff.client.config import HTTPS, ClientConfig, Kubeconfig
 from skiff.daemon.auth import (
     ADMIN,
     CONTROLLER_MANAGER,
@@ -131,10 +131,13 @@ class ClusterPki:
     # ---- a single-host cluster's set ----
 
     def ensure_local_cluster(self, *, node_name: str, node_ips: Iterable[str],
-                             server: str, configs: dict[str, Path]) -> None:
+                             server: str, configs: dict[str, Path],
+                             admin_context: str = "skiff") -> None:
         """Every certificate and client config of a cluster whose control plane and one
         node run on this host. `configs` maps admin, scheduler, controller-manager and
-        kubelet to where their client configs go."""
+        kubelet to where their client configs go. The admin's is added to its file as the
+        context `admin_context`, made current, beside the contexts already there (a user's
+        other clusters); each daemon's file holds its own config alone."""
         addresses = list(dict.fromkeys(["127.0.0.1", *node_ips]))
         names = ["localhost", socket.gethostname(), node_name]
         self.ensure("apiserver", Identity("kube-apiserver"), pki.Usage.SERVER,
@@ -147,5 +150,8 @@ class ClusterPki:
         ca = self.ca_cert.read_bytes()
         for client, path in configs.items():
             pair = self.ensure(f"{client}-client", who[client])
-            ClientConfig(server=HTTPS + server, ca=ca, cert=pair.cert, key=pair.key
-                         ).save(path)
+            config = ClientConfig(server=HTTPS + server, ca=ca, cert=pair.cert, key=pair.key)
+            if client == "admin":
+                Kubeconfig.load_or_new(path).add_context(admin_context, config).save(path)
+            else:
+                config.save(path)

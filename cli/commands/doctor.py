@@ -32,7 +32,7 @@ def run_doctor(args: argparse.Namespace) -> int:
             saved = json.loads((data / "cluster.json").read_text())
             node, on_node = saved.get("node_name") or None, True
         else:
-            config = ClientConfig.load(args.config, args.server)
+            config = ClientConfig.load(args.config, args.server, args.context)
             node, on_node = None, False
     except (OSError, ValueError) as err:
         raise CliError(f"cannot read the cluster's files: {err}") from None

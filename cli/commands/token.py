@@ -34,7 +34,7 @@ async def _join_server(client: Client) -> str:
 
 def run_create(args: argparse.Namespace) -> int:
     try:
-        config = ClientConfig.load(args.config, args.server)
+        config = ClientConfig.load(args.config, args.server, args.context)
     except (OSError, ValueError) as err:
         raise CliError(f"cannot read client config: {err}") from None
     if config.ca is None:

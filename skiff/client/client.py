@@ -119,8 +119,9 @@ class Client:
 
     @classmethod
     def from_config(cls, path: str | None = None, server: str | None = None, *,
+                    context: str | None = None,
                     timeouts: RequestTimeouts | None = None) -> Client:
-        config = ClientConfig.load(path, server)
+        config = ClientConfig.load(path, server, context)
         return cls(config.server, credentials=config.credentials(), timeouts=timeouts)
 
     async def close(self) -> None:

@@ -90,10 +90,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def test_up_writes_a_tls_config_with_the_admins_certificate(cluster: Path) -> None:
-    config = yaml.safe_load(cluster.read_text())
-    assert config["server"].startswith("https://127.0.0.1:")
-    assert {"certificate-authority-data", "client-certificate-data",
-            "client-key-data"} <= set(config)
+    config = yaml.safe_load(cluster.read_text())  # a kubeconfig, its context "skiff"
+    assert (config["kind"], config["current-context"]) == ("Config", "skiff")
+    assert config["contexts"] == [{"name": "skiff", "context": {"cluster": "skiff",
+                                                                "user": "skiff"}}]
+    assert config["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
+    assert "certificate-authority-data" in config["clusters"][0]["cluster"]
+    assert {"client-certificate-data", "client-key-data"} <= set(config["users"][0]["user"])
     data = cluster.parent
     for secret in (cluster, data / "pki" / "ca.key", data / "pki" / "apiserver.key",
                    *data.glob("*.conf")):
@@ -159,7 +162,7 @@ def test_a_pod_without_a_node_is_scheduled_and_runs(cluster: Path, busybox_image
 
 def test_without_a_client_certificate_the_server_refuses_and_says_what_to_use(
         cluster: Path, tmp_path: Path) -> None:
-    server = yaml.safe_load(cluster.read_text())["server"]
+    server = yaml.safe_load(cluster.read_text())["clusters"][0]["cluster"]["server"]
     plain = tmp_path / "plain"  # a config of the days before TLS: an address, nothing else
     plain.write_text(yaml.safe_dump({"server": server.removeprefix("https://")}))
     plaintext = skiff("get", "ns", config=plain)
@@ -169,7 +172,8 @@ def test_without_a_client_certificate_the_server_refuses_and_says_what_to_use(
     stranger = tmp_path / "stranger"  # the CA of another cluster
     config = yaml.safe_load(cluster.read_text())
     ca = pki.new_ca()
-    config["certificate-authority-data"] = base64.b64encode(ca.cert).decode()
+    config["clusters"][0]["cluster"]["certificate-authority-data"] = \
+        base64.b64encode(ca.cert).decode()
     stranger.write_text(yaml.safe_dump(config))
     out = skiff("get", "ns", config=stranger)
     assert out.returncode == 1
