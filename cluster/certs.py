@@ -40,6 +40,9 @@ __all__ = ["RENEW_BEFORE", "ClusterPki", "host_addresses"]
 
 RENEW_BEFORE = datetime.timedelta(days=30)
 
+# The context `skiff up` adds to its admin config (kind names its `kind-NAME`).
+LOCAL_CONTEXT = "skiff"
+
 
 def host_addresses() -> list[str]:
     """This host's addresses the apiserver may be reached by: loopback and, best effort,
@@ -132,7 +135,7 @@ class ClusterPki:
 
     def ensure_local_cluster(self, *, node_name: str, node_ips: Iterable[str],
                              server: str, configs: dict[str, Path],
-                             admin_context: str = "skiff") -> None:
+                             admin_context: str = LOCAL_CONTEXT) -> None:
         """Every certificate and client config of a cluster whose control plane and one
         node run on this host. `configs` maps admin, scheduler, controller-manager and
         kubelet to where their client configs go. The admin's is added to its file as the

@@ -14,10 +14,20 @@ import json
 from pathlib import Path
 
 from cli.errors import CliError
+from cluster.certs import LOCAL_CONTEXT
 from cluster.doctor import diagnose, node_of
 from cluster.join import AgentState
 from cluster.local import DEFAULT_DATA_DIR
-from skiff.client.config import ClientConfig
+from skiff.client.config import ClientConfig, Kubeconfig
+
+
+def _local_admin(path: Path) -> ClientConfig:
+    """The admin config of the cluster in this data dir: its file's context of `skiff up`,
+    whichever context the user made current (a flat file of an earlier Skiff: its one)."""
+    kubeconfig = Kubeconfig.load(path)
+    ours = LOCAL_CONTEXT if any(c.name == LOCAL_CONTEXT for c in kubeconfig.contexts()) \
+        else None
+    return kubeconfig.resolve(ours)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
@@ -28,7 +38,7 @@ def run_doctor(args: argparse.Namespace) -> int:
             node, on_node = node_of(state.client_config), True
         elif args.data_dir:
             data = Path(args.data_dir).expanduser()
-            config = ClientConfig.load(data / "config")
+            config = _local_admin(data / "config")
             saved = json.loads((data / "cluster.json").read_text())
             node, on_node = saved.get("node_name") or None, True
         else:

@@ -5,7 +5,7 @@ can go wrong says so on its own line; `skiff delete node` revokes the node's cer
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import re
 import shutil
 import signal
@@ -26,6 +26,7 @@ from skiff.api.v1 import core_pb2
 from skiff.api.v1 import service_pb2 as api
 from skiff.client import errors
 from skiff.client.client import Client
+from skiff.client.config import ClientConfig
 from skiff.client.transport import ClientCredentials
 
 JOIN = re.compile(r"^skiff join (https://\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})$")
@@ -218,8 +219,8 @@ def test_each_way_a_join_goes_wrong_says_so(server: Server, tmp_path: Path) -> N
 async def test_a_join_token_joins_and_does_nothing_else(server: Server) -> None:
     """Version skew and clocks, and the token's scope, through the Join call itself."""
     url, token, _ = server.token()
-    config = yaml.safe_load(server.config.read_text())
-    ca = base64.b64decode(config["certificate-authority-data"])
+    ca = ClientConfig.load(server.config).ca
+    assert ca is not None
 
     def request(**changes: object) -> api.JoinRequest:
         key = pki.new_key()
@@ -261,10 +262,9 @@ def test_doctor_checks_the_host_and_says_how_to_fix_what_fails(server: Server,
                      f"[ok] node {node}: version: agent v0.1.0-skiff, apiserver 0.1.0"):
         assert any(line.startswith(expected) for line in lines), out.stdout
     # An apiserver that does not answer: one failure, how to fix it, exit 1.
-    config = yaml.safe_load(server.config.read_text())
-    config["server"] = f"https://127.0.0.1:{free_ports(1)[0]}"
     gone = tmp_path / "gone"
-    gone.write_text(yaml.safe_dump(config))
+    admin = ClientConfig.load(server.config)
+    dataclasses.replace(admin, server=f"https://127.0.0.1:{free_ports(1)[0]}").save(gone)
     down_ = skiff("--config", str(gone), "doctor")
     assert down_.returncode == 1
     assert down_.stdout.splitlines()[0].startswith("[FAIL] apiserver: https://127.0.0.1:")
