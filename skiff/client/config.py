@@ -218,6 +218,18 @@ class Kubeconfig:
             self._doc["current-context"] = name
         return self
 
+    def remove_context(self, name: str) -> bool:
+        """Removes the context `name` and the cluster and user of that name (what
+        add_context made); the current context is unset when it was this one. False when
+        there was no such context."""
+        if not any(c.name == name for c in self.contexts()):
+            return False
+        for section in ("clusters", "users", "contexts"):
+            self._doc[section] = [e for e in self._doc[section] if e.get("name") != name]
+        if self.current_context == name:
+            self._doc.pop("current-context", None)
+        return True
+
     def use(self, name: str) -> None:
         """Makes `name` the current context."""
         self._context(name)

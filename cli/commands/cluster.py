@@ -1,0 +1,102 @@
+"""`skiff cluster create|list|delete|get-config`: clusters of node containers on this
+machine, each node with its own dockerd and Skiff installed as on a real host (the logic
+is cluster/multinode.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cli.commands.get import emit
+from cli.errors import CliError
+from cluster import multinode
+from cluster.errors import ClusterError
+from cluster.supervisor import say
+from skiff.client.config import default_path
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config) if args.config else default_path()
+
+
+def _fail(err: ClusterError) -> CliError:
+    """The first line as the error; the rest (a script's last words) before it."""
+    first, _, rest = str(err).partition("\n")
+    if rest:
+        print(rest, file=sys.stderr)
+    return CliError(first)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    path = _config_path(args)
+    try:
+        made = multinode.create(args.name, args.nodes, image=args.image, config_path=path,
+                                say=say)
+    except ClusterError as err:
+        raise _fail(err) from None
+    emit(f"cluster {made.name} created: {len(made.nodes)} node(s) Ready in "
+         f"{made.seconds:.1f} s; apiserver {made.server}\n"
+         f'context "{made.context}" added to {path} and made current:\n'
+         f"  skiff get nodes\n"
+         f"  skiff --context {made.context} get nodes\n"
+         f"delete it with: skiff cluster delete {made.name}\n")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    rows = [("NAME", "NODES", "STATUS")]
+    rows += [(c.name, str(c.nodes), c.status) for c in multinode.list_clusters()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    emit("".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
+                 for r in rows))
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    if args.all == bool(args.names):
+        raise CliError("name the clusters to delete, or --all", exit_code=2)
+    names = [c.name for c in multinode.list_clusters()] if args.all else args.names
+    missing = []
+    for name in names:
+        try:
+            removed = multinode.delete(name, config_path=_config_path(args))
+        except ClusterError as err:
+            raise _fail(err) from None
+        if removed:
+            emit(f"cluster {name} deleted\n")
+        else:
+            missing.append(name)
+    if missing:
+        raise CliError(f"no cluster named {', '.join(missing)}")
+    return 0
+
+
+def run_get_config(args: argparse.Namespace) -> int:
+    try:
+        emit(multinode.get_config(args.name))
+    except ClusterError as err:
+        raise _fail(err) from None
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("cluster", help="clusters of node containers on this machine",
+                              description="Multi-node clusters in containers (each node "
+                                          "with its own dockerd), for tests and trying out.")
+    sub = p.add_subparsers(dest="cluster_command", metavar="COMMAND", required=True)
+    c = sub.add_parser("create", help="create a cluster and make its context current")
+    c.add_argument("name", nargs="?", metavar="NAME",
+                   help=f"the cluster's name (default {multinode.DEFAULT_NAME})")
+    c.add_argument("--nodes", type=int, default=1, help="how many nodes (default 1)")
+    c.add_argument("--image", help="the node image (default this checkout's skiff-node tag)")
+    c.set_defaults(func=run_create)
+    ls = sub.add_parser("list", help="list the clusters: NAME, NODES, STATUS")
+    ls.set_defaults(func=run_list)
+    d = sub.add_parser("delete", help="delete clusters and their contexts")
+    d.add_argument("names", nargs="*", metavar="NAME")
+    d.add_argument("--all", action="store_true", help="every cluster")
+    d.set_defaults(func=run_delete)
+    g = sub.add_parser("get-config", help="print a cluster's kubeconfig")
+    g.add_argument("name", metavar="NAME")
+    g.set_defaults(func=run_get_config)

@@ -1,0 +1,354 @@
+"""`skiff cluster`: clusters of node containers on this machine (issue 14).
+
+A cluster NAME is a Docker network `skiff-NAME` on a free 172.30.X.0/24 and N node
+containers `skiff-NAME-1..N` (cluster/nodehost.py) on it, each with its own dockerd. Skiff
+is installed in them exactly as on real hosts: a copy of this checkout in each,
+deploy/install-server.sh on node 1, `skiff token create` there, and deploy/install-agent.sh
+with the printed join arguments on the others (in parallel). The admin config comes from
+node 1, pointed at node 1's address on the cluster network (which the host reaches, and
+which the apiserver's certificate covers: install-server makes it with the host's
+addresses, and that is checked), and becomes the context `skiff-NAME` of the user's client
+config.
+
+Everything made carries CLUSTER_LABEL=NAME (network, containers, their volumes), which is
+what `list` and `delete` go by. Two clusters never share a name, a network or a subnet; the
+ports are each node's own address's, so nothing is published on the host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import re
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+from cluster.dockercli import docker
+from cluster.errors import ClusterError
+from cluster.nodehost import node_exec, remove_node, run_node
+from cluster.nodeimage import project_recipe
+from cluster.supervisor import Say
+from skiff.client.config import ClientConfig, ConfigError, Kubeconfig
+
+__all__ = ["CLUSTER_LABEL", "ClusterSummary", "Created", "context_name", "create",
+           "delete", "get_config", "list_clusters", "node_names"]
+
+CLUSTER_LABEL = "io.skiff.cluster"
+DEFAULT_NAME = "dev"
+CHECKOUT = "/root/skiff"  # where each node's copy of the checkout is
+REPO = Path(__file__).resolve().parents[1]
+TOKEN_PORT = 9345
+API_PORT = 6443
+ADMIN_CONFIG = "/var/lib/skiff/server/config"
+# What the install scripts need from a checkout: the sources and deploy/, not the rest.
+_NOT_COPIED = (".git", ".venv", "tests", "bench", "__pycache__", "*.pyc", "*.egg-info",
+               "build", ".mypy_cache", ".ruff_cache", ".pytest_cache")
+_JOIN_COMMAND = re.compile(
+    r"^skiff join (https://\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})$")
+# The cluster's name is part of its nodes' names (skiff-NAME-N), which are DNS labels.
+_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
+_SUBNETS = ipaddress.IPv4Network("172.30.0.0/16")
+
+T = TypeVar("T")
+
+
+def context_name(name: str) -> str:
+    """The client config's context for cluster `name`."""
+    return f"skiff-{name}"
+
+
+def network_name(name: str) -> str:
+    return f"skiff-{name}"
+
+
+def node_names(name: str, count: int) -> list[str]:
+    return [f"skiff-{name}-{i}" for i in range(1, count + 1)]
+
+
+@dataclass(frozen=True)
+class Created:
+    name: str
+    context: str
+    server: str
+    nodes: list[str]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ClusterSummary:
+    name: str
+    nodes: int
+    status: str
+
+
+class _Step:
+    """Names the step under way, so a failure says which one failed."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+        self.current = "checking the name"
+        self.started = time.monotonic()
+
+    def __call__(self, what: str) -> None:
+        self.current = what
+        self.say(f"{what} ...")
+
+
+def _parallel(fn: Callable[[str], T], items: Iterable[str]) -> list[T]:
+    """fn over items at once; the first failure is raised after all have ended."""
+    items = list(items)
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    return [f.result() for f in futures]
+
+
+def create(name: str | None, nodes: int, *, image: str | None = None,
+           config_path: Path, say: Say) -> Created:
+    """Makes cluster `name` of `nodes` nodes, every node Ready, and adds its context
+    (made current) to the client config at `config_path`. On failure everything made is
+    removed and ClusterError names the step that failed."""
+    name = name or DEFAULT_NAME
+    if not _NAME.fullmatch(name):
+        raise ClusterError(f"cluster name {name!r}: must be lower case letters, digits and "
+                           "'-', start and end with a letter or digit, at most 42 characters")
+    if nodes < 1:
+        raise ClusterError(f"--nodes {nodes}: a cluster has at least one node")
+    if _labelled("container", name) or _labelled("network", name):
+        raise ClusterError(f"a cluster named {name} exists already "
+                           f"(`skiff cluster delete {name}` removes it)")
+    image = image or project_recipe().tag
+    step = _Step(say)
+    try:
+        step(f"network {network_name(name)}")
+        subnet = _make_network(name)
+        names = node_names(name, nodes)
+        ips = {n: str(subnet.network_address + 10 + i) for i, n in enumerate(names, 1)}
+        step(f"booting {nodes} node(s) from {image}")
+        _parallel(lambda n: run_node(n, network_name(name), image=image, ip=ips[n],
+                                     labels={CLUSTER_LABEL: name}), names)
+        step("copying this checkout into the nodes")
+        _parallel(_copy_checkout, names)
+        server = names[0]
+        step(f"install-server.sh on {server}")
+        _run_ok(server, f"{CHECKOUT}/deploy/install-server.sh", "--token-port",
+                str(TOKEN_PORT), timeout=600)
+        if len(names) > 1:
+            step("skiff token create")
+            join = _join_arguments(server)
+            step(f"install-agent.sh on {', '.join(names[1:])}")
+            _parallel(lambda n: _run_ok(n, f"{CHECKOUT}/deploy/install-agent.sh", *join,
+                                        timeout=600), names[1:])
+        step("waiting for every node to be Ready")
+        _wait_ready(server, names)
+        step("fetching the admin config")
+        config = _admin_config(server, ips[server])
+        step(f"checking the apiserver's certificate covers {ips[server]}")
+        _check_certificate(config, ips[server])
+        step(f"adding context {context_name(name)} to {config_path}")
+        _add_context(config_path, context_name(name), config)
+    except BaseException as err:
+        failed = step.current
+        say(f"step failed: {failed}; removing what was made", err=True)
+        delete(name, config_path=None)
+        if isinstance(err, ClusterError | subprocess.SubprocessError | OSError | ConfigError):
+            raise ClusterError(f"cluster {name}: {failed} failed: {err}") from None
+        raise
+    return Created(name=name, context=context_name(name), server=config.server, nodes=names,
+                   seconds=time.monotonic() - step.started)
+
+
+def _engine_subnets() -> list[ipaddress.IPv4Network]:
+    ids = docker("network", "ls", "--quiet").stdout.split()
+    if not ids:
+        return []
+    subnets = []
+    for network in json.loads(docker("network", "inspect", *ids).stdout):
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            try:
+                subnet = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if isinstance(subnet, ipaddress.IPv4Network):
+                subnets.append(subnet)
+    return subnets
+
+
+def _make_network(name: str) -> ipaddress.IPv4Network:
+    """The cluster's network on a /24 of 172.30.0.0/16 that no other network overlaps (one
+    picked at random; another create taking it at the same moment means trying again)."""
+    for _attempt in range(5):
+        taken = _engine_subnets()
+        free = [s for s in _SUBNETS.subnets(new_prefix=24)
+                if s.network_address.packed[2] != 0 and not any(s.overlaps(t) for t in taken)]
+        if not free:
+            raise ClusterError("no free /24 in 172.30.0.0/16 for the cluster's network")
+        subnet = random.choice(free)
+        made = docker("network", "create", "--subnet", str(subnet), "--label",
+                      f"{CLUSTER_LABEL}={name}", network_name(name), check=False)
+        if made.returncode == 0:
+            return subnet
+        if "overlap" not in made.stderr:
+            raise ClusterError(f"docker network create: {made.stderr.strip()}")
+    raise ClusterError("could not find a free subnet for the cluster's network")
+
+
+def _copy_checkout(node: str) -> None:
+    excludes = [f"--exclude=./{p}" if "*" not in p and p != "__pycache__" else f"--exclude={p}"
+                for p in _NOT_COPIED]
+    source = subprocess.run(["tar", "-C", str(REPO), "-c", *excludes, "."], check=True,
+                            capture_output=True, timeout=120).stdout
+    copy = subprocess.run(["docker", "exec", "-i", node, "sh", "-c",
+                           f"rm -rf {CHECKOUT} && mkdir -p {CHECKOUT} && tar -x -C {CHECKOUT}"],
+                          input=source, capture_output=True, timeout=120)
+    if copy.returncode != 0:
+        raise ClusterError(f"copying the checkout into {node}: "
+                           f"{copy.stderr.decode(errors='replace').strip()}")
+
+
+def _run_ok(node: str, *argv: str, timeout: float = 120.0) -> str:
+    result = node_exec(node, *argv, timeout=timeout, check=False)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr + result.stdout).strip().splitlines()[-15:])
+        raise ClusterError(f"{node}: {' '.join(argv)} exited {result.returncode}:\n{tail}")
+    return result.stdout
+
+
+def _join_arguments(server: str) -> list[str]:
+    """`skiff token create` on the server: install-agent.sh's arguments."""
+    printed = _run_ok(server, "skiff", "token", "create", "--description",
+                      "skiff cluster create").strip()
+    match = _JOIN_COMMAND.match(printed)
+    if not match:
+        raise ClusterError(f"skiff token create printed no join command: {printed!r}")
+    return [match[1], "--token", match[2], "--ca-cert-hash", match[3]]
+
+
+def _wait_ready(server: str, names: list[str], timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    rows: dict[str, str] = {}
+    while True:
+        listed = node_exec(server, "skiff", "get", "nodes", "--no-headers", check=False,
+                           timeout=30)
+        if listed.returncode == 0:
+            rows = {cols[0]: cols[1] for cols in
+                    (line.split() for line in listed.stdout.splitlines()) if len(cols) > 1}
+            if all(rows.get(n) == "Ready" for n in names):
+                return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"nodes not Ready within {timeout:g} s: {rows}")
+        time.sleep(1.0)
+
+
+def _admin_config(server: str, ip: str) -> ClientConfig:
+    """Node 1's admin config, its server address the node's on the cluster network."""
+    text = _run_ok(server, "cat", ADMIN_CONFIG)
+    loaded = yaml.safe_load(text) or {}
+    if not isinstance(loaded, dict):
+        raise ClusterError(f"{server}:{ADMIN_CONFIG} is not a kubeconfig")
+    config = Kubeconfig(loaded, source=f"{server}:{ADMIN_CONFIG}").resolve()
+    port = config.server.rsplit(":", 1)[-1] if config.server.count(":") >= 2 else str(API_PORT)
+    return ClientConfig(server=f"https://{ip}:{port}", token=config.token, ca=config.ca,
+                        cert=config.cert, key=config.key)
+
+
+def _check_certificate(config: ClientConfig, ip: str) -> None:
+    """A TLS handshake from this machine to the apiserver at `ip`, verifying its
+    certificate against the cluster's CA and `ip`: what every client will do."""
+    if config.ca is None:
+        raise ClusterError("the admin config holds no CA")
+    context = ssl.create_default_context(cadata=config.ca.decode())
+    context.set_alpn_protocols(["h2"])
+    host, port = config.address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname=ip):
+            pass
+    except ssl.SSLCertVerificationError as err:
+        raise ClusterError(f"the apiserver's certificate does not cover {ip}: "
+                           f"{err.verify_message}") from None
+
+
+def _add_context(path: Path, context: str, config: ClientConfig) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Kubeconfig.load_or_new(path).add_context(context, config).save(path)
+
+
+def _labelled(kind: str, name: str | None = None) -> list[str]:
+    """Containers, volumes or networks carrying CLUSTER_LABEL (=name when given)."""
+    label = f"{CLUSTER_LABEL}={name}" if name else CLUSTER_LABEL
+    extra = ["--all"] if kind == "container" else []
+    listed = docker(kind, "ls", *extra, "--quiet", "--filter", f"label={label}")
+    return listed.stdout.split()
+
+
+def list_clusters() -> list[ClusterSummary]:
+    """The clusters on this engine by their labels: node containers and how many run."""
+    found: dict[str, list[str]] = {}
+    listed = docker("container", "ls", "--all", "--filter", f"label={CLUSTER_LABEL}",
+                    "--format", f'{{{{.Label "{CLUSTER_LABEL}"}}}} {{{{.State}}}}')
+    for line in listed.stdout.splitlines():
+        if line.strip():
+            cluster, _, state = line.partition(" ")
+            found.setdefault(cluster, []).append(state.strip())
+    networks = docker("network", "ls", "--filter", f"label={CLUSTER_LABEL}", "--format",
+                      f'{{{{.Label "{CLUSTER_LABEL}"}}}}')
+    for cluster in networks.stdout.split():
+        found.setdefault(cluster, [])
+    summaries = []
+    for cluster, states in sorted(found.items()):
+        running = states.count("running")
+        if not states:
+            status = "no nodes"
+        elif running == len(states):
+            status = "Running"
+        else:
+            status = f"{running}/{len(states)} running"
+        summaries.append(ClusterSummary(cluster, len(states), status))
+    return summaries
+
+
+def delete(name: str, *, config_path: Path | None) -> bool:
+    """Removes cluster `name`: its containers, volumes and network, and its context from the
+    client config at `config_path` (when given). False when there was nothing of it."""
+    containers = docker("container", "ls", "--all", "--filter",
+                        f"label={CLUSTER_LABEL}={name}", "--format", "{{.Names}}").stdout.split()
+    _parallel(remove_node, containers)
+    volumes = _labelled("volume", name)
+    if volumes:
+        docker("volume", "rm", "--force", *volumes)
+    networks = _labelled("network", name)
+    for network in networks:
+        docker("network", "rm", network)
+    removed_context = False
+    if config_path is not None and config_path.exists():
+        try:
+            config = Kubeconfig.load(config_path)
+        except (OSError, ValueError, yaml.YAMLError):
+            config = None
+        if config is not None and config.remove_context(context_name(name)):
+            config.save(config_path)
+            removed_context = True
+    return bool(containers or volumes or networks or removed_context)
+
+
+def get_config(name: str) -> str:
+    """The kubeconfig of cluster `name` (its context `skiff-NAME`), read from its node 1."""
+    server = node_names(name, 1)[0]
+    if not docker("container", "ls", "--quiet", "--filter", f"label={CLUSTER_LABEL}={name}",
+                  "--filter", f"name=^{server}$").stdout.strip():
+        raise ClusterError(f"cluster {name} has no running node {server}")
+    inspected = json.loads(docker("container", "inspect", server).stdout)[0]
+    ip = inspected["NetworkSettings"]["Networks"][network_name(name)]["IPAddress"]
+    config = _admin_config(server, ip)
+    document = Kubeconfig().add_context(context_name(name), config).document
+    return yaml.safe_dump(document, default_flow_style=False, sort_keys=False)
