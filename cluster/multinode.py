@@ -159,7 +159,10 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
     except BaseException as err:
         failed = step.current
         say(f"step failed: {failed}; removing what was made", err=True)
-        delete(name, config_path=None)
+        try:
+            delete(name, config_path=None)
+        except ClusterError as cleanup:  # the step's failure is the news; say this too
+            say(f"cleaning up cluster {name} failed as well: {cleanup}", err=True)
         if isinstance(err, ClusterError | subprocess.SubprocessError | OSError | ConfigError):
             raise ClusterError(f"cluster {name}: {failed} failed: {err}") from None
         raise

@@ -93,6 +93,10 @@ def test_create_use_list_get_config_and_delete_a_two_node_cluster(
         assert "elsewhere" in skiff.ok("config", "get-contexts", "-o", "name").split()
 
         assert rows(skiff.ok("cluster", "list"))[name] == [name, "2", "Running"]
+        again = skiff("cluster", "create", name)
+        assert again.returncode == 1
+        assert f"a cluster named {name} exists already" in again.stderr
+        assert len(labelled(name)["containers"]) == 2  # the refusal took nothing away
 
         printed = yaml.safe_load(skiff.ok("cluster", "get-config", name))
         alone = tmp_config(skiff.config.parent / "printed", printed)

@@ -149,3 +149,16 @@ def test_view_omits_the_keys_data_and_tokens_as_kubectl_does() -> None:
                                         "client-key-data": "DATA+OMITTED",
                                         "token": "REDACTED"}
     assert config.view(raw=True)["users"][1]["user"]["token"] == "t"
+
+
+def test_removing_a_context_takes_its_cluster_and_user_and_leaves_the_others() -> None:
+    config = (Kubeconfig().add_context("a", ClientConfig(server="127.0.0.1:1"))
+              .add_context("b", ClientConfig(server="127.0.0.1:2")))
+    assert config.current_context == "b"
+    assert config.remove_context("b") is True
+    assert [c.name for c in config.contexts()] == ["a"]
+    assert [e["name"] for e in config.document["clusters"]] == ["a"]
+    assert [e["name"] for e in config.document["users"]] == ["a"]
+    assert config.current_context is None
+    assert config.remove_context("b") is False
+    assert config.resolve("a").server == "127.0.0.1:1"
