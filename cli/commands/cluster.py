@@ -80,6 +80,14 @@ def run_get_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_load_image(args: argparse.Namespace) -> int:
+    try:
+        multinode.load_images(args.name, args.images, say=lambda m: emit(m + "\n"))
+    except ClusterError as err:
+        raise _fail(err) from None
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("cluster", help="clusters of node containers on this machine",
                               description="Multi-node clusters in containers (each node "
@@ -97,6 +105,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     d.add_argument("names", nargs="*", metavar="NAME")
     d.add_argument("--all", action="store_true", help="every cluster")
     d.set_defaults(func=run_delete)
+    li = sub.add_parser("load-image", help="copy images from this machine into every node",
+                        description="Copy images from this machine's engine into every "
+                        "node of a cluster (saved once, loaded everywhere at once; no "
+                        "registry): pods with imagePullPolicy IfNotPresent or Never use "
+                        "them.")
+    li.add_argument("name", metavar="NAME")
+    li.add_argument("images", nargs="+", metavar="IMAGE")
+    li.set_defaults(func=run_load_image)
     g = sub.add_parser("get-config", help="print a cluster's kubeconfig")
     g.add_argument("name", metavar="NAME")
     g.set_defaults(func=run_get_config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,12 +34,14 @@ class Skiff:
         self.config = config
         self.env = {**os.environ, "SKIFF_CONFIG": str(config)}
 
-    def __call__(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 60, stdin: str | None = None
+                 ) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
-                              text=True, cwd=REPO, env=self.env, timeout=timeout, check=False)
+                              text=True, cwd=REPO, env=self.env, timeout=timeout, check=False,
+                              input=stdin)
 
-    def ok(self, *args: str, timeout: float = 60) -> str:
-        result = self(*args, timeout=timeout)
+    def ok(self, *args: str, timeout: float = 60, stdin: str | None = None) -> str:
+        result = self(*args, timeout=timeout, stdin=stdin)
         assert result.returncode == 0, result.stderr + result.stdout
         return result.stdout
 
@@ -77,7 +80,7 @@ def rows(text: str) -> dict[str, list[str]]:
 
 
 def test_create_use_list_get_config_and_delete_a_two_node_cluster(
-        skiff: Skiff, request: pytest.FixtureRequest) -> None:
+        skiff: Skiff, request: pytest.FixtureRequest, busybox_image: str) -> None:
     say = terminal_say(request.config)
     name = new_name()
     try:
@@ -91,6 +94,30 @@ def test_create_use_list_get_config_and_delete_a_two_node_cluster(
         assert all(cols[1] == "Ready" for cols in nodes.values()), nodes
         assert skiff.ok("config", "current-context").strip() == context
         assert "elsewhere" in skiff.ok("config", "get-contexts", "-o", "name").split()
+
+        # An image of this machine's, into both nodes; a Deployment runs on it there.
+        loaded = skiff.ok("cluster", "load-image", name, busybox_image, timeout=300)
+        assert f"loaded {busybox_image} into 2 node(s) of {name} in" in loaded
+        say(f"  {loaded.strip()}")
+        missing = skiff("cluster", "load-image", name, "skiff.test/no-such:1")
+        assert missing.returncode == 1
+        assert "no image skiff.test/no-such:1 on this machine's engine" in missing.stderr
+        deployment = yaml.safe_dump({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "loaded"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "loaded"}},
+                     "template": {"metadata": {"labels": {"app": "loaded"}}, "spec": {
+                         "terminationGracePeriodSeconds": 0, "containers": [{
+                             "name": "app", "image": busybox_image,
+                             "imagePullPolicy": "IfNotPresent",
+                             "command": ["sleep", "3600"]}]}}}})
+        skiff.ok("--context", context, "apply", "-f", "-", stdin=deployment)
+        deadline = time.monotonic() + 120
+        while True:
+            pods = rows(skiff.ok("--context", context, "get", "pods", "-o", "wide"))
+            if len(pods) == 2 and all(p[2] == "Running" for p in pods.values()):
+                break
+            assert time.monotonic() < deadline, pods
+            time.sleep(1)
 
         assert rows(skiff.ok("cluster", "list"))[name] == [name, "2", "Running"]
         again = skiff("cluster", "create", name)
