@@ -773,6 +773,16 @@ def tabwrite(text: str, *, min_width: int = 0, padding: int = 2) -> str:
     return "\n".join(out)
 
 
+def columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as plain aligned columns, three spaces apart (the small tables of
+    `token list`, `config get-contexts`, `cluster list`, `auth whoami`)."""
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                   + "\n" for r in rows)
+
+
 @dataclass
 class TableWriter:
     """Renders rows of cells as kubectl's tables; remembers column widths across calls so

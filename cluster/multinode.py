@@ -41,8 +41,9 @@ from cluster.nodeimage import project_recipe
 from cluster.supervisor import Say
 from skiff.client.config import ClientConfig, ConfigError, Kubeconfig
 
-__all__ = ["CLUSTER_LABEL", "ClusterSummary", "Created", "context_name", "create",
-           "delete", "get_config", "list_clusters", "load_images", "node_names"]
+__all__ = ["CHECKOUT", "CLUSTER_LABEL", "JOIN_COMMAND", "ClusterSummary", "Created",
+           "context_name", "copy_checkout", "create", "delete", "engine_subnets",
+           "free_subnet", "get_config", "list_clusters", "load_images", "node_names"]
 
 CLUSTER_LABEL = "io.skiff.cluster"
 DEFAULT_NAME = "dev"
@@ -54,7 +55,7 @@ ADMIN_CONFIG = "/var/lib/skiff/server/config"
 # What the install scripts need from a checkout: the sources and deploy/, not the rest.
 _NOT_COPIED = (".git", ".venv", "tests", "bench", "__pycache__", "*.pyc", "*.egg-info",
                "build", ".mypy_cache", ".ruff_cache", ".pytest_cache")
-_JOIN_COMMAND = re.compile(
+JOIN_COMMAND = re.compile(
     r"^skiff join (https://\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})$")
 # The cluster's name is part of its nodes' names (skiff-NAME-N), which are DNS labels.
 _NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?")
@@ -138,7 +139,7 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
         _parallel(lambda n: run_node(n, network_name(name), image=image, ip=ips[n],
                                      labels={CLUSTER_LABEL: name}), names)
         step("copying this checkout into the nodes")
-        _parallel(_copy_checkout, names)
+        _parallel(copy_checkout, names)
         server = names[0]
         step(f"install-server.sh on {server}")
         _run_ok(server, f"{CHECKOUT}/deploy/install-server.sh", "--token-port",
@@ -171,7 +172,8 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
                    seconds=time.monotonic() - step.started)
 
 
-def _engine_subnets() -> list[ipaddress.IPv4Network]:
+def engine_subnets() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 subnet of this engine's networks."""
     ids = docker("network", "ls", "--quiet").stdout.split()
     if not ids:
         return []
@@ -187,16 +189,22 @@ def _engine_subnets() -> list[ipaddress.IPv4Network]:
     return subnets
 
 
+def free_subnet() -> ipaddress.IPv4Network:
+    """A /24 of 172.30.0.0/16 that no network of this engine overlaps (one picked at random,
+    so two runs side by side rarely race for one)."""
+    taken = engine_subnets()
+    free = [s for s in _SUBNETS.subnets(new_prefix=24)
+            if s.network_address.packed[2] != 0 and not any(s.overlaps(t) for t in taken)]
+    if not free:
+        raise ClusterError("no free /24 in 172.30.0.0/16 for the cluster's network")
+    return random.choice(free)
+
+
 def _make_network(name: str) -> ipaddress.IPv4Network:
-    """The cluster's network on a /24 of 172.30.0.0/16 that no other network overlaps (one
-    picked at random; another create taking it at the same moment means trying again)."""
+    """The cluster's network on a free /24 (another create taking it at the same moment
+    means trying again)."""
     for _attempt in range(5):
-        taken = _engine_subnets()
-        free = [s for s in _SUBNETS.subnets(new_prefix=24)
-                if s.network_address.packed[2] != 0 and not any(s.overlaps(t) for t in taken)]
-        if not free:
-            raise ClusterError("no free /24 in 172.30.0.0/16 for the cluster's network")
-        subnet = random.choice(free)
+        subnet = free_subnet()
         made = docker("network", "create", "--subnet", str(subnet), "--label",
                       f"{CLUSTER_LABEL}={name}", network_name(name), check=False)
         if made.returncode == 0:
@@ -206,7 +214,9 @@ def _make_network(name: str) -> ipaddress.IPv4Network:
     raise ClusterError("could not find a free subnet for the cluster's network")
 
 
-def _copy_checkout(node: str) -> None:
+def copy_checkout(node: str) -> None:
+    """This checkout's sources and deploy/ into CHECKOUT on `node`, for the install
+    scripts."""
     excludes = [f"--exclude=./{p}" if "*" not in p and p != "__pycache__" else f"--exclude={p}"
                 for p in _NOT_COPIED]
     source = subprocess.run(["tar", "-C", str(REPO), "-c", *excludes, "."], check=True,
@@ -231,7 +241,7 @@ def _join_arguments(server: str) -> list[str]:
     """`skiff token create` on the server: install-agent.sh's arguments."""
     printed = _run_ok(server, "skiff", "token", "create", "--description",
                       "skiff cluster create").strip()
-    match = _JOIN_COMMAND.match(printed)
+    match = JOIN_COMMAND.match(printed)
     if not match:
         raise ClusterError(f"skiff token create printed no join command: {printed!r}")
     return [match[1], "--token", match[2], "--ca-cert-hash", match[3]]

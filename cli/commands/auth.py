@@ -26,9 +26,8 @@ def run_whoami(args: argparse.Namespace) -> int:
                             "status": {"userInfo": {"username": user, "groups": groups}}},
                            args.output))
         return 0
-    rows = [("ATTRIBUTE", "VALUE"), ("Username", user), ("Groups", f"[{' '.join(groups)}]")]
-    width = max(len(r[0]) for r in rows) + 3
-    emit("".join(f"{a:<{width}}{v}\n" for a, v in rows))
+    emit(printers.columns([("ATTRIBUTE", "VALUE"), ("Username", user),
+                           ("Groups", f"[{' '.join(groups)}]")]))
     return 0
 
 

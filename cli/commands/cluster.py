@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from cli import printers
 from cli.commands.get import emit
 from cli.errors import CliError
 from cluster import multinode
@@ -47,9 +48,7 @@ def run_create(args: argparse.Namespace) -> int:
 def run_list(args: argparse.Namespace) -> int:
     rows = [("NAME", "NODES", "STATUS")]
     rows += [(c.name, str(c.nodes), c.status) for c in multinode.list_clusters()]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    emit("".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
-                 for r in rows))
+    emit(printers.columns(rows))
     return 0
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from cli import printers
 from cli.commands.get import emit
 from cli.errors import CliError
 from skiff.client.config import ConfigError, Kubeconfig, default_path
@@ -49,9 +50,7 @@ def run_get_contexts(args: argparse.Namespace) -> int:
     rows = [("CURRENT", "NAME", "CLUSTER", "AUTHINFO", "NAMESPACE")]
     rows += [("*" if c.name == current else "", c.name, c.cluster, c.user, c.namespace or "")
              for c in contexts]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    emit("".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
-                 for r in rows))
+    emit(printers.columns(rows))
     return 0
 
 

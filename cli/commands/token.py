@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime
 
-from cli import common
+from cli import common, printers
 from cli.commands.delete import parse_duration
 from cli.commands.get import emit
 from cli.errors import CliError
@@ -85,9 +85,7 @@ def run_list(args: argparse.Namespace) -> int:
     if len(rows) == 1:
         emit("No join tokens.\n")
         return 0
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    emit("".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() + "\n"
-                 for r in rows))
+    emit(printers.columns(rows))
     return 0
 
 

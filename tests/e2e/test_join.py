@@ -6,7 +6,6 @@ can go wrong says so on its own line; `skiff delete node` revokes the node's cer
 from __future__ import annotations
 
 import dataclasses
-import re
 import shutil
 import signal
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from test_skiff_up import REPO, cluster_args, down, remove_node_leftovers, skiff
 
+from cluster.multinode import JOIN_COMMAND
 from cluster.process import free_ports
 from skiff import pki
 from skiff.api import bootstrap
@@ -28,8 +28,6 @@ from skiff.client import errors
 from skiff.client.client import Client
 from skiff.client.config import ClientConfig
 from skiff.client.transport import ClientCredentials
-
-JOIN = re.compile(r"^skiff join (https://\S+) --token (\S+) --ca-cert-hash (sha256:[0-9a-f]{64})$")
 
 
 class Server:
@@ -41,7 +39,7 @@ class Server:
         """A new join token: (url, token, ca hash) from the printed command."""
         out = skiff("token", "create", *flags, config=self.config)
         assert out.returncode == 0, out.stderr
-        match = JOIN.match(out.stdout.strip())
+        match = JOIN_COMMAND.match(out.stdout.strip())
         assert match, out.stdout
         return match[1], match[2], match[3]
 
