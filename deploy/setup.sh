@@ -80,6 +80,34 @@ setup_venv() {
     fi
 }
 
+# containerd's runc shim finds a container's cgroups through /proc/PID/cgroup and gives up
+# (no OOM monitor: an OOM kill then shows as reason "Error", not "OOMKilled") when a
+# cgroup v1 controller listed there has no mount. Some sandboxes hide a few controllers
+# (hugetlb, net_cls,net_prio, perf_event); mount each missing one under /run/skiff/cgroup.
+# Shims read the mounts when a container starts, so this helps a dockerd already running.
+mount_missing_cgroup_controllers() {
+    [ -r /proc/self/cgroup ] || return 0
+    local controllers
+    while IFS=: read -r id controllers _; do
+        [ "$id" != 0 ] && [ -n "$controllers" ] || continue
+        case "$controllers" in name=*) continue ;; esac
+        if awk -v want="$controllers" '$(NF-2) == "cgroup" {
+                n = split($NF, opts, ","); have = 0; split(want, ws, ",")
+                for (w in ws) for (i = 1; i <= n; i++) if (opts[i] == ws[w]) have++
+                if (have == length(ws)) found = 1
+            } END { exit !found }' /proc/self/mountinfo; then
+            continue
+        fi
+        local dir="/run/skiff/cgroup/$controllers"
+        mkdir -p "$dir"
+        if mount -t cgroup -o "$controllers" cgroup "$dir" 2>/dev/null; then
+            say "mounted cgroup controller $controllers at $dir (for docker's OOM reports)"
+        else
+            say "warning: cgroup controller $controllers is not mounted and cannot be; docker will report OOM kills as Error"
+        fi
+    done </proc/self/cgroup
+}
+
 docker_answers() { docker info >/dev/null 2>&1; }
 
 start_dockerd() {
@@ -126,4 +154,5 @@ start_dockerd() {
 
 install_packages
 setup_venv
+mount_missing_cgroup_controllers
 start_dockerd
