@@ -1,14 +1,15 @@
 """`skiff cluster`: clusters of node containers on this machine (issue 14).
 
 A cluster NAME is a Docker network `skiff-NAME` on a free 172.30.X.0/24 and N node
-containers `skiff-NAME-1..N` (cluster/nodehost.py) on it, each with its own dockerd. Skiff
-is installed in them exactly as on real hosts: a copy of this checkout in each,
-deploy/install-server.sh on node 1, `skiff token create` there, and deploy/install-agent.sh
-with the printed join arguments on the others (in parallel). The admin config comes from
-node 1, pointed at node 1's address on the cluster network (which the host reaches, and
-which the apiserver's certificate covers: install-server makes it with the host's
-addresses, and that is checked), and becomes the context `skiff-NAME` of the user's client
-config.
+containers `skiff-NAME-1..N` (cluster/nodehost.py) on it, each with its own dockerd, from
+this checkout's node image (built on first use, then reused). Skiff is installed in them
+exactly as on real hosts: a copy of this checkout in each, Skiff into every node's venv at
+once (deploy/install-package.sh), deploy/install-server.sh on node 1, `skiff token create`
+there, and deploy/install-agent.sh with the printed join arguments on the others (in
+parallel). The admin config comes from node 1, pointed at node 1's address on the cluster
+network (which the host reaches, and which the apiserver's certificate covers:
+install-server makes it with the host's addresses, and that is checked), and becomes the
+context `skiff-NAME` of the user's client config.
 
 Everything made carries CLUSTER_LABEL=NAME (network, containers, their volumes), which is
 what `list` and `delete` go by. Two clusters never share a name, a network or a subnet; the
@@ -37,7 +38,7 @@ import yaml
 from cluster.dockercli import docker
 from cluster.errors import ClusterError
 from cluster.nodehost import node_exec, remove_node, run_node
-from cluster.nodeimage import project_recipe
+from cluster.nodeimage import build_image
 from cluster.supervisor import Say
 from skiff.client.config import ClientConfig, ConfigError, Kubeconfig
 
@@ -128,8 +129,10 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
     if _labelled("container", name) or _labelled("network", name):
         raise ClusterError(f"a cluster named {name} exists already "
                            f"(`skiff cluster delete {name}` removes it)")
-    image = image or project_recipe().tag
     step = _Step(say)
+    if image is None:
+        step("the node image")
+        image = build_image(say=say).tag  # built once per recipe, then reused
     try:
         step(f"network {network_name(name)}")
         subnet = _make_network(name)
@@ -140,6 +143,9 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
                                      labels={CLUSTER_LABEL: name}), names)
         step("copying this checkout into the nodes")
         _parallel(copy_checkout, names)
+        step("installing Skiff in the nodes")
+        _parallel(lambda n: _run_ok(n, f"{CHECKOUT}/deploy/install-package.sh", timeout=600),
+                  names)
         server = names[0]
         step(f"install-server.sh on {server}")
         _run_ok(server, f"{CHECKOUT}/deploy/install-server.sh", "--token-port",

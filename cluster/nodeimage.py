@@ -15,8 +15,10 @@ as fast, and it installs docker.io in the same run behind its own policy-rc.d th
 3. /opt/skiff/wheels: the project's runtime dependencies (and setuptools and wheel, which
    pip needs to build Skiff from a checkout) as wheels, made by the image's own python3 so
    they fit it; later `pip install --no-index --find-links /opt/skiff/wheels ...` inside a
-   node needs no network. Skiff itself is not installed: the install scripts do that, from a
-   checkout or a wheel copied in;
+   node needs no network. /opt/skiff/venv, the install scripts' venv, is made with those
+   dependencies installed: an install then adds Skiff alone, from a checkout or a wheel
+   copied in, in about half a second instead of six (it costs `skiff cluster create` that
+   much on the server and again on the agents);
 4. apt's lists and caches dropped, the tar streamed into `docker import`.
 
 The image is tagged by content, `skiff-node:<version>-<hash>`: the hash covers the package
@@ -91,6 +93,7 @@ PACKAGES = (
 # pip builds Skiff from a checkout (pyproject's build-system) with these, offline too.
 BUILD_REQUIREMENTS = ("setuptools>=68", "wheel")
 WHEELHOUSE = "/opt/skiff/wheels"
+SKIFF_VENV = "/opt/skiff/venv"  # the install scripts' (deploy/install-common.sh)
 BUILD_TIMEOUT_SECONDS = 1200.0
 
 # Units that have no business in a node: package and disk housekeeping on timers (apt-daily
@@ -302,9 +305,13 @@ def _wheel_hook(recipe: Recipe, ca_bundle: str | None) -> str:
         env["PIP_CERT"] = "/tmp/skiff-build-ca.pem"
         lines.append(f'cp {shlex.quote(ca_bundle)} "$1/tmp/skiff-build-ca.pem"')
     venv = "/tmp/skiff-build-pip"
+    build = " ".join(shlex.quote(r) for r in recipe.build_requirements)
+    offline = f"--no-index --find-links {WHEELHOUSE}"
     inner = (f"python3 -m venv {venv} && {venv}/bin/pip wheel --quiet --wheel-dir {WHEELHOUSE}"
-             f" -r /opt/skiff/requirements.txt "
-             + " ".join(shlex.quote(r) for r in recipe.build_requirements))
+             f" -r /opt/skiff/requirements.txt {build}"
+             # Skiff's venv, its dependencies already in: an install adds Skiff alone.
+             f" && python3 -m venv {SKIFF_VENV} && {SKIFF_VENV}/bin/pip install --quiet"
+             f" {offline} -r /opt/skiff/requirements.txt {build}")
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     lines.append(f'env -i {assignments} chroot "$1" /bin/sh -c {shlex.quote(inner)}')
     lines.append(f'rm -rf "$1{venv}" "$1/tmp/skiff-build-ca.pem"')

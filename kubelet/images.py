@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from kubelet.env import ObjectSource
 from kubelet.runtime import Auth, ContainerRuntime, ImageNotPresent, ImagePullError
+from skiff.api.defaults import image_tag
 from skiff.api.v1 import core_pb2
 from skiff.client.backoff import Backoff
 from skiff.client.clock import Clock
@@ -41,6 +42,19 @@ class ImageBackOff(ImagePullError):
 class PullOutcome:
     image_id: str
     pulled: bool  # False: it was already present
+
+
+def always_pull_warning(container: core_pb2.Container, present: bool) -> str | None:
+    """Why an image tagged latest (or untagged) is pulled although the node may have it: the
+    trap of images loaded into a node and then pulled anyway (kind#328). None for any other
+    image or policy."""
+    if container.image_pull_policy != "Always" or image_tag(container.image) != "latest":
+        return None
+    where = ("it is on the node, but Always pulls it anyway" if present
+             else "it is not on the node")
+    return (f'Pulling image "{container.image}" at every start: its tag is latest (or none), '
+            f"for which imagePullPolicy defaults to Always; {where}. To run an image loaded "
+            "into the node, give it another tag or set imagePullPolicy: IfNotPresent")
 
 
 def registry_of(image: str) -> str:
@@ -89,10 +103,11 @@ class ImageManager:
         self._last_error: dict[str, str] = {}
 
     async def ensure(self, pod: core_pb2.Pod, container: core_pb2.Container, *,
-                     on_pull: Callable[[], Awaitable[None]] | None = None) -> PullOutcome:
-        """The image's id, pulling it if the policy says so. `on_pull` is awaited before a
-        pull starts (for the Pulling event). Raises ImageNotPresent (policy Never),
-        ImagePullError (the pull failed: ErrImagePull) or ImageBackOff."""
+                     on_pull: Callable[[bool], Awaitable[None]] | None = None) -> PullOutcome:
+        """The image's id, pulling it if the policy says so. `on_pull(present)` is awaited
+        before a pull starts (for the Pulling event; `present`: the node has the image).
+        Raises ImageNotPresent (policy Never), ImagePullError (the pull failed: ErrImagePull)
+        or ImageBackOff."""
         image, policy = container.image, container.image_pull_policy or "IfNotPresent"
         present = await self.runtime.image_id(image)
         if policy == "Never":
@@ -112,7 +127,7 @@ class ImageManager:
                 raise ImageBackOff(f'Back-off pulling image "{image}"'
                                    + (f": ErrImagePull: {last}" if last else ""), wait)
             pull = self._pulls[key] = asyncio.ensure_future(
-                self._pull(key, pod, image, on_pull))
+                self._pull(key, pod, image, on_pull, present is not None))
             pull.add_done_callback(lambda done: self._pull_done(key, done))
         return PullOutcome(await asyncio.shield(pull), True)
 
@@ -123,9 +138,9 @@ class ImageManager:
             pull.exception()  # retrieved here: a caller that went away need not see it
 
     async def _pull(self, key: str, pod: core_pb2.Pod, image: str,
-                    on_pull: Callable[[], Awaitable[None]] | None) -> str:
+                    on_pull: Callable[[bool], Awaitable[None]] | None, present: bool) -> str:
         if on_pull is not None:
-            await on_pull()
+            await on_pull(present)
         try:
             image_id = await self.runtime.pull_image(image, self._auth(pod, image))
         except ImagePullError as err:

@@ -11,7 +11,7 @@ from pathlib import Path
 from cli import printers
 from cli.commands.get import emit
 from cli.errors import CliError
-from cluster import multinode
+from cluster import multinode, nodeimage
 from cluster.errors import ClusterError
 from cluster.supervisor import say
 from skiff.client.config import default_path
@@ -87,6 +87,15 @@ def run_load_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_build_image(args: argparse.Namespace) -> int:
+    try:
+        built = nodeimage.build_image(force=True, say=say)
+    except ClusterError as err:
+        raise _fail(err) from None
+    emit(f"{built.tag}\n")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("cluster", help="clusters of node containers on this machine",
                               description="Multi-node clusters in containers (each node "
@@ -96,7 +105,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c.add_argument("name", nargs="?", metavar="NAME",
                    help=f"the cluster's name (default {multinode.DEFAULT_NAME})")
     c.add_argument("--nodes", type=int, default=1, help="how many nodes (default 1)")
-    c.add_argument("--image", help="the node image (default this checkout's skiff-node tag)")
+    c.add_argument("--image", help="the node image (default this checkout's skiff-node tag, "
+                   "built first if missing)")
     c.set_defaults(func=run_create)
     ls = sub.add_parser("list", help="list the clusters: NAME, NODES, STATUS")
     ls.set_defaults(func=run_list)
@@ -112,6 +122,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     li.add_argument("name", metavar="NAME")
     li.add_argument("images", nargs="+", metavar="IMAGE")
     li.set_defaults(func=run_load_image)
+    b = sub.add_parser("build-image", help="rebuild the node image",
+                       description="Rebuild this checkout's node image, skiff-node:VERSION-HASH "
+                       "(Debian packages and Skiff's dependencies, offline afterwards; create "
+                       "builds it when missing and reuses it after). Prints its tag.")
+    b.set_defaults(func=run_build_image)
     g = sub.add_parser("get-config", help="print a cluster's kubeconfig")
     g.add_argument("name", metavar="NAME")
     g.set_defaults(func=run_get_config)

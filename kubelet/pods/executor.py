@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from kubelet.env import EnvError, MissingReference, ObjectSource, build_env, expand_command
-from kubelet.images import ImageBackOff, ImageManager
+from kubelet.images import ImageBackOff, ImageManager, always_pull_warning
 from kubelet.network.state import NETWORK_NOT_READY, NETWORK_NOT_READY_MESSAGE, NetworkNotReady
 from kubelet.plan import DEFAULT_GRACE, PodActions, backoff_key
 from kubelet.pods.configs import container_config, container_ref, sandbox_config
@@ -273,7 +273,10 @@ class Executor:
         should be synced again."""
         ref = container_ref(pod, container, init)
 
-        async def on_pull() -> None:
+        async def on_pull(present: bool) -> None:
+            warning = always_pull_warning(container, present)
+            if warning is not None:
+                self._recorder.event(ref, WARNING, "AlwaysPull", warning)
             self._recorder.event(ref, NORMAL, "Pulling", f'Pulling image "{container.image}"')
             await pulling.report()
 

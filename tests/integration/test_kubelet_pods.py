@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -282,6 +282,15 @@ def mount_table() -> list[tuple[str, str]]:
 def mounts_under(root: Path) -> list[tuple[str, str]]:
     real = os.path.realpath(root)
     return [(p, t) for p, t in mount_table() if p == real or p.startswith(real + "/")]
+
+
+@pytest.fixture
+def latest_image(docker_client: docker.DockerClient, busybox_image: str) -> Iterator[str]:
+    """busybox, also as an untagged image of a registry on loopback that refuses."""
+    name = "127.0.0.1:1/skiff-latest-probe"
+    docker_client.images.get(busybox_image).tag(name, "latest")
+    yield name
+    docker_client.images.remove(f"{name}:latest", noprune=True)
 
 
 # ---- 1. a two-container pod ----
@@ -714,7 +723,7 @@ async def test_pull_from_an_authenticated_registry(
 # ---- 11. what a user sees when something is wrong ----
 
 async def test_bad_input_shows_the_reason(kubelet: KubeletProcess, client: Client, ns: str,
-                                          busybox_image: str) -> None:
+                                          busybox_image: str, latest_image: str) -> None:
     node = kubelet.node_name
     async with ReasonLog(client, ns) as log:
         await create_pod(client, ns, node, "no-image",
@@ -729,6 +738,10 @@ async def test_bad_input_shows_the_reason(kubelet: KubeletProcess, client: Clien
             volumes=[{"name": "creds", "secret": {"secretName": "later"}}])
         await create_pod(client, ns, node, "no-command", [{
             "name": "app", "image": busybox_image, "command": ["nosuchcmd", "--flag"]}])
+        # On the node, untagged and with no policy: Always, so it is pulled (from loopback,
+        # which refuses) rather than run, and an event says why (kind#328's trap).
+        await create_pod(client, ns, node, "latest", [{
+            "name": "app", "image": latest_image, "command": ["sleep", "3600"]}])
 
         pod = await wait_pod(client, ns, "no-image",
                              lambda p: waiting_reason(p, "app") == "ImagePullBackOff",
@@ -757,6 +770,16 @@ async def test_bad_input_shows_the_reason(kubelet: KubeletProcess, client: Clien
         assert status.last_state.terminated.reason == "ContainerCannotRun", status
         assert '"nosuchcmd"' in status.last_state.terminated.message, status
         assert status.last_state.terminated.exit_code != 0
+        warning = await wait_event(client, ns, "latest", "AlwaysPull")
+        assert warning.type == "Warning"
+        assert warning.message == (
+            f'Pulling image "{latest_image}" at every start: its tag is latest (or none), for '
+            "which imagePullPolicy defaults to Always; it is on the node, but Always pulls it "
+            "anyway. To run an image loaded into the node, give it another tag or set "
+            "imagePullPolicy: IfNotPresent"), warning.message
+        await wait_pod(client, ns, "latest",
+                       lambda p: waiting_reason(p, "app") in ("ErrImagePull", "ImagePullBackOff"),
+                       "ErrImagePull")
 
     table = await skiff(kubelet.server, "get", "pods", "-n", ns)
     rows = {line.split()[0]: line.split()[2] for line in table.splitlines()[1:]}

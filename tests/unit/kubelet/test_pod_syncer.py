@@ -338,7 +338,7 @@ async def test_containers_sharing_an_image_share_its_pull() -> None:
         c.image = "registry.example/app:2"
     pulls: list[str] = []
 
-    async def on_pull() -> None:
+    async def on_pull(present: bool) -> None:
         pulls.append("pulling")
 
     outcomes = await asyncio.gather(*(images.ensure(pod, c, on_pull=on_pull)
