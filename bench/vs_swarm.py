@@ -91,7 +91,7 @@ class SkiffCluster:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        subprocess.run([sys.executable, "-m", "cli.main", "down", "--data-dir",
+        subprocess.run([sys.executable, "-m", "cli.main", "down", "--purge", "--data-dir",
                         str(self.data)], cwd=REPO, capture_output=True, timeout=120)
         shutil.rmtree(self.data, ignore_errors=True)
 

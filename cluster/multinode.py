@@ -3,11 +3,11 @@
 A cluster NAME is a Docker network `skiff-NAME` on a free 172.30.X.0/24 and N node
 containers `skiff-NAME-1..N` (cluster/nodehost.py) on it, each with its own dockerd, from
 this checkout's node image (built on first use, then reused). Skiff is installed in them
-exactly as on real hosts: a copy of this checkout in each, Skiff into every node's venv at
-once (deploy/install-package.sh), deploy/install-server.sh on node 1, `skiff token create`
-there, and deploy/install-agent.sh with the printed join arguments on the others (in
-parallel). The admin config comes from node 1, pointed at node 1's address on the cluster
-network (which the host reaches, and which the apiserver's certificate covers:
+exactly as on real hosts: a copy of this checkout in each; deploy/install-server.sh on
+node 1 while deploy/install-package.sh puts Skiff into the others' venvs; `skiff token
+create` on node 1; deploy/install-agent.sh with the printed join arguments on the others,
+in parallel. The admin config comes from node 1, pointed at node 1's address on the
+cluster network (which the host reaches, and which the apiserver's certificate covers:
 install-server makes it with the host's addresses, and that is checked), and becomes the
 context `skiff-NAME` of the user's client config.
 
@@ -143,13 +143,14 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
                                      labels={CLUSTER_LABEL: name}), names)
         step("copying this checkout into the nodes")
         _parallel(copy_checkout, names)
-        step("installing Skiff in the nodes")
-        _parallel(lambda n: _run_ok(n, f"{CHECKOUT}/deploy/install-package.sh", timeout=600),
-                  names)
         server = names[0]
-        step(f"install-server.sh on {server}")
-        _run_ok(server, f"{CHECKOUT}/deploy/install-server.sh", "--token-port",
-                str(TOKEN_PORT), timeout=600)
+        # The agents' Skiff goes in while the server installs (pip's turn is not on the
+        # way to Ready); install-agent.sh then finds it there.
+        step(f"install-server.sh on {server}"
+             + (", Skiff into the other nodes" if len(names) > 1 else ""))
+        _parallel(lambda n: _run_ok(n, f"{CHECKOUT}/deploy/install-server.sh", "--token-port",
+                                    str(TOKEN_PORT), timeout=600) if n == server else
+                  _run_ok(n, f"{CHECKOUT}/deploy/install-package.sh", timeout=600), names)
         if len(names) > 1:
             step("skiff token create")
             join = _join_arguments(server)
@@ -266,7 +267,7 @@ def _wait_ready(server: str, names: list[str], timeout: float = 240.0) -> None:
                 return
         if time.monotonic() > deadline:
             raise ClusterError(f"nodes not Ready within {timeout:g} s: {rows}")
-        time.sleep(1.0)
+        time.sleep(0.2)
 
 
 def _admin_config(server: str, ip: str) -> ClientConfig:

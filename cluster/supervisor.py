@@ -1,7 +1,9 @@
 """Start components in order, keep them running, stop them in reverse.
 
 The supervisor of `skiff up`, in the foreground or detached (`-d`): it starts each component
-once the one before is ready (or keeps one that an earlier `skiff up` left running), records
+once the one before is ready (or keeps one that an earlier `skiff up` left running; one with
+no readiness probe, the scheduler and the controller manager, does not hold up the next, and
+counts as up once it has run a second), records
 it in run/ (cluster.records), then watches them. A component that dies is started again
 after a back-off (1 s, doubling to 30 s; one that stays up a minute starts over at 1 s), as
 systemd's Restart= or a kubelet's static pods do; the death and the restart go to the
@@ -18,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -104,6 +106,7 @@ class Running:
     proc: subprocess.Popen[bytes] | None  # None: kept from an earlier `skiff up`
     log_offset: int  # where this run's lines start in the (appended) log
     restart_due: float | None = None  # supervisor clock time of its next start, while it waits
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def pid(self) -> int:
@@ -179,7 +182,7 @@ class Supervisor:
         the component exits or is not ready in time."""
         spec = running.spec
         deadline = time.monotonic() + spec.ready_timeout
-        settle = time.monotonic() + 1.0  # a probe-less daemon counts as up after 1 s
+        settle = running.started + 1.0  # a probe-less daemon counts as up after 1 s
         if running.proc is None:
             settle = time.monotonic()  # kept from an earlier `up`: it has been up a while
         while not self.stop_requested.is_set():
@@ -322,6 +325,7 @@ def supervise(run_dir: RunDir, specs: list[ComponentSpec], stop_requested: threa
 def _start_in_order(supervisor: Supervisor, specs: list[ComponentSpec],
                     kept: dict[str, ProcessRecord], log: Say) -> bool:
     records = {r.name: r for r in supervisor.run_dir.records()}
+    settling: list[Running] = []
     for order, spec in enumerate(specs, 1):
         if spec.name in kept:
             log(f"{spec.name} is running (pid {kept[spec.name].pid}): kept")
@@ -335,6 +339,9 @@ def _start_in_order(supervisor: Supervisor, specs: list[ComponentSpec],
                         or f"found not running at {time.strftime('%H:%M:%S')}"}
             log(f"starting {spec.name} (log {spec.log_file})")
             running = supervisor.start(spec, order, **past)
-        if not supervisor.wait_ready(running):
+        if spec.ready is None:
+            # Nothing after it waits for it: only that it stays up, checked at the end.
+            settling.append(running)
+        elif not supervisor.wait_ready(running):
             return False
-    return True
+    return all(supervisor.wait_ready(running) for running in settling)
