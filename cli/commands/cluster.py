@@ -89,7 +89,8 @@ def run_load_image(args: argparse.Namespace) -> int:
 
 def run_build_image(args: argparse.Namespace) -> int:
     try:
-        built = nodeimage.build_image(force=True, say=say)
+        # Progress to stderr: stdout is the tag alone, for IMAGE=$(skiff cluster build-image).
+        built = nodeimage.build_image(force=True, say=lambda m, err=False: say(m, err=True))
     except ClusterError as err:
         raise _fail(err) from None
     emit(f"{built.tag}\n")
