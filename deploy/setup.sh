@@ -12,6 +12,9 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.skiff-pyproject.sha256"
 DOCKERD_LOG=/var/log/skiff-dockerd.log
 DOCKER_PIDFILE=/var/run/docker.pid
+# The pid of a dockerd this script started: tests may restart only that one (a test of a
+# cluster surviving its engine's restart), never a dockerd the machine's owner runs.
+SETUP_DOCKERD_PIDFILE=/run/skiff/setup-dockerd.pid
 # mmdebstrap builds the node image of hosts made as containers (cluster/nodeimage.py).
 PACKAGES=(etcd-server etcd-client docker.io iptables busybox-static python3-venv docker-registry apache2-utils
           mmdebstrap)
@@ -133,6 +136,8 @@ start_dockerd() {
         # job of a non-interactive shell, setsid needs no fork, so $! is dockerd itself.)
         setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
         started=$!
+        mkdir -p "$(dirname "$SETUP_DOCKERD_PIDFILE")"
+        echo "$started" >"$SETUP_DOCKERD_PIDFILE"
     fi
     local tries=0 problem="did not answer within 30 s"
     while [ "$tries" -lt 60 ]; do
