@@ -18,7 +18,7 @@ import pytest
 from cluster.components import ComponentSpec
 from cluster.errors import ClusterError
 from cluster.records import ProcessRecord, RunDir
-from cluster.supervisor import Supervisor, kept_components
+from cluster.supervisor import Running, Supervisor, _start_in_order, kept_components
 from skiff.client.clock import FakeClock
 
 
@@ -159,3 +159,37 @@ def test_a_record_of_a_dead_component_is_not_kept(tmp_path: Path) -> None:
     run_dir = RunDir(tmp_path / "run")
     run_dir.save(ProcessRecord.of("worker", gone.pid, spec.argv, 1, spec.log_file))
     assert kept_components(run_dir, [spec]) == {}
+
+
+def test_a_component_without_a_readiness_probe_does_not_hold_up_the_next(
+        tmp_path: Path) -> None:
+    """The scheduler and the controller manager (no probe: up once they have run a second)
+    start together, and the kubelet after them does not wait out their seconds; a probe-less
+    one that dies at once still fails the start."""
+    supervisor = Supervisor(RunDir(tmp_path / "run"), threading.Event(), lambda *a, **k: None)
+    starts: dict[str, float] = {}
+    real_start = supervisor.start
+
+    def start(spec: ComponentSpec, order: int, **past: object) -> Running:
+        starts[spec.name] = time.monotonic()
+        return real_start(spec, order, **past)
+
+    supervisor.start = start  # type: ignore[method-assign]
+    probed = ComponentSpec(name="kubelet", argv=["sleep", "300"],
+                           log_file=tmp_path / "kubelet.log", ready=lambda: True)
+    specs = [sleeper(tmp_path, "scheduler"), sleeper(tmp_path, "controller-manager"), probed]
+    try:
+        began = time.monotonic()
+        assert _start_in_order(supervisor, specs, {}, lambda *a, **k: None)
+        assert starts["kubelet"] - starts["scheduler"] < 0.5, starts
+        assert time.monotonic() - began >= 1.0  # yet up only once they have run a second
+    finally:
+        supervisor.stop_all(grace=2)
+    dying = ComponentSpec(name="scheduler", argv=["false"], log_file=tmp_path / "s.log",
+                          ready=None)
+    supervisor = Supervisor(RunDir(tmp_path / "run2"), threading.Event(), lambda *a, **k: None)
+    try:
+        with pytest.raises(ClusterError, match="scheduler"):
+            _start_in_order(supervisor, [dying, probed], {}, lambda *a, **k: None)
+    finally:
+        supervisor.stop_all(grace=2)
