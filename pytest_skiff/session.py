@@ -89,11 +89,13 @@ class SkiffCluster:
     # ---- running coroutines on the cluster's loop ----
 
     def _on_loop(self, coroutine: Coroutine[Any, Any, R], timeout: float | None = None) -> R:
+        __tracebackhide__ = True
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
 
     def call(self, fn: Callable[[Client], Awaitable[R]], timeout: float | None = None) -> R:
         """`fn(client)` on the cluster's own client, waited for: any call of the async
         client from a plain test, e.g. `skiff_cluster.call(lambda c: c.version())`."""
+        __tracebackhide__ = True  # failures point at the test's line
 
         async def run() -> R:
             return await fn(self._client)
@@ -114,6 +116,7 @@ class SkiffCluster:
 
     def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any]:
         """The object, Kubernetes-shaped (what `skiff get -o yaml` prints)."""
+        __tracebackhide__ = True  # failures point at the test's line
         k = kinds.lookup(kind)
         namespace = namespace if k.namespaced else ""
         self.touched.add(namespace)
@@ -122,6 +125,7 @@ class SkiffCluster:
     def list(self, kind: str, namespace: str = "default", *,
              label_selector: str = "") -> builtins.list[dict[str, Any]]:
         """The objects of a kind in a namespace ("" for all), Kubernetes-shaped."""
+        __tracebackhide__ = True  # failures point at the test's line
         k = kinds.lookup(kind)
         namespace = namespace if k.namespaced else ""
         self.touched.add(namespace)
@@ -132,6 +136,7 @@ class SkiffCluster:
                wait: bool = False, timeout: float = DEFAULT_TIMEOUT) -> bool:
         """Deletes the object; False when there was none. With `wait`, returns once it is
         gone (finalizers done)."""
+        __tracebackhide__ = True  # failures point at the test's line
         k = kinds.lookup(kind)
         namespace = namespace if k.namespaced else ""
         try:
@@ -143,6 +148,7 @@ class SkiffCluster:
         return True
 
     def create_namespace(self, name: str) -> None:
+        __tracebackhide__ = True  # failures point at the test's line
         self.call(lambda c: c.create_manifest(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}))
         self.touched.add(name)
@@ -153,6 +159,7 @@ class SkiffCluster:
         Objects without a namespace go to `namespace` (else "default"). Returns apply's
         lines (`deployment.apps/web created`); raises CalledProcessError with its message
         when apply fails."""
+        __tracebackhide__ = True  # failures point at the test's line
         if isinstance(manifest, Path):
             source, text = str(manifest), None
             documents = [d for p in _manifest_files(manifest)
@@ -175,6 +182,7 @@ class SkiffCluster:
         status condition type ("Available", "Ready", "Complete": its status is "True"),
         "deleted" (the object is gone), or a callable on the Kubernetes-shaped object.
         Raises WaitTimeout, with the object's last state, after `timeout` seconds."""
+        __tracebackhide__ = True  # failures point at the test's line
         k = kinds.lookup(kind)
         namespace = namespace if k.namespaced else ""
         self.touched.add(namespace)
@@ -202,6 +210,7 @@ class SkiffCluster:
     def logs(self, pod: str, namespace: str = "default", *, container: str = "",
              tail_lines: int | None = None) -> str:
         """A pod container's output so far (the only container's when not named)."""
+        __tracebackhide__ = True  # failures point at the test's line
         self.touched.add(namespace)
 
         async def read(client: Client) -> bytes:
@@ -213,6 +222,7 @@ class SkiffCluster:
 
     def events(self, namespace: str = "default") -> builtins.list[dict[str, Any]]:
         """The namespace's events, oldest first."""
+        __tracebackhide__ = True  # failures point at the test's line
         events = self.list("Event", namespace)
         return sorted(events, key=_event_time)
 
@@ -221,12 +231,14 @@ class SkiffCluster:
     def load_image(self, *images: str) -> None:
         """Copies images from this machine's Docker engine into every node (pods use them
         with imagePullPolicy IfNotPresent or Never)."""
+        __tracebackhide__ = True  # failures point at the test's line
         multinode.load_images(self.name, list(images), say=self._say)
 
     def run(self, *args: str, check: bool = True, input: str | None = None,
             timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """The `skiff` CLI with this cluster's config: `run("get", "pods", "-o", "wide")`.
         With `check`, a failure raises CalledProcessError (its stderr in the message)."""
+        __tracebackhide__ = True  # failures point at the test's line
         # The CLI of this very installation (or checkout), with the cluster's config.
         path = os.pathsep.join(p for p in (str(multinode.REPO), os.environ.get("PYTHONPATH"))
                                if p)
