@@ -2,30 +2,22 @@
 
 The first test is a user's test: the session's `skiff_cluster` (two nodes, from the ini
 setting in pyproject.toml), an image of this machine loaded into it, a Deployment applied
-and waited for. The others run pytest itself in a subprocess on test files written here,
-as a user's project would be run: one reuses this session's cluster with --skiff-cluster
-(which must outlive the run) and checks what a failing test's report shows; the last makes
-a cluster of its own and is interrupted while a test sleeps, and nothing of that cluster
-may remain.
+and waited for. The second runs pytest itself in a subprocess on test files written here, as
+a user's project would be run, reusing this session's cluster with --skiff-cluster (which
+must outlive the run), and checks what a failing test's report shows.
+(test_pytest_skiff_cleanup.py has the sessions that make clusters of their own.)
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
+from fixtures.innerpytest import run_pytest
 
-from cluster.dockercli import docker
-from cluster.multinode import CLUSTER_LABEL, list_clusters
+from cluster.multinode import list_clusters
 from pytest_skiff.session import SkiffCluster
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -120,21 +112,6 @@ def test_passes(skiff_cluster):
 '''
 
 
-def run_pytest(folder: Path, *args: str, timeout: float = 600
-               ) -> subprocess.CompletedProcess[str]:
-    """pytest on `folder` in a subprocess, as a user's project runs it (this checkout's
-    packages first on the path; `-p` loads the plugin also where skiff is not installed)."""
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "pytest_skiff.plugin", "-p", "no:cacheprovider",
-         "--rootdir", str(folder), *args, str(folder)], cwd=folder, env=inner_env(),
-        capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def inner_env() -> dict[str, str]:
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path}
-
-
 def test_a_failing_test_reports_its_events_and_pod_logs_and_a_reused_cluster_stays(
         skiff_cluster: SkiffCluster, loaded_busybox: str, tmp_path: Path) -> None:
     (tmp_path / "test_user_app.py").write_text(INNER_TESTS.replace("BUSYBOX", loaded_busybox))
@@ -166,140 +143,3 @@ def test_a_failing_test_reports_its_events_and_pod_logs_and_a_reused_cluster_sta
     namespaces = [n["metadata"]["name"] for n in skiff_cluster.list("namespaces")]
     assert not [n for n in namespaces if n.startswith("test-talker-fails-")
                 and skiff_cluster.get("namespace", n)["status"].get("phase") != "Terminating"]
-
-
-SLEEPER = '''
-import os
-from pathlib import Path
-
-
-def test_sleeps(skiff_cluster):
-    Path(os.environ["SKIFF_TEST_MARKER"]).write_text(skiff_cluster.name)
-    import time
-    time.sleep(600)
-'''
-
-
-def labelled(name: str) -> list[str]:
-    label = f"label={CLUSTER_LABEL}={name}"
-    return (docker("container", "ls", "-aq", "--filter", label).stdout.split()
-            + docker("volume", "ls", "-q", "--filter", label).stdout.split()
-            + docker("network", "ls", "-q", "--filter", label).stdout.split())
-
-
-def delete_leftover(name: str) -> None:
-    """What a failed test left of a cluster (the test fails either way)."""
-    if name and labelled(name):
-        subprocess.run([sys.executable, "-m", "cli.main", "cluster", "delete", name],
-                       env=inner_env(), capture_output=True, timeout=300, check=False)
-
-
-def start_pytest(folder: Path, prefix: str, *args: str) -> subprocess.Popen[str]:
-    """pytest on `folder` in the background, in a session of its own (signals reach it
-    only when sent to it), making a 1-node cluster named PREFIX-xxxxxx."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "pytest_skiff.plugin", "-p", "no:cacheprovider",
-         "--rootdir", str(folder), "-o", f"skiff_name_prefix={prefix}", "--skiff-nodes", "1",
-         "-s", *args, str(folder)],
-        cwd=folder, env={**inner_env(), "SKIFF_TEST_MARKER": str(folder / "cluster-name")},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-
-
-def wait_for_marker(inner: subprocess.Popen[str], marker: Path) -> str:
-    deadline = time.monotonic() + 400
-    while not marker.exists() or not marker.read_text():
-        assert inner.poll() is None, inner.communicate()[0]
-        assert time.monotonic() < deadline, "no cluster within 400 s"
-        time.sleep(0.5)
-    return marker.read_text()
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_an_interrupted_session_deletes_the_cluster_it_made(
-        sig: signal.Signals, node_image: str, tmp_path: Path,
-        request: pytest.FixtureRequest) -> None:
-    (tmp_path / "test_sleeper.py").write_text(SLEEPER)
-    prefix = f"{request.config.getini('skiff_name_prefix')}-int"
-    inner = start_pytest(tmp_path, prefix)
-    name = ""
-    try:
-        name = wait_for_marker(inner, tmp_path / "cluster-name")
-        assert name.startswith(prefix) and labelled(name)
-        inner.send_signal(sig)
-        out, _ = inner.communicate(timeout=300)
-    finally:
-        if inner.poll() is None:
-            inner.kill()
-            inner.wait()
-        delete_leftover(name)
-    assert inner.returncode == pytest.ExitCode.INTERRUPTED, out
-    assert f"skiff: cluster {name} deleted" in out, out
-    assert labelled(name) == []
-
-
-def test_ctrl_c_while_the_cluster_is_being_made_leaves_nothing(
-        node_image: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    (tmp_path / "test_sleeper.py").write_text(SLEEPER)
-    prefix = f"{request.config.getini('skiff_name_prefix')}-mid-{os.getpid()}"
-    inner = start_pytest(tmp_path, prefix)
-    name = ""
-    try:
-        deadline = time.monotonic() + 120
-        while not name:  # its node container is up: the install has yet to run
-            assert inner.poll() is None, inner.communicate()[0]
-            assert time.monotonic() < deadline, "no node container within 120 s"
-            name = next((c.name for c in list_clusters()
-                         if c.name.startswith(prefix) and c.status == "Running"), "")
-            time.sleep(0.2)
-        inner.send_signal(signal.SIGINT)
-        out, _ = inner.communicate(timeout=300)
-    finally:
-        if inner.poll() is None:
-            inner.kill()
-            inner.wait()
-        delete_leftover(name)
-    assert inner.returncode == pytest.ExitCode.INTERRUPTED, out
-    assert not (tmp_path / "cluster-name").exists(), out  # the test never ran
-    assert labelled(name) == [], out
-
-
-KEPT = '''
-import os
-from pathlib import Path
-
-
-def test_uses_it(skiff_cluster, skiff_namespace):
-    Path(os.environ["SKIFF_TEST_MARKER"]).write_text(skiff_cluster.name)
-    assert skiff_cluster.get("namespace", skiff_namespace)["metadata"]["name"] == skiff_namespace
-'''
-
-
-def test_skiff_keep_keeps_the_cluster_and_says_how_to_reach_and_delete_it(
-        node_image: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    (tmp_path / "test_kept.py").write_text(KEPT)
-    prefix = f"{request.config.getini('skiff_name_prefix')}-keep"
-    inner = start_pytest(tmp_path, prefix, "--skiff-keep")
-    name = ""
-    try:
-        out, _ = inner.communicate(timeout=600)
-        name = (tmp_path / "cluster-name").read_text()
-        assert inner.returncode == 0, out
-        assert f"skiff: cluster {name} kept (--skiff-keep). Reach it with" in out, out
-        # The config it names works, and the test's namespace is still there to look at.
-        config = out.split("SKIFF_CONFIG=", 1)[1].split()[0]
-        listed = subprocess.run([sys.executable, "-m", "cli.main", "get", "namespaces",
-                                 "--no-headers"], env={**inner_env(), "SKIFF_CONFIG": config},
-                                capture_output=True, text=True, timeout=60, check=True).stdout
-        assert "test-uses-it-" in listed
-        assert f"skiff cluster delete {name}" in out
-        assert (name, 1, "Running") in [(c.name, c.nodes, c.status) for c in list_clusters()]
-        deleted = subprocess.run([sys.executable, "-m", "cli.main", "cluster", "delete", name],
-                                 env=inner_env(), capture_output=True, text=True, timeout=300,
-                                 check=False)
-        assert deleted.returncode == 0, deleted.stderr
-    finally:
-        if inner.poll() is None:
-            inner.kill()
-            inner.wait()
-        delete_leftover(name)
-    assert labelled(name) == []
