@@ -1,11 +1,9 @@
 """The session's cluster: made (or reused), and removed at the end whatever happens.
 
-A cluster the session made is deleted when the session ends, also after Ctrl-C (pytest
-turns it into KeyboardInterrupt and still tears fixtures down) and SIGTERM (turned into
-KeyboardInterrupt here while such a cluster exists, so it takes the same path). While the
-cluster is being removed, further Ctrl-C and SIGTERM are only acknowledged: an impatient
-second Ctrl-C must not leave half a cluster behind. Only SIGKILL can; everything carries the
-cluster's label, and `skiff cluster delete NAME` removes what is left.
+A cluster the session made is deleted when the session ends, also after Ctrl-C and SIGTERM
+(see _Guard: the first one stops pytest, which still tears fixtures down; later ones wait for
+the deletion). Only SIGKILL leaves a cluster behind; everything carries the cluster's label,
+and `skiff cluster delete NAME` removes what is left.
 
 A reused cluster (--skiff-cluster) and a kept one (--skiff-keep) are never deleted.
 """
@@ -17,7 +15,7 @@ import shutil
 import signal
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +52,7 @@ def open_cluster(options: Options, workdir: Path, say: Say) -> SkiffCluster:
         return _reuse(options.reuse, kubeconfig, say)
     image = options.image or _node_image(say)
     name = f"{options.prefix}-{uuid.uuid4().hex[:6]}"
-    _TERM_AS_INTERRUPT.enter()
+    _GUARD.enter(name)
     try:
         say(f"skiff: creating cluster {name} ({options.nodes} node(s))")
         created = multinode.create(name, options.nodes, image=image, config_path=kubeconfig,
@@ -63,9 +61,9 @@ def open_cluster(options: Options, workdir: Path, say: Say) -> SkiffCluster:
         return SkiffCluster(name, kubeconfig=kubeconfig, nodes=created.nodes, owned=True,
                             say=say)
     except BaseException:
-        with _shielded(say, f"removing cluster {name}"):
+        with _GUARD.shield():
             multinode.delete(name, config_path=None)
-        _TERM_AS_INTERRUPT.leave()
+        _GUARD.leave()
         raise
 
 
@@ -78,11 +76,11 @@ def close_cluster(cluster: SkiffCluster, *, keep: bool, say: Say) -> None:
                 if keep:
                     say(_kept_message(cluster))
                 else:
-                    with _shielded(say, f"deleting cluster {cluster.name}"):
+                    with _GUARD.shield():
                         multinode.delete(cluster.name, config_path=None)
                     say(f"skiff: cluster {cluster.name} deleted")
             finally:
-                _TERM_AS_INTERRUPT.leave()
+                _GUARD.leave()
 
 
 def _reuse(name: str, kubeconfig: Path, say: Say) -> SkiffCluster:
@@ -118,52 +116,51 @@ def _kept_message(cluster: SkiffCluster) -> str:
             f"  skiff cluster delete {cluster.name}")
 
 
-class _TermAsInterrupt:
-    """SIGTERM raises KeyboardInterrupt while the session owns a cluster, so that pytest
-    tears fixtures down (deleting it) instead of dying on the spot."""
+class _Guard:
+    """While the session owns a cluster, the first Ctrl-C or SIGTERM raises KeyboardInterrupt
+    (pytest then stops and tears fixtures down, deleting the cluster: SIGTERM's default would
+    end the process on the spot); later ones, and any while the cluster is being made undone
+    or deleted, are only acknowledged, so that an impatient second Ctrl-C does not leave half
+    a cluster behind. Signal handlers belong to the main thread: elsewhere this does nothing.
+    """
 
     def __init__(self) -> None:
-        self.depth = 0
-        self.previous: Any = None
+        self.name = ""
+        self.previous: dict[signal.Signals, Any] = {}
+        self.interrupted = False
+        self.shielded = False
 
-    def enter(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
+    def enter(self, name: str) -> None:
+        if threading.current_thread() is not threading.main_thread() or self.previous:
             return
-        if self.depth == 0:
-            self.previous = signal.signal(signal.SIGTERM, _interrupt)
-        self.depth += 1
+        self.name, self.interrupted, self.shielded = name, False, False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
 
     def leave(self) -> None:
-        if self.depth == 0 or threading.current_thread() is not threading.main_thread():
+        if threading.current_thread() is not threading.main_thread():
             return
-        self.depth -= 1
-        if self.depth == 0:
-            signal.signal(signal.SIGTERM, self.previous)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-_TERM_AS_INTERRUPT = _TermAsInterrupt()
-
-
-@contextmanager
-def _shielded(say: Say, what: str) -> Iterator[None]:
-    """Runs the block with Ctrl-C and SIGTERM only acknowledged (main thread only: signal
-    handlers cannot be set elsewhere)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def acknowledge(signum: int, frame: FrameType | None) -> None:
-        say(f"skiff: {what}; wait a moment (a signal now would leave part of it behind)")
-
-    previous: dict[signal.Signals, Callable[..., Any] | int | None] = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, acknowledge)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        self.previous = {}
+
+    @contextmanager
+    def shield(self) -> Iterator[None]:
+        self.shielded = True
+        try:
+            yield
+        finally:
+            self.shielded = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.interrupted or self.shielded:
+            # Straight to the terminal: a signal handler must not re-enter pytest's writer.
+            os.write(2, (f"\nskiff: {signal.Signals(signum).name}: removing cluster "
+                         f"{self.name} first (SIGKILL would leave it behind; then "
+                         f"`skiff cluster delete {self.name}`)\n").encode())
+            return
+        self.interrupted = True
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+_GUARD = _Guard()

@@ -1,6 +1,7 @@
 """The plugin's cleanup, in pytest sessions (subprocesses) that make clusters of their own:
-interrupted while a test runs (Ctrl-C, SIGTERM) or while the cluster is being made, nothing
-of the cluster remains; with --skiff-keep it stays and the printed way to reach it works.
+interrupted while a test runs (Ctrl-C, SIGTERM; twice, impatiently) or while the cluster is
+being made, nothing of the cluster remains; with --skiff-keep it stays, and the printed way
+to reach it works.
 
 This module's name sorts before test_pytest_skiff_fixture.py, whose tests start this
 session's own cluster: run in that order, no two clusters are up at once.
@@ -52,6 +53,8 @@ def test_an_interrupted_session_deletes_the_cluster_it_made(
         name = wait_for_marker(inner, tmp_path / "cluster-name")
         assert name.startswith(prefix) and labelled(name)
         inner.send_signal(sig)
+        time.sleep(0.3)  # the cluster is being deleted (that takes a second or two) ...
+        inner.send_signal(sig)  # ... and an impatient second signal must not stop that
         out, _ = inner.communicate(timeout=300)
     finally:
         if inner.poll() is None:
@@ -59,6 +62,7 @@ def test_an_interrupted_session_deletes_the_cluster_it_made(
             inner.wait()
         delete_leftover(name)
     assert inner.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert f"skiff: {sig.name}: removing cluster {name} first" in out, out
     assert f"skiff: cluster {name} deleted" in out, out
     assert labelled(name) == []
 
