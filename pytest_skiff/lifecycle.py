@@ -153,6 +153,7 @@ class _Guard:
             self.shielded = False
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        __tracebackhide__ = True  # pytest reports where the test was, not this line
         if self.interrupted or self.shielded:
             # Straight to the terminal: a signal handler must not re-enter pytest's writer.
             os.write(2, (f"\nskiff: {signal.Signals(signum).name}: removing cluster "

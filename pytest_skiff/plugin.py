@@ -105,7 +105,8 @@ def pytest_runtest_makereport(item: pytest.Item,
                               call: pytest.CallInfo[None]
                               ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.when == "call" and report.failed and "skiff_cluster" in getattr(
+    # A failing setup counts: a fixture that deploys the app and waits for it is common.
+    if report.when in ("setup", "call") and report.failed and "skiff_cluster" in getattr(
             item, "fixturenames", ()):
         cluster = item.config.stash.get(_CLUSTER, None)
         if cluster is not None:

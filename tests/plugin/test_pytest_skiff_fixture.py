@@ -80,6 +80,8 @@ def test_a_deployment_of_a_loaded_image_becomes_available_on_every_node(
 INNER_TESTS = '''
 import time
 
+import pytest
+
 
 def test_talker_fails(skiff_cluster, skiff_namespace):
     skiff_cluster.apply("""
@@ -109,6 +111,15 @@ def test_waiting_for_nothing_times_out(skiff_cluster):
 
 def test_passes(skiff_cluster):
     assert skiff_cluster.nodes
+
+
+@pytest.fixture
+def app_that_never_comes(skiff_cluster, skiff_namespace):
+    skiff_cluster.wait_for("pod", "never-made", "Ready", namespace=skiff_namespace, timeout=1)
+
+
+def test_setup_fails(app_that_never_comes):
+    pass
 '''
 
 
@@ -118,7 +129,7 @@ def test_a_failing_test_reports_its_events_and_pod_logs_and_a_reused_cluster_sta
     result = run_pytest(tmp_path, "--skiff-cluster", skiff_cluster.name, "-rA")
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
-    assert "2 failed, 1 passed" in out, out
+    assert "2 failed, 1 passed, 1 error" in out, out
 
     failure = out.split("_ test_talker_fails _", 1)[1].split("_ test_waiting_for_nothing", 1)[0]
     assert "deliberately failing" in failure
@@ -134,6 +145,11 @@ def test_a_failing_test_reports_its_events_and_pod_logs_and_a_reused_cluster_sta
     assert "WaitTimeout: Deployment nowhere in namespace default: not Available within " \
            "1 s; it does not exist" in timeout, timeout
     assert "- skiff events in namespace default" in timeout
+
+    setup = out.split("ERROR at setup of test_setup_fails", 1)[1].split("= FAILURES =")[0]
+    assert "WaitTimeout: Pod never-made in namespace test-setup-fails-" in setup, setup
+    assert "- skiff events in namespace test-setup-fails-" in setup, setup
+    assert "(no events)" in setup
 
     assert f"using running cluster {skiff_cluster.name} (2 node(s)); it is left running" in out
     assert "PASSED test_user_app.py::test_passes" in out
