@@ -10,6 +10,7 @@ must outlive the run), and checks what a failing test's report shows.
 
 from __future__ import annotations
 
+import asyncio
 import textwrap
 from pathlib import Path
 
@@ -75,6 +76,32 @@ def test_a_deployment_of_a_loaded_image_becomes_available_on_every_node(
     listed = skiff_cluster.run("get", "pods", "-n", skiff_namespace, "--no-headers").stdout
     assert sorted(line.split()[0] for line in listed.splitlines()) == sorted(
         p["metadata"]["name"] for p in pods)
+
+
+def test_the_helpers_read_wait_delete_and_an_async_test_has_its_own_client(
+        skiff_cluster: SkiffCluster, skiff_namespace: str, loaded_busybox: str) -> None:
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "one"},
+           "spec": {"terminationGracePeriodSeconds": 0, "containers": [{
+               "name": "app", "image": loaded_busybox, "imagePullPolicy": "IfNotPresent",
+               "command": ["sh", "-c", "echo up; sleep 3600"]}]}}
+    assert skiff_cluster.apply(pod, namespace=skiff_namespace) == ["pod/one created"]
+    ready = skiff_cluster.wait_for("pod", "one", "Ready", namespace=skiff_namespace)
+    assert ready["spec"]["nodeName"] in skiff_cluster.nodes
+    assert skiff_cluster.get("po", "one", skiff_namespace)["status"]["phase"] == "Running"
+    reasons = {e["reason"] for e in skiff_cluster.events(skiff_namespace)}
+    assert {"Scheduled", "Started"} <= reasons, reasons
+    assert skiff_cluster.call(lambda c: c.version()).version
+
+    assert skiff_cluster.delete("pod", "one", skiff_namespace, wait=True)
+    assert skiff_cluster.list("pods", skiff_namespace) == []
+    assert not skiff_cluster.delete("pod", "one", skiff_namespace)
+
+    async def read_namespace() -> str:
+        async with skiff_cluster.client() as client:
+            namespace = await client.get("Namespace", skiff_namespace)
+        return str(namespace.metadata.name)
+
+    assert asyncio.run(read_namespace()) == skiff_namespace
 
 
 INNER_TESTS = '''
