@@ -113,5 +113,8 @@ def pytest_runtest_makereport(item: pytest.Item,
             from pytest_skiff.report import failure_sections
 
             namespaces = cluster.touched.namespaces or ["default"]
-            report.sections.extend(failure_sections(cluster, namespaces))
+            try:
+                report.sections.extend(failure_sections(cluster, namespaces))
+            except Exception as err:  # the test's own failure comes first
+                report.sections.append(("skiff", f"(events and logs not gathered: {err!r})"))
     return report

@@ -208,7 +208,7 @@ class SkiffCluster:
             time.sleep(POLL_SECONDS)
 
     def logs(self, pod: str, namespace: str = "default", *, container: str = "",
-             tail_lines: int | None = None) -> str:
+             tail_lines: int | None = None, timeout: float = 60.0) -> str:
         """A pod container's output so far (the only container's when not named)."""
         __tracebackhide__ = True  # failures point at the test's line
         self.touched.add(namespace)
@@ -218,7 +218,7 @@ class SkiffCluster:
                 pod, namespace, container=container, tail_lines=tail_lines)]
             return b"".join(chunks)
 
-        return self.call(read, timeout=60).decode(errors="replace")
+        return self.call(read, timeout=timeout).decode(errors="replace")
 
     def events(self, namespace: str = "default") -> builtins.list[dict[str, Any]]:
         """The namespace's events, oldest first."""
