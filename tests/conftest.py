@@ -11,5 +11,9 @@ import os
 # Bad file descriptor"). The tests never use gRPC in a forked child, so turn them off.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
+# pytest_skiff.plugin is also loaded by its entry point where skiff is installed; named here
+# so that the plugin's tests run from a checkout too (loaded once either way: the entry
+# point has the module's name).
 pytest_plugins = ["fixtures.etcd", "fixtures.apiserver", "fixtures.docker", "fixtures.registry",
-                  "fixtures.kubelet", "fixtures.simcluster", "fixtures.cli", "fixtures.nodes"]
+                  "fixtures.kubelet", "fixtures.simcluster", "fixtures.cli", "fixtures.nodes",
+                  "pytest_skiff.plugin"]
