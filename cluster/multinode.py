@@ -126,6 +126,7 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
                            "'-', start and end with a letter or digit, at most 42 characters")
     if nodes < 1:
         raise ClusterError(f"--nodes {nodes}: a cluster has at least one node")
+    _require_checkout()
     if _labelled("container", name) or _labelled("network", name):
         raise ClusterError(f"a cluster named {name} exists already "
                            f"(`skiff cluster delete {name}` removes it)")
@@ -219,6 +220,15 @@ def _make_network(name: str) -> ipaddress.IPv4Network:
         if "overlap" not in made.stderr:
             raise ClusterError(f"docker network create: {made.stderr.strip()}")
     raise ClusterError("could not find a free subnet for the cluster's network")
+
+
+def _require_checkout() -> None:
+    """The nodes get Skiff from this checkout, by its install scripts: a Skiff installed
+    from a wheel has neither (it would copy site-packages)."""
+    if not ((REPO / "pyproject.toml").is_file() and (REPO / "deploy/install-server.sh").is_file()):
+        raise ClusterError(f"skiff cluster installs Skiff into its nodes from a checkout, with "
+                           f"its deploy/ scripts; this Skiff runs from {REPO}, which is not "
+                           "one. Use a checkout, installed with pip install -e CHECKOUT")
 
 
 def copy_checkout(node: str) -> None:
