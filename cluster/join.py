@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cluster.certs import host_addresses
+from cluster.certs import host_addresses, uncovered_addresses
 from cluster.errors import ClusterError
 from cluster.process import write_atomic
 from skiff import pki
@@ -32,7 +32,7 @@ from skiff.client.config import ClientConfig
 from skiff.client.transport import ClientCredentials
 from skiff.version import VERSION
 
-__all__ = ["AgentState", "join", "renew_if_due"]
+__all__ = ["AgentState", "join", "reissue_if_moved", "renew_if_due"]
 
 DEFAULT_STATE_DIR = "/var/lib/skiff/agent"
 
@@ -110,13 +110,12 @@ def discover(url: str, ca_cert_hash: str, timeout: float = 10.0) -> tuple[str, b
 
 
 def _exchange(address: str, credentials: ClientCredentials, node_name: str,
-              node_ip: str | None, state: AgentState, refusal: str) -> api.JoinReply:
+              node_ip: str | None, state: AgentState, refusal: str,
+              addresses: list[str] | None = None) -> api.JoinReply:
     """Sends new signing requests for `node_name` with `credentials` (a join token, or the
     node's current certificate) and keeps what comes back in `state`."""
     client_key, serving_key = pki.new_key(), pki.new_key()
-    # The serving certificate names every address of the host: the apiserver dials the
-    # kubelet at the address its Node reports (--node-ip, or the detected one).
-    addresses = list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
+    addresses = addresses or _node_addresses(node_ip)
     request = api.JoinRequest(
         node_name=node_name, version=VERSION, unix_time=int(time.time()),
         addresses=[*addresses, socket.gethostname()],
@@ -141,6 +140,13 @@ def _exchange(address: str, credentials: ClientCredentials, node_name: str,
                  key=client_key).save(state.client_config)
     write_atomic(state.settings, json.dumps({"node_ip": node_ip or ""}))
     return reply
+
+
+def _node_addresses(node_ip: str | None) -> list[str]:
+    """What the kubelet's serving certificate must name: every address of the host, since
+    the apiserver dials the kubelet at the address its Node reports (--node-ip, or the
+    detected one)."""
+    return list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
 
 
 def _credential_refused(state: AgentState, timeout: float = 10.0) -> str | None:
@@ -208,3 +214,29 @@ def renew_if_due(state: AgentState, renew_before: float | None = None) -> str | 
                       "the cluster refused to renew this node's certificate")
     expires = pki.subject_of(reply.client_certificate).not_after
     return f"renewed the certificates of node {name} (valid until {expires:%Y-%m-%d %H:%M}Z)"
+
+
+def reissue_if_moved(state: AgentState, node_ip: str | None = None) -> str | None:
+    """Trades the node's current certificate for new ones when its kubelet's serving
+    certificate does not name an address the host has now (it came back from a reboot, or
+    its container from a restart, with another address: the apiserver would refuse the
+    kubelet's certificate at the new one, and logs and exec would fail). Says what it did;
+    when the cluster cannot be asked now, says that and the agent runs on with the old
+    certificate (its next start tries again)."""
+    name = state.node_name()
+    if name is None or not state.serving_cert.exists():
+        return None
+    addresses = _node_addresses(node_ip or state.node_ip())
+    missing = uncovered_addresses(state.serving_cert.read_bytes(), addresses)
+    if not missing:
+        return None
+    config = ClientConfig.load(state.client_config)
+    try:
+        _exchange(config.address, config.credentials(), name, state.node_ip(), state,
+                  "the cluster refused to renew this node's certificate", addresses)
+    except (ClusterError, OSError) as err:
+        return (f"warning: this host's address {', '.join(missing)} is not in node {name}'s "
+                f"serving certificate, and new certificates could not be had now ({err}); "
+                "logs and exec of its pods may fail until the agent starts again")
+    return (f"node {name} has the new address {', '.join(missing)}: its certificates were "
+            "issued again to name it")
