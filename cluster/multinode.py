@@ -44,8 +44,8 @@ from skiff.client.config import ClientConfig, ConfigError, Kubeconfig
 
 __all__ = ["CHECKOUT", "CLUSTER_LABEL", "JOIN_COMMAND", "ClusterSummary", "Created",
            "context_name", "copy_checkout", "create", "delete", "engine_subnets",
-           "free_subnet", "get_config", "list_clusters", "load_images", "node_names",
-           "start_node", "stop_node"]
+           "follow_server", "free_subnet", "get_config", "list_clusters", "load_images",
+           "node_names", "server_address", "start_node", "stop_node"]
 
 CLUSTER_LABEL = "io.skiff.cluster"
 DEFAULT_NAME = "dev"
@@ -399,9 +399,7 @@ def get_config(name: str) -> str:
     if not docker("container", "ls", "--quiet", "--filter", f"label={CLUSTER_LABEL}={name}",
                   "--filter", f"name=^{server}$").stdout.strip():
         raise ClusterError(f"cluster {name} has no running node {server}")
-    inspected = json.loads(docker("container", "inspect", server).stdout)[0]
-    ip = inspected["NetworkSettings"]["Networks"][network_name(name)]["IPAddress"]
-    config = _admin_config(server, ip)
+    config = _admin_config(server, server_address(name))
     document = Kubeconfig().add_context(context_name(name), config).document
     return yaml.safe_dump(document, default_flow_style=False, sort_keys=False)
 
@@ -451,10 +449,16 @@ def stop_node(name: str, node: str, *, timeout: float = 60.0) -> str:
     return container
 
 
-def start_node(name: str, node: str, *, timeout: float = 240.0) -> str:
+def start_node(name: str, node: str, *, config_path: Path | None = None,
+               timeout: float = 240.0) -> str:
     """Starts node `node` of cluster `name` again and waits until its systemd has booted,
     its dockerd answers and its Node is Ready again (a Ready condition written after the
-    start, not the one from before it stopped). Returns the node's name."""
+    start, not the one from before it stopped). Returns the node's name.
+
+    When node 1 (the server) comes back at another address (its apiserver's certificate
+    is made again for it at its start), its clients follow: every running agent is
+    pointed at it (follow_server) and the context in the client config at `config_path`
+    too."""
     container = _node_of(name, node)
     if _state(container) == "running":
         raise ClusterError(f"node {container} is running already")
@@ -462,9 +466,70 @@ def start_node(name: str, node: str, *, timeout: float = 240.0) -> str:
     deadline = time.monotonic() + timeout
     docker("container", "start", container)
     wait_ready(container, timeout)
+    moved: list[str] = []
+    if container == node_names(name, 1)[0]:
+        moving = time.time()
+        moved = follow_server(name, config_path=config_path,
+                              timeout=max(1.0, deadline - time.monotonic()))
     wait_node_ready(name, container, since=started,
                     timeout=max(1.0, deadline - time.monotonic()))
+    for agent in moved:  # back with the server at its new address
+        wait_node_ready(name, agent, since=moving,
+                        timeout=max(1.0, deadline - time.monotonic()))
     return container
+
+
+# Points an agent at the server's new address: the URL it joins at (agent.env) and the
+# apiserver's in its client config, then restarts it. Prints "moved" when it did.
+_FOLLOW_SERVER = r"""set -e
+env=/etc/skiff/agent.env conf=/var/lib/skiff/agent/kubelet.conf new="$1"
+old=$(sed -n 's|^SKIFF_SERVER="https://\([^:/]*\):.*|\1|p' "$env")
+[ -n "$old" ] && [ "$old" != "$new" ] || exit 0
+sed -i "s|https://$old:|https://$new:|" "$env" "$conf"
+systemctl restart skiff-agent.service
+echo moved
+"""
+
+
+def server_address(name: str) -> str:
+    """Node 1's address on the cluster's network now."""
+    server = node_names(name, 1)[0]
+    inspected = json.loads(docker("container", "inspect", server).stdout)[0]
+    return str(inspected["NetworkSettings"]["Networks"][network_name(name)]["IPAddress"])
+
+
+def follow_server(name: str, *, config_path: Path | None, timeout: float = 240.0) -> list[str]:
+    """Points cluster `name`'s clients at node 1's current address, after it changed: each
+    running agent (which is then restarted) and, when `config_path` is given and holds it,
+    the context skiff-NAME there. On real hosts this is running install-agent.sh again with
+    the server's new URL, or giving the server a name that follows it. Waits until the
+    apiserver's certificate covers the address; returns the agents that moved."""
+    ip = server_address(name)
+    server = node_names(name, 1)[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            config = _admin_config(server, ip)
+            _check_certificate(config, ip)
+            break
+        except (ClusterError, OSError) as err:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the apiserver on {server} did not answer at {ip} "
+                                   f"within {timeout:g} s: {err}") from None
+            time.sleep(1.0)
+    agents = [n for n in cluster_nodes(name)[1:] if _state(n) == "running"]
+    moved = [n for n, out in zip(agents, _parallel(
+        lambda n: _run_ok(n, "sh", "-c", _FOLLOW_SERVER, "follow-server", ip), agents),
+        strict=True) if "moved" in out]
+    if config_path is not None and config_path.exists():
+        kubeconfig = Kubeconfig.load(config_path)
+        context = context_name(name)
+        if any(c.name == context for c in kubeconfig.contexts()) \
+                and kubeconfig.resolve(context).server != config.server:
+            current = kubeconfig.current_context
+            kubeconfig.add_context(context, config, make_current=current == context)
+            kubeconfig.save(config_path)
+    return moved
 
 
 def wait_node_ready(name: str, node: str, *, since: float = 0.0,

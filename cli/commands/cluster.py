@@ -101,7 +101,8 @@ def run_stop_node(args: argparse.Namespace) -> int:
 def run_start_node(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
-        node = multinode.start_node(args.name, args.node, timeout=args.timeout)
+        node = multinode.start_node(args.name, args.node, config_path=_config_path(args),
+                                    timeout=args.timeout)
     except ClusterError as err:
         raise _fail(err) from None
     emit(f"node {node} started: Ready in {time.monotonic() - started:.1f} s\n")

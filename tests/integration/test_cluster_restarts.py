@@ -14,6 +14,8 @@ check pod-to-pod traffic across nodes.
 - An agent node back with another address: its Node's InternalIP follows, the other nodes
   route its pods there, and logs and exec reach its pods (its kubelet's certificate names
   the new address).
+- The server node back with another address: its certificate names it, the agents and the
+  user's context follow it.
 - Every node restarted at once (what a restart of this machine's dockerd does to them, with
   their restart policy): the same pods come back, Running, reachable.
 - `test_host_dockerd_restart` restarts this machine's dockerd for real; it runs only with
@@ -35,6 +37,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +47,7 @@ from fixtures.nodes import terminal_say
 
 from cluster.dockercli import docker
 from cluster.supervisor import Say
+from skiff.client.config import Kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_PIDFILE = Path("/var/run/docker.pid")
@@ -344,6 +348,47 @@ def test_an_agent_node_back_with_another_address_is_reached_there(cluster: Clust
     peer = next(p for p in cluster.pods("peer").values() if p.node == node)
     assert skiff.ok("exec", peer.name, "--", "hostname").strip() == peer.name
     skiff.ok("logs", peer.name)
+
+
+def heartbeats_since(cluster: Cluster, moment: float) -> bool:
+    """Every node's kubelet renewed its Lease after `moment` (unix time): it reaches the
+    apiserver now."""
+    leases = cluster.get("leases", "-n", "kube-node-lease").get("items", [])
+    renewed = {lease["metadata"]["name"]: datetime.fromisoformat(
+        lease["spec"]["renewTime"].replace("Z", "+00:00")).timestamp() for lease in leases}
+    return all(renewed.get(n, 0.0) > moment for n in cluster.nodes)
+
+
+def test_the_server_node_back_with_another_address_is_followed(cluster: Cluster) -> None:
+    """Node 1 back at another address: its apiserver's certificate names it, the agents
+    and the user's context are pointed at it (start-node does what a user would do on
+    real hosts: install-agent.sh again with the new URL), and the cluster works on."""
+    settled(cluster)
+    skiff = cluster.skiff
+    server = cluster.node(1)
+    network = f"skiff-{cluster.name}"
+    subnet = ipaddress.ip_network(docker(
+        "network", "inspect", "--format", "{{(index .IPAM.Config 0).Subnet}}",
+        network).stdout.strip())
+    new = str(subnet.network_address + 101)
+    skiff.ok("cluster", "stop-node", cluster.name, server, timeout=120)
+    docker("network", "disconnect", network, server)
+    docker("network", "connect", "--ip", new, network, server)
+    moment = time.time()
+    done = timed(cluster, f"start-node {server} at its new address {new}")
+    skiff.ok("cluster", "start-node", cluster.name, server, timeout=300)
+    done()
+    # The user's context follows (the CLI's calls below go through it), and get-config.
+    context = Kubeconfig.load(Path(skiff.env["SKIFF_CONFIG"])).resolve(
+        f"skiff-{cluster.name}")
+    assert context.server == f"https://{new}:6443"
+    printed = yaml.safe_load(skiff.ok("cluster", "get-config", cluster.name))
+    assert printed["clusters"][0]["cluster"]["server"] == f"https://{new}:6443"
+    assert cluster.node_status()[server] == ("True", new)
+    until("every kubelet renewing its Lease at the new address",
+          lambda: heartbeats_since(cluster, moment + 1), timeout=120)
+    settled(cluster)
+    cluster.peers_reach_each_other()
 
 
 def test_every_node_restarted_at_once_comes_back_with_the_same_pods(cluster: Cluster) -> None:
