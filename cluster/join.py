@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import socket
@@ -149,6 +150,22 @@ def _node_addresses(node_ip: str | None) -> list[str]:
     return list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
 
 
+def _follow_server(state: AgentState, url: str, ca_cert_hash: str) -> str | None:
+    """Points the joined node's client config at the server's host in `url` when that is
+    not the one it names (the server came back at another address, and the agent's
+    settings were given its new URL: install-agent.sh again): the apiserver's port stays,
+    and the server at `url` must show the pinned CA first. Says what it did."""
+    config = ClientConfig.load(state.client_config)
+    host = urlsplit(url if "://" in url else f"https://{url}").hostname
+    old_host, _, port = config.address.rpartition(":")
+    if not host or not old_host or host == old_host.strip("[]"):
+        return None
+    discover(url, ca_cert_hash)  # that server is this cluster's: it shows the pinned CA
+    server = f"https://{f'[{host}]' if ':' in host else host}:{port}"
+    dataclasses.replace(config, server=server).save(state.client_config)
+    return f"the cluster's server moved from {old_host} to {host}: {server} from now on"
+
+
 def _credential_refused(state: AgentState, timeout: float = 10.0) -> str | None:
     """Why the cluster no longer takes the node certificate in `state` (revoked by `skiff
     delete node`, or replaced by a later join under the name), or None: it does, or the
@@ -189,6 +206,9 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
             raise ClusterError(f"this host already joined another cluster as node {node_name}"
                                f" (its CA is {joined_ca}, not --ca-cert-hash {ca_cert_hash}; "
                                f"state in {state.dir}); remove that directory, or pass --force")
+        moved = _follow_server(state, url, ca_cert_hash)
+        if moved:
+            print(moved, flush=True)
         refused = _credential_refused(state)
         if refused is None:
             return (f"this host already joined as node {node_name} (state in {state.dir}): "

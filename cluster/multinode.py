@@ -479,13 +479,14 @@ def start_node(name: str, node: str, *, config_path: Path | None = None,
     return container
 
 
-# Points an agent at the server's new address: the URL it joins at (agent.env) and the
-# apiserver's in its client config, then restarts it. Prints "moved" when it did.
+# Points an agent at the server's new address, as running install-agent.sh again with the
+# new URL would: the URL in its settings, then a restart, whose `skiff join` moves its client
+# config to the server there (cluster/join.py). Prints "moved" when it did.
 _FOLLOW_SERVER = r"""set -e
-env=/etc/skiff/agent.env conf=/var/lib/skiff/agent/kubelet.conf new="$1"
+env=/etc/skiff/agent.env new="$1"
 old=$(sed -n 's|^SKIFF_SERVER="https://\([^:/]*\):.*|\1|p' "$env")
-[ -n "$old" ] && [ "$old" != "$new" ] || exit 0
-sed -i "s|https://$old:|https://$new:|" "$env" "$conf"
+if [ -z "$old" ] || [ "$old" = "$new" ]; then exit 0; fi
+sed -i "s|^SKIFF_SERVER=\"https://$old:|SKIFF_SERVER=\"https://$new:|" "$env"
 systemctl restart skiff-agent.service
 echo moved
 """

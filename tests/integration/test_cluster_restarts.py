@@ -169,6 +169,7 @@ def settled(cluster: Cluster) -> None:
     until("a peer Running on each node", lambda: cluster.all_running("peer", 3), timeout=180)
 
 
+SECRET_WORD = "swordfish"
 WEB = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 8080 -h /www"
 
 
@@ -184,10 +185,18 @@ def manifests(image: str) -> str:
               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "spread"}},
                        "template": {"metadata": {"labels": {"app": "spread"}},
                                     "spec": {**pod_spec, "tolerations": short}}}}
+    # The peers carry a Secret, which the kubelet keeps on a tmpfs: gone after a reboot.
+    peer_spec = {**pod_spec,
+                 "containers": [{**pod_spec["containers"][0],  # type: ignore[index]
+                                 "volumeMounts": [{"name": "word", "mountPath": "/word"}]}],
+                 "volumes": [{"name": "word", "secret": {"secretName": "word"}}]}
     peer = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "peer"},
             "spec": {"selector": {"matchLabels": {"app": "peer"}},
-                     "template": {"metadata": {"labels": {"app": "peer"}}, "spec": pod_spec}}}
-    return yaml.safe_dump_all([spread, peer])
+                     "template": {"metadata": {"labels": {"app": "peer"}},
+                                  "spec": peer_spec}}}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "word"},
+              "stringData": {"word": SECRET_WORD}}
+    return yaml.safe_dump_all([secret, spread, peer])
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +243,8 @@ def check_same_pods_back(cluster: Cluster, before: dict[str, Pod], after: Callab
     now = {**cluster.pods("spread"), **cluster.pods("peer")}
     assert {n: p.uid for n, p in now.items()} == {n: p.uid for n, p in before.items()}
     cluster.peers_reach_each_other()
+    for peer in cluster.pods("peer"):
+        assert cluster.skiff.ok("exec", peer, "--", "cat", "/word/word") == SECRET_WORD
 
 
 # --- the tests, the disruptive ones last -----------------------------------------------------
