@@ -61,11 +61,22 @@ class AgentState:
         """What the join was told that the agent needs too (the node's address)."""
         return self.dir / "agent.json"
 
-    def node_ip(self) -> str | None:
+    def _settings(self) -> dict[str, str]:
         try:
-            return str(json.loads(self.settings.read_text()).get("node_ip") or "") or None
-        except (OSError, ValueError, AttributeError):
-            return None
+            loaded = json.loads(self.settings.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+    def node_ip(self) -> str | None:
+        return self._settings().get("node_ip") or None
+
+    def join_url(self) -> str | None:
+        """The server's URL this host joined at (or last followed it to)."""
+        return self._settings().get("join_url") or None
+
+    def update_settings(self, **values: str) -> None:
+        write_atomic(self.settings, json.dumps({**self._settings(), **values}))
 
     @property
     def serving_cert(self) -> Path:
@@ -139,7 +150,7 @@ def _exchange(address: str, credentials: ClientCredentials, node_name: str,
     write_atomic(state.serving_key, serving_key, 0o600)
     ClientConfig(server=reply.server, ca=reply.ca_certificate, cert=reply.client_certificate,
                  key=client_key).save(state.client_config)
-    write_atomic(state.settings, json.dumps({"node_ip": node_ip or ""}))
+    state.update_settings(node_ip=node_ip or "")
     return reply
 
 
@@ -151,19 +162,27 @@ def _node_addresses(node_ip: str | None) -> list[str]:
 
 
 def _follow_server(state: AgentState, url: str, ca_cert_hash: str) -> str | None:
-    """Points the joined node's client config at the server's host in `url` when that is
-    not the one it names (the server came back at another address, and the agent's
-    settings were given its new URL: install-agent.sh again): the apiserver's port stays,
-    and the server at `url` must show the pinned CA first. Says what it did."""
-    config = ClientConfig.load(state.client_config)
-    host = urlsplit(url if "://" in url else f"https://{url}").hostname
-    old_host, _, port = config.address.rpartition(":")
-    if not host or not old_host or host == old_host.strip("[]"):
-        return None
+    """Points the joined node's client config at the host of `url` when that is not the
+    host it joined at (the server came back at another address, and the agent was given
+    its new URL: install-agent.sh again, whose join and the agent's every start pass it
+    here). The apiserver's port stays; the server at `url` must show the pinned CA first.
+    A host that joined by a name keeps the address the cluster gave it until that name
+    changes. Says what it did."""
+    joined = state.join_url()
+    host = _host(url)
+    if joined is None or host is None or host == _host(joined):
+        return None  # the same server (or a join before Skiff kept its URL)
     discover(url, ca_cert_hash)  # that server is this cluster's: it shows the pinned CA
+    config = ClientConfig.load(state.client_config)
+    port = config.address.rpartition(":")[2]
     server = f"https://{f'[{host}]' if ':' in host else host}:{port}"
     dataclasses.replace(config, server=server).save(state.client_config)
-    return f"the cluster's server moved from {old_host} to {host}: {server} from now on"
+    state.update_settings(join_url=url)
+    return f"the cluster's server moved from {_host(joined)} to {host}: {server} from now on"
+
+
+def _host(url: str) -> str | None:
+    return urlsplit(url if "://" in url else f"https://{url}").hostname
 
 
 def _credential_refused(state: AgentState, timeout: float = 10.0) -> str | None:
@@ -218,6 +237,7 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
     address, ca = discover(url, ca_cert_hash)
     reply = _exchange(address, ClientCredentials(token=str(parsed), ca=ca), node_name,
                       node_ip, state, "the cluster refused to join this host")
+    state.update_settings(join_url=url)
     return (f"This host joined the cluster at {reply.server} as node {node_name}.\n"
             f"Start its agent: skiff agent --state-dir {state.dir}")
 
