@@ -10,6 +10,12 @@ which the apiserver's certificate covers: install-server makes it with the host'
 addresses, and that is checked), and becomes the context `skiff-NAME` of the user's client
 config.
 
+Nodes restart with this machine's dockerd (restart policy unless-stopped) and come back
+with their pods, as hosts do from a reboot; `stop_node` keeps one down until `start_node`
+(node loss on purpose, for tests). A node back at another address reports it by itself;
+when node 1 does, `start_node` points the agents and the user's context at it
+(`follow_server`). decisions/0011 says what comes back how.
+
 Everything made carries CLUSTER_LABEL=NAME (network, containers, their volumes), which is
 what `list` and `delete` go by. Two clusters never share a name, a network or a subnet; the
 ports are each node's own address's, so nothing is published on the host.
