@@ -36,7 +36,7 @@ from skiff.daemon.auth import (
     node_identity,
 )
 
-__all__ = ["RENEW_BEFORE", "ClusterPki", "host_addresses"]
+__all__ = ["RENEW_BEFORE", "ClusterPki", "host_addresses", "uncovered_addresses"]
 
 RENEW_BEFORE = datetime.timedelta(days=30)
 
@@ -66,6 +66,19 @@ def _covers(cert: x509.Certificate, dns_names: Iterable[str], ips: Iterable[str]
     have_dns = set(sans.get_values_for_type(x509.DNSName))
     have_ips = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     return set(dns_names) <= have_dns and {str(ipaddress.ip_address(i)) for i in ips} <= have_ips
+
+
+def uncovered_addresses(cert_pem: bytes, ips: Iterable[str]) -> list[str]:
+    """The addresses of `ips` that the certificate `cert_pem` does not name (all of them
+    when it is unreadable)."""
+    ips = list(dict.fromkeys(ips))
+    try:
+        sans = x509.load_pem_x509_certificate(cert_pem).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return ips
+    have = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return [ip for ip in ips if str(ipaddress.ip_address(ip)) not in have]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import json
 import socket
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from cluster.certs import host_addresses
+from cluster.certs import host_addresses, uncovered_addresses
 from cluster.errors import ClusterError
 from cluster.process import write_atomic
 from skiff import pki
@@ -32,7 +33,7 @@ from skiff.client.config import ClientConfig
 from skiff.client.transport import ClientCredentials
 from skiff.version import VERSION
 
-__all__ = ["AgentState", "join", "renew_if_due"]
+__all__ = ["AgentState", "join", "reissue_if_moved", "renew_if_due"]
 
 DEFAULT_STATE_DIR = "/var/lib/skiff/agent"
 
@@ -60,11 +61,22 @@ class AgentState:
         """What the join was told that the agent needs too (the node's address)."""
         return self.dir / "agent.json"
 
-    def node_ip(self) -> str | None:
+    def _settings(self) -> dict[str, str]:
         try:
-            return str(json.loads(self.settings.read_text()).get("node_ip") or "") or None
-        except (OSError, ValueError, AttributeError):
-            return None
+            loaded = json.loads(self.settings.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
+
+    def node_ip(self) -> str | None:
+        return self._settings().get("node_ip") or None
+
+    def join_url(self) -> str | None:
+        """The server's URL this host joined at (or last followed it to)."""
+        return self._settings().get("join_url") or None
+
+    def update_settings(self, **values: str) -> None:
+        write_atomic(self.settings, json.dumps({**self._settings(), **values}))
 
     @property
     def serving_cert(self) -> Path:
@@ -110,13 +122,12 @@ def discover(url: str, ca_cert_hash: str, timeout: float = 10.0) -> tuple[str, b
 
 
 def _exchange(address: str, credentials: ClientCredentials, node_name: str,
-              node_ip: str | None, state: AgentState, refusal: str) -> api.JoinReply:
+              node_ip: str | None, state: AgentState, refusal: str,
+              addresses: list[str] | None = None) -> api.JoinReply:
     """Sends new signing requests for `node_name` with `credentials` (a join token, or the
     node's current certificate) and keeps what comes back in `state`."""
     client_key, serving_key = pki.new_key(), pki.new_key()
-    # The serving certificate names every address of the host: the apiserver dials the
-    # kubelet at the address its Node reports (--node-ip, or the detected one).
-    addresses = list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
+    addresses = addresses or _node_addresses(node_ip)
     request = api.JoinRequest(
         node_name=node_name, version=VERSION, unix_time=int(time.time()),
         addresses=[*addresses, socket.gethostname()],
@@ -139,8 +150,39 @@ def _exchange(address: str, credentials: ClientCredentials, node_name: str,
     write_atomic(state.serving_key, serving_key, 0o600)
     ClientConfig(server=reply.server, ca=reply.ca_certificate, cert=reply.client_certificate,
                  key=client_key).save(state.client_config)
-    write_atomic(state.settings, json.dumps({"node_ip": node_ip or ""}))
+    state.update_settings(node_ip=node_ip or "")
     return reply
+
+
+def _node_addresses(node_ip: str | None) -> list[str]:
+    """What the kubelet's serving certificate must name: every address of the host, since
+    the apiserver dials the kubelet at the address its Node reports (--node-ip, or the
+    detected one)."""
+    return list(dict.fromkeys([*([node_ip] if node_ip else []), *host_addresses()]))
+
+
+def _follow_server(state: AgentState, url: str, ca_cert_hash: str) -> str | None:
+    """Points the joined node's client config at the host of `url` when that is not the
+    host it joined at (the server came back at another address, and the agent was given
+    its new URL: install-agent.sh again, whose join and the agent's every start pass it
+    here). The apiserver's port stays; the server at `url` must show the pinned CA first.
+    A host that joined by a name keeps the address the cluster gave it until that name
+    changes. Says what it did."""
+    joined = state.join_url()
+    host = _host(url)
+    if joined is None or host is None or host == _host(joined):
+        return None  # the same server (or a join before Skiff kept its URL)
+    discover(url, ca_cert_hash)  # that server is this cluster's: it shows the pinned CA
+    config = ClientConfig.load(state.client_config)
+    port = config.address.rpartition(":")[2]
+    server = f"https://{f'[{host}]' if ':' in host else host}:{port}"
+    dataclasses.replace(config, server=server).save(state.client_config)
+    state.update_settings(join_url=url)
+    return f"the cluster's server moved from {_host(joined)} to {host}: {server} from now on"
+
+
+def _host(url: str) -> str | None:
+    return urlsplit(url if "://" in url else f"https://{url}").hostname
 
 
 def _credential_refused(state: AgentState, timeout: float = 10.0) -> str | None:
@@ -183,6 +225,9 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
             raise ClusterError(f"this host already joined another cluster as node {node_name}"
                                f" (its CA is {joined_ca}, not --ca-cert-hash {ca_cert_hash}; "
                                f"state in {state.dir}); remove that directory, or pass --force")
+        moved = _follow_server(state, url, ca_cert_hash)
+        if moved:
+            print(moved, flush=True)
         refused = _credential_refused(state)
         if refused is None:
             return (f"this host already joined as node {node_name} (state in {state.dir}): "
@@ -192,6 +237,7 @@ def join(url: str, token: str, ca_cert_hash: str, *, node_name: str, state: Agen
     address, ca = discover(url, ca_cert_hash)
     reply = _exchange(address, ClientCredentials(token=str(parsed), ca=ca), node_name,
                       node_ip, state, "the cluster refused to join this host")
+    state.update_settings(join_url=url)
     return (f"This host joined the cluster at {reply.server} as node {node_name}.\n"
             f"Start its agent: skiff agent --state-dir {state.dir}")
 
@@ -208,3 +254,29 @@ def renew_if_due(state: AgentState, renew_before: float | None = None) -> str | 
                       "the cluster refused to renew this node's certificate")
     expires = pki.subject_of(reply.client_certificate).not_after
     return f"renewed the certificates of node {name} (valid until {expires:%Y-%m-%d %H:%M}Z)"
+
+
+def reissue_if_moved(state: AgentState, node_ip: str | None = None) -> str | None:
+    """Trades the node's current certificate for new ones when its kubelet's serving
+    certificate does not name an address the host has now (it came back from a reboot, or
+    its container from a restart, with another address: the apiserver would refuse the
+    kubelet's certificate at the new one, and logs and exec would fail). Says what it did;
+    when the cluster cannot be asked now, says that and the agent runs on with the old
+    certificate (its next start tries again)."""
+    name = state.node_name()
+    if name is None or not state.serving_cert.exists():
+        return None
+    addresses = _node_addresses(node_ip or state.node_ip())
+    missing = uncovered_addresses(state.serving_cert.read_bytes(), addresses)
+    if not missing:
+        return None
+    config = ClientConfig.load(state.client_config)
+    try:
+        _exchange(config.address, config.credentials(), name, state.node_ip(), state,
+                  "the cluster refused to renew this node's certificate", addresses)
+    except (ClusterError, OSError) as err:
+        return (f"warning: this host's address {', '.join(missing)} is not in node {name}'s "
+                f"serving certificate, and new certificates could not be had now ({err}); "
+                "logs and exec of its pods may fail until the agent starts again")
+    return (f"node {name} has the new address {', '.join(missing)}: its certificates were "
+            "issued again to name it")

@@ -11,6 +11,12 @@ cluster network (which the host reaches, and which the apiserver's certificate c
 install-server makes it with the host's addresses, and that is checked), and becomes the
 context `skiff-NAME` of the user's client config.
 
+Nodes restart with this machine's dockerd (restart policy unless-stopped) and come back
+with their pods, as hosts do from a reboot; `stop_node` keeps one down until `start_node`
+(node loss on purpose, for tests). A node back at another address reports it by itself;
+when node 1 does, `start_node` points the agents and the user's context at it
+(`follow_server`). decisions/0011 says what comes back how.
+
 Everything made carries CLUSTER_LABEL=NAME (network, containers, their volumes), which is
 what `list` and `delete` go by. Two clusters never share a name, a network or a subnet; the
 ports are each node's own address's, so nothing is published on the host.
@@ -18,6 +24,7 @@ ports are each node's own address's, so nothing is published on the host.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import json
 import random
@@ -37,14 +44,15 @@ import yaml
 
 from cluster.dockercli import docker
 from cluster.errors import ClusterError
-from cluster.nodehost import node_exec, remove_node, run_node
+from cluster.nodehost import node_exec, remove_node, run_node, wait_ready
 from cluster.nodeimage import build_image
 from cluster.supervisor import Say
 from skiff.client.config import ClientConfig, ConfigError, Kubeconfig
 
 __all__ = ["CHECKOUT", "CLUSTER_LABEL", "JOIN_COMMAND", "ClusterSummary", "Created",
            "context_name", "copy_checkout", "create", "delete", "engine_subnets",
-           "free_subnet", "get_config", "list_clusters", "load_images", "node_names"]
+           "follow_server", "free_subnet", "get_config", "list_clusters", "load_images",
+           "node_names", "server_address", "start_node", "stop_node"]
 
 CLUSTER_LABEL = "io.skiff.cluster"
 DEFAULT_NAME = "dev"
@@ -52,6 +60,9 @@ CHECKOUT = "/root/skiff"  # where each node's copy of the checkout is
 REPO = Path(__file__).resolve().parents[1]
 TOKEN_PORT = 9345
 API_PORT = 6443
+# A restart of this machine's dockerd brings the nodes back as a reboot brings back hosts;
+# a node stopped on purpose (stop-node, `docker stop`) stays down.
+RESTART_POLICY = ("--restart", "unless-stopped")
 ADMIN_CONFIG = "/var/lib/skiff/server/config"
 # What the install scripts need from a checkout: the sources and deploy/, not the rest.
 _NOT_COPIED = (".git", ".venv", "tests", "bench", "__pycache__", "*.pyc", "*.egg-info",
@@ -141,7 +152,8 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
         ips = {n: str(subnet.network_address + 10 + i) for i, n in enumerate(names, 1)}
         step(f"booting {nodes} node(s) from {image}")
         _parallel(lambda n: run_node(n, network_name(name), image=image, ip=ips[n],
-                                     labels={CLUSTER_LABEL: name}), names)
+                                     labels={CLUSTER_LABEL: name},
+                                     extra_args=RESTART_POLICY), names)
         step("copying this checkout into the nodes")
         _parallel(copy_checkout, names)
         server = names[0]
@@ -410,8 +422,178 @@ def get_config(name: str) -> str:
     if not docker("container", "ls", "--quiet", "--filter", f"label={CLUSTER_LABEL}={name}",
                   "--filter", f"name=^{server}$").stdout.strip():
         raise ClusterError(f"cluster {name} has no running node {server}")
-    inspected = json.loads(docker("container", "inspect", server).stdout)[0]
-    ip = inspected["NetworkSettings"]["Networks"][network_name(name)]["IPAddress"]
-    config = _admin_config(server, ip)
+    config = _admin_config(server, server_address(name))
     document = Kubeconfig().add_context(context_name(name), config).document
     return yaml.safe_dump(document, default_flow_style=False, sort_keys=False)
+
+
+def cluster_nodes(name: str) -> list[str]:
+    """The node containers of cluster `name`, running or not, in node order; ClusterError
+    when there is no such cluster."""
+    listed = docker("container", "ls", "--all", "--filter", f"label={CLUSTER_LABEL}={name}",
+                    "--format", "{{.Names}}").stdout.split()
+    if not listed:
+        raise ClusterError(f"no cluster named {name} (see skiff cluster list)")
+    prefix = f"skiff-{name}-"
+
+    def order(node: str) -> tuple[int, str]:
+        number = node.removeprefix(prefix)
+        return (int(number), node) if number.isdigit() else (1 << 30, node)
+
+    return sorted(listed, key=order)
+
+
+def _node_of(name: str, node: str) -> str:
+    """Node `node` of cluster `name`: its container's (and Node's) name skiff-NAME-N, or N
+    alone."""
+    nodes = cluster_nodes(name)
+    wanted = f"skiff-{name}-{node}" if node.isdigit() else node
+    if wanted not in nodes:
+        raise ClusterError(f"cluster {name} has no node {node} (its nodes: "
+                           f"{', '.join(nodes)})")
+    return wanted
+
+
+def _state(container: str) -> str:
+    return docker("container", "inspect", "--format", "{{.State.Status}}",
+                  container).stdout.strip()
+
+
+def stop_node(name: str, node: str, *, timeout: float = 60.0) -> str:
+    """Stops node `node` of cluster `name` as a host is shut down: its systemd stops its
+    services and its dockerd's containers, and the node stays down (its restart policy
+    does not bring it back, not even when this machine's dockerd restarts) until
+    start_node. Its Node turns Unknown after the node lifecycle controller's grace period
+    and its pods are evicted as their tolerations say. Returns the node's name."""
+    container = _node_of(name, node)
+    if _state(container) != "running":
+        raise ClusterError(f"node {container} is not running (it is {_state(container)})")
+    docker("container", "stop", "--time", str(int(timeout)), container, timeout=timeout + 30)
+    return container
+
+
+def start_node(name: str, node: str, *, config_path: Path | None = None,
+               timeout: float = 240.0) -> str:
+    """Starts node `node` of cluster `name` again and waits until its systemd has booted,
+    its dockerd answers and its Node is Ready again (a Ready condition written after the
+    start, not the one from before it stopped). Returns the node's name.
+
+    When node 1 (the server) comes back at another address (its apiserver's certificate
+    is made again for it at its start), its clients follow: every running agent is
+    pointed at it (follow_server) and the context in the client config at `config_path`
+    too."""
+    container = _node_of(name, node)
+    if _state(container) == "running":
+        raise ClusterError(f"node {container} is running already")
+    started = time.time()
+    deadline = time.monotonic() + timeout
+    docker("container", "start", container)
+    wait_ready(container, timeout)
+    moved: list[str] = []
+    if container == node_names(name, 1)[0]:
+        moving = time.time()
+        moved = follow_server(name, config_path=config_path,
+                              timeout=max(1.0, deadline - time.monotonic()))
+    wait_node_ready(name, container, since=started,
+                    timeout=max(1.0, deadline - time.monotonic()))
+    for agent in moved:  # back with the server at its new address
+        wait_node_ready(name, agent, since=moving,
+                        timeout=max(1.0, deadline - time.monotonic()))
+    return container
+
+
+# Points an agent at the server's new address, as running install-agent.sh again with the
+# new URL would: the URL in its settings, then a restart, whose `skiff join` moves its client
+# config to the server there (cluster/join.py). Prints "moved" when it did.
+_FOLLOW_SERVER = r"""set -e
+env=/etc/skiff/agent.env new="$1"
+old=$(sed -n 's|^SKIFF_SERVER="https://\([^:/]*\):.*|\1|p' "$env")
+if [ -z "$old" ] || [ "$old" = "$new" ]; then exit 0; fi
+sed -i "s|^SKIFF_SERVER=\"https://$old:|SKIFF_SERVER=\"https://$new:|" "$env"
+systemctl restart skiff-agent.service
+echo moved
+"""
+
+
+def server_address(name: str) -> str:
+    """Node 1's address on the cluster's network now."""
+    server = node_names(name, 1)[0]
+    inspected = json.loads(docker("container", "inspect", server).stdout)[0]
+    return str(inspected["NetworkSettings"]["Networks"][network_name(name)]["IPAddress"])
+
+
+def follow_server(name: str, *, config_path: Path | None, timeout: float = 240.0) -> list[str]:
+    """Points cluster `name`'s clients at node 1's current address, after it changed: each
+    running agent (which is then restarted) and, when `config_path` is given and holds it,
+    the context skiff-NAME there. On real hosts this is running install-agent.sh again with
+    the server's new URL, or giving the server a name that follows it. Waits until the
+    apiserver's certificate covers the address; returns the agents that moved."""
+    ip = server_address(name)
+    server = node_names(name, 1)[0]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            config = _admin_config(server, ip)
+            _check_certificate(config, ip)
+            break
+        except (ClusterError, OSError) as err:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the apiserver on {server} did not answer at {ip} "
+                                   f"within {timeout:g} s: {err}") from None
+            time.sleep(1.0)
+    agents = [n for n in cluster_nodes(name)[1:] if _state(n) == "running"]
+    moved = [n for n, out in zip(agents, _parallel(
+        lambda n: _run_ok(n, "sh", "-c", _FOLLOW_SERVER, "follow-server", ip), agents),
+        strict=True) if "moved" in out]
+    if config_path is not None and config_path.exists():
+        kubeconfig = Kubeconfig.load(config_path)
+        context = context_name(name)
+        if any(c.name == context for c in kubeconfig.contexts()) \
+                and kubeconfig.resolve(context).server != config.server:
+            current = kubeconfig.current_context
+            kubeconfig.add_context(context, config, make_current=current == context)
+            kubeconfig.save(config_path)
+    return moved
+
+
+def wait_node_ready(name: str, node: str, *, since: float = 0.0,
+                    timeout: float = 240.0) -> None:
+    """Waits until Node `node` of cluster `name` is Ready with a heartbeat from `since`
+    (unix time) on, asking the apiserver on node 1 (the nodes share this machine's clock)."""
+    server = cluster_nodes(name)[0]
+    deadline = time.monotonic() + timeout
+    seen = "not asked yet"
+    while True:
+        got = node_exec(server, "skiff", "get", "node", node, "-o", "json", check=False,
+                        timeout=30)
+        if got.returncode == 0:
+            ready = _ready_condition(got.stdout)
+            if ready is not None:
+                status, heartbeat = ready
+                seen = f"Ready={status}"
+                if status == "True" and heartbeat >= since - 1:
+                    return
+        else:
+            said = (got.stderr or got.stdout).strip().splitlines()
+            seen = said[-1] if said else f"skiff get node exited {got.returncode}"
+        if time.monotonic() > deadline:
+            raise ClusterError(f"node {node} was not Ready again within {timeout:g} s "
+                               f"({seen})")
+        time.sleep(1.0)
+
+
+def _ready_condition(text: str) -> tuple[str, float] | None:
+    """The Ready condition's status and heartbeat (unix time) in a Node's JSON."""
+    try:
+        node = json.loads(text)
+    except ValueError:
+        return None
+    for condition in (node.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            beat = condition.get("lastHeartbeatTime") or ""
+            try:
+                when = datetime.datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                when = 0.0
+            return str(condition.get("status")), when
+    return None

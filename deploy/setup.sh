@@ -5,6 +5,8 @@
 #   3. a running dockerd (started here when none answers).
 # Safe to run again and again: every step first checks whether it is already done.
 # Run as root (apt-get, dockerd). Usage: deploy/setup.sh   (from any directory)
+#   deploy/setup.sh --dockerd-only: step 3 alone (start dockerd when none answers), as
+#   tests that restart dockerd start it again.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -157,7 +159,10 @@ start_dockerd() {
     die "dockerd $problem; see $DOCKERD_LOG"
 }
 
-install_packages
-setup_venv
+case "${1:-}" in
+    "") install_packages; setup_venv ;;
+    --dockerd-only) ;;
+    *) die "unknown argument $1 (usage: deploy/setup.sh [--dockerd-only])" ;;
+esac
 mount_missing_cgroup_controllers
 start_dockerd

@@ -17,3 +17,13 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 pytest_plugins = ["fixtures.etcd", "fixtures.apiserver", "fixtures.docker", "fixtures.registry",
                   "fixtures.kubelet", "fixtures.simcluster", "fixtures.cli", "fixtures.nodes",
                   "pytest_skiff.plugin"]
+
+
+def pytest_collection_modifyitems(config: object, items: list[object]) -> None:
+    """A module with a test that restarts this machine's dockerd (marker restarts_docker)
+    runs last, in its own order: every other test is done with its containers by then."""
+    last = {getattr(i, "module", None) for i in items
+            if getattr(i, "get_closest_marker", lambda name: None)("restarts_docker")}
+    if last:
+        items[:] = ([i for i in items if getattr(i, "module", None) not in last]
+                    + [i for i in items if getattr(i, "module", None) in last])

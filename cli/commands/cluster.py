@@ -1,11 +1,12 @@
-"""`skiff cluster create|list|delete|get-config`: clusters of node containers on this
-machine, each node with its own dockerd and Skiff installed as on a real host (the logic
-is cluster/multinode.py)."""
+"""`skiff cluster create|list|delete|get-config|load-image|stop-node|start-node`:
+clusters of node containers on this machine, each node with its own dockerd and Skiff
+installed as on a real host (the logic is cluster/multinode.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from cli import printers
@@ -97,6 +98,27 @@ def run_build_image(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_stop_node(args: argparse.Namespace) -> int:
+    try:
+        node = multinode.stop_node(args.name, args.node)
+    except ClusterError as err:
+        raise _fail(err) from None
+    emit(f"node {node} stopped (it stays down until: skiff cluster start-node {args.name} "
+         f"{args.node})\n")
+    return 0
+
+
+def run_start_node(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        node = multinode.start_node(args.name, args.node, config_path=_config_path(args),
+                                    timeout=args.timeout)
+    except ClusterError as err:
+        raise _fail(err) from None
+    emit(f"node {node} started: Ready in {time.monotonic() - started:.1f} s\n")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("cluster", help="clusters of node containers on this machine",
                               description="Multi-node clusters in containers (each node "
@@ -128,6 +150,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        "(Debian packages and Skiff's dependencies, offline afterwards; create "
                        "builds it when missing and reuses it after). Prints its tag.")
     b.set_defaults(func=run_build_image)
+    so = sub.add_parser("stop-node", help="stop a node (it stays down until start-node)",
+                        description="Stop a node's container as a host is shut down: its "
+                        "pods stop, its Node turns NotReady after the node lifecycle "
+                        "controller's grace period, and its pods are evicted as their "
+                        "tolerations say. It stays down, even across a restart of this "
+                        "machine's dockerd, until start-node.")
+    so.add_argument("name", metavar="NAME")
+    so.add_argument("node", metavar="NODE", help="the node: skiff-NAME-N, or N")
+    so.set_defaults(func=run_stop_node)
+    sa = sub.add_parser("start-node", help="start a stopped node and wait until it is Ready",
+                        description="Start a stopped node's container and wait until its "
+                        "dockerd answers and its Node is Ready again.")
+    sa.add_argument("name", metavar="NAME")
+    sa.add_argument("node", metavar="NODE", help="the node: skiff-NAME-N, or N")
+    sa.add_argument("--timeout", type=float, default=240.0, metavar="SECONDS",
+                    help="how long to wait for Ready (default 240)")
+    sa.set_defaults(func=run_start_node)
     g = sub.add_parser("get-config", help="print a cluster's kubeconfig")
     g.add_argument("name", metavar="NAME")
     g.set_defaults(func=run_get_config)

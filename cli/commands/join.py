@@ -18,7 +18,7 @@ from cli.commands.delete import parse_duration
 from cli.errors import CliError
 from cluster.components import kubelet_command
 from cluster.errors import ClusterError
-from cluster.join import DEFAULT_STATE_DIR, AgentState, join, renew_if_due
+from cluster.join import DEFAULT_STATE_DIR, AgentState, join, reissue_if_moved, renew_if_due
 
 TOKEN_ENV = "SKIFF_JOIN_TOKEN"
 
@@ -48,6 +48,9 @@ def run_agent(args: argparse.Namespace) -> int:
         raise CliError(str(err)) from None
     if renewed:
         print(renewed, flush=True)
+    moved = reissue_if_moved(state, args.node_ip)
+    if moved:
+        print(moved, flush=True)
     extra = args.kubelet_flags
     extra = extra[1:] if extra[:1] == ["--"] else extra
     argv = kubelet_command(config=state.client_config, root_dir=state.dir / "kubelet",
