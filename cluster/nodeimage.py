@@ -17,8 +17,9 @@ as fast, and it installs docker.io in the same run behind its own policy-rc.d th
    they fit it; later `pip install --no-index --find-links /opt/skiff/wheels ...` inside a
    node needs no network. /opt/skiff/venv, the install scripts' venv, is made with those
    dependencies installed: an install then adds Skiff alone, from a checkout or a wheel
-   copied in, in about half a second instead of six (it costs `skiff cluster create` that
-   much on the server and again on the agents);
+   copied in, in a second or two instead of six (it costs `skiff cluster create` that much
+   on the server and again on the agents); marked `.skiff-node-image`, so that uninstall
+   takes Skiff out of it and leaves the venv the host came with;
 4. apt's lists and caches dropped, the tar streamed into `docker import`.
 
 The image is tagged by content, `skiff-node:<version>-<hash>`: the hash covers the package
@@ -311,7 +312,9 @@ def _wheel_hook(recipe: Recipe, ca_bundle: str | None) -> str:
              f" -r /opt/skiff/requirements.txt {build}"
              # Skiff's venv, its dependencies already in: an install adds Skiff alone.
              f" && python3 -m venv {SKIFF_VENV} && {SKIFF_VENV}/bin/pip install --quiet"
-             f" {offline} -r /opt/skiff/requirements.txt {build}")
+             f" {offline} -r /opt/skiff/requirements.txt {build}"
+             # deploy/uninstall.sh then takes Skiff out of it and leaves the rest.
+             f" && touch {SKIFF_VENV}/.skiff-node-image")
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
     lines.append(f'env -i {assignments} chroot "$1" /bin/sh -c {shlex.quote(inner)}')
     lines.append(f'rm -rf "$1{venv}" "$1/tmp/skiff-build-ca.pem"')

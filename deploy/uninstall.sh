@@ -216,7 +216,18 @@ remove_files() {
     if [ -e "$SKIFF_COMMAND" ] && grep -qF "$SKIFF_COMMAND_MARK" "$SKIFF_COMMAND"; then
         remove_path "$SKIFF_COMMAND"
     fi
-    remove_path "$SKIFF_VENV"
+    if [ -e "$SKIFF_VENV/.skiff-node-image" ]; then
+        # A node image's venv (cluster/nodeimage.py), made with Skiff's dependencies: it
+        # came with the host, so only Skiff leaves it.
+        if [ -e "$SKIFF_VENV/bin/skiff" ]; then
+            "$SKIFF_VENV/bin/pip" uninstall --quiet --yes skiff >/dev/null 2>&1 \
+                || die "pip could not uninstall Skiff from $SKIFF_VENV"
+            REMOVED+=("Skiff from $SKIFF_VENV (the node image's venv stays)")
+        fi
+        remove_path "$SKIFF_VENV/.skiff-source.sha256"
+    else
+        remove_path "$SKIFF_VENV"
+    fi
     # /opt/skiff/wheels, a node image's wheelhouse, is not ours: /opt/skiff stays with it.
     rmdir /opt/skiff 2>/dev/null || true
     # Last, this very script when it runs from there (bash reads on from the removed file).
