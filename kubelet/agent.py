@@ -22,6 +22,7 @@ from pathlib import Path
 
 from google.protobuf.message import Message
 
+from kubelet.dns import ClusterDns
 from kubelet.images import ImageManager
 from kubelet.network.cidrs import parse_cidr
 from kubelet.network.fake import FakeHost
@@ -61,6 +62,7 @@ class KubeletConfig:
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # the pod range of the whole cluster
     network_resync_period: float = RESYNC_PERIOD
     network_probe_port: int = 0  # 0: the other nodes' pod networks are not probed
+    dns: ClusterDns = field(default_factory=ClusterDns)  # the pods' resolv.conf
 
 
 class InformerSource:
@@ -113,7 +115,7 @@ class Kubelet:
             source=self.source, recorder=self.recorder, clock=self.clock,
             crash_backoff=Backoff(config.crash_backoff_base, CRASH_BACKOFF_MAX,
                                   clock=self.clock, wall=True),
-            sandbox_network=self.network.sandbox_network)
+            sandbox_network=self.network.sandbox_network, dns=config.dns)
         self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import ipaddress
 import logging
 import socket
 import sys
@@ -19,6 +20,7 @@ from kubelet.agent import (
     Kubelet,
     KubeletConfig,
 )
+from kubelet.dns import DEFAULT_CLUSTER_DOMAIN, DEFAULT_RESOLV_CONF, ClusterDns
 from kubelet.network.cidrs import CIDRError, parse_cidr
 from kubelet.network.cleanup import cleanup_pod_network
 from kubelet.network.fake import FakeHost
@@ -91,6 +93,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="remove what the pod network made on this host (Skiff's iptables "
                    "chains, its routes inside --cluster-cidr, this node's pods bridge when "
                    "no pod runs on it), then exit")
+    p.add_argument("--cluster-dns", default="", metavar="IP[,IP]",
+                   help="the cluster's DNS servers, for pods of dnsPolicy ClusterFirst (none: "
+                        "those pods get the node's DNS, as under Default)")
+    p.add_argument("--cluster-domain", default=DEFAULT_CLUSTER_DOMAIN,
+                   help=f"the cluster's DNS domain (default {DEFAULT_CLUSTER_DOMAIN})")
+    p.add_argument("--resolv-conf", default=DEFAULT_RESOLV_CONF,
+                   help="the node's resolver configuration, for pods of dnsPolicy Default "
+                        f"(default {DEFAULT_RESOLV_CONF}; \"\" for none)")
     p.add_argument("--fake-runtime", action="store_true",
                    help="run pods in memory (for tests and simulated nodes; the host's "
                    "routes and iptables are left alone)")
@@ -136,7 +146,19 @@ def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
         cluster_cidr=str(cluster_cidr(args)),
         network_resync_period=args.pod_network_resync_period,
         # Simulated nodes share this host: they have no pod network of their own to probe.
-        network_probe_port=0 if args.fake_runtime else args.pod_network_probe_port)
+        network_probe_port=0 if args.fake_runtime else args.pod_network_probe_port,
+        dns=ClusterDns(servers=cluster_dns(args.cluster_dns), domain=args.cluster_domain,
+                       resolv_conf=args.resolv_conf))
+
+
+def cluster_dns(text: str) -> tuple[str, ...]:
+    servers = tuple(filter(None, (part.strip() for part in text.split(","))))
+    for server in servers:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            raise SystemExit(f"--cluster-dns: {server!r} is not an IP address") from None
+    return servers
 
 
 def parse_labels(text: str) -> dict[str, str]:

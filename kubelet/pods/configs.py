@@ -19,6 +19,7 @@ from kubelet.runtime import (
     LABEL_POD_UID,
     LABEL_SPEC_HASH,
     ContainerConfig,
+    DnsConfig,
     Mount,
     PortMapping,
     SandboxConfig,
@@ -33,17 +34,18 @@ def pod_labels(pod: core_pb2.Pod) -> dict[str, str]:
             LABEL_GRACE: str(int(termination_grace(pod)))}
 
 
-def sandbox_config(pod: core_pb2.Pod, attempt: int, node_name: str, *, network: str = ""
-                   ) -> SandboxConfig:
+def sandbox_config(pod: core_pb2.Pod, attempt: int, node_name: str, *, network: str = "",
+                   dns: DnsConfig | None = None) -> SandboxConfig:
     """`network`: the runtime network the sandbox joins (the pod network's bridge; "" for
-    the runtime's default). A hostNetwork pod has the node's."""
+    the runtime's default). A hostNetwork pod has the node's. `dns`: its resolv.conf (None:
+    the runtime's own, from the node's)."""
     ports = tuple(PortMapping(p.container_port, p.host_port, p.protocol or "TCP", p.host_ip)
                   for c in pod.spec.containers for p in c.ports if p.host_port)
     return SandboxConfig(
         pod_uid=pod.metadata.uid, namespace=pod.metadata.namespace,
         name=pod.metadata.name, attempt=attempt,
         hostname=pod.spec.hostname or pod.metadata.name[:63],
-        host_network=pod.spec.host_network, port_mappings=ports,
+        host_network=pod.spec.host_network, port_mappings=ports, dns=dns,
         network="" if pod.spec.host_network else network,
         labels={**pod_labels(pod), LABEL_NODE: node_name})
 

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
+from kubelet.dns import ClusterDns, host_dns, pod_dns
 from kubelet.env import EnvError, MissingReference, ObjectSource, build_env, expand_command
 from kubelet.images import ImageBackOff, ImageManager, always_pull_warning
 from kubelet.network.state import NETWORK_NOT_READY, NETWORK_NOT_READY_MESSAGE, NetworkNotReady
@@ -73,7 +74,8 @@ class Executor:
                  images: ImageManager, probes: ProbeManager, source: ObjectSource,
                  recorder: Recorder, status: StatusWriter, crash_backoff: Backoff,
                  clock: Clock, start_concurrency: int = START_CONCURRENCY,
-                 sandbox_network: Callable[[], str] = lambda: "") -> None:
+                 sandbox_network: Callable[[], str] = lambda: "",
+                 dns: ClusterDns | None = None) -> None:
         self._node_name = node_name
         self._node_ip = node_ip
         self._client = client
@@ -92,6 +94,7 @@ class Executor:
         # The runtime network a new sandbox joins (kubelet/network/); raises
         # NetworkNotReady while the pod network is unavailable.
         self._sandbox_network = sandbox_network
+        self._dns = dns or ClusterDns()
 
     async def execute(self, uid: str, pod: core_pb2.Pod | None, actions: PodActions,
                       sandboxes: list[ContainerInfo], containers: list[ContainerInfo],
@@ -231,9 +234,13 @@ class Executor:
                 for c in [*pod.spec.init_containers, *pod.spec.containers]:
                     waiting.setdefault(c.name, ("ContainerCreating", ""))
                 return RESYNC
+            planned = pod_dns(pod, self._dns, host_dns(self._dns.resolv_conf))
+            for warning in planned.warnings:
+                self._recorder.event(pod, WARNING, "DNSConfigForming", warning)
             try:
                 sandbox_id = await self._runtime.run_sandbox(sandbox_config(
-                    pod, actions.sandbox_attempt, self._node_name, network=network))
+                    pod, actions.sandbox_attempt, self._node_name, network=network,
+                    dns=planned.config if planned.custom else None))
             except RuntimeError_ as err:
                 self._cache.mark_changed(uid)
                 self._recorder.event(pod, WARNING, "FailedCreatePodSandBox",

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kubelet import plan as planning
+from kubelet.dns import ClusterDns
 from kubelet.env import ObjectSource
 from kubelet.images import ImageManager
 from kubelet.pods.executor import START_CONCURRENCY, DeletionClient, Executor
@@ -56,7 +57,8 @@ class PodSyncer:
                  probes: ProbeManager | None = None, crash_backoff: Backoff | None = None,
                  clock: Clock | None = None,
                  start_concurrency: int = START_CONCURRENCY,
-                 sandbox_network: Callable[[], str] = lambda: "") -> None:
+                 sandbox_network: Callable[[], str] = lambda: "",
+                 dns: ClusterDns | None = None) -> None:
         clock = clock or RealClock()
         self.client = client
         self.volumes = volumes
@@ -75,7 +77,7 @@ class PodSyncer:
             cache=self.cache, volumes=volumes, images=images, probes=self.probes,
             source=source, recorder=recorder, status=self.status,
             crash_backoff=self.crash_backoff, clock=clock,
-            start_concurrency=start_concurrency, sandbox_network=sandbox_network)
+            start_concurrency=start_concurrency, sandbox_network=sandbox_network, dns=dns)
         self.workers = PodWorkers(lambda uid: self.sync(uid), clock=clock,
                                   describe=self._describe)
         self._references = ReferenceIndex()

@@ -92,6 +92,15 @@ class DnsConfig:
     searches: tuple[str, ...] = ()
     options: tuple[str, ...] = ()
 
+    def resolv_conf(self) -> str:
+        """The pod's /etc/resolv.conf."""
+        lines = [f"nameserver {server}" for server in self.servers]
+        if self.searches:
+            lines.append(f"search {' '.join(self.searches)}")
+        if self.options:
+            lines.append(f"options {' '.join(self.options)}")
+        return "".join(f"{line}\n" for line in lines)
+
 
 @dataclass(frozen=True)
 class SandboxConfig:

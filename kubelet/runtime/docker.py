@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import docker
@@ -52,6 +53,7 @@ from kubelet.runtime import (
     ContainerConfig,
     ContainerInfo,
     CreateContainerError,
+    DnsConfig,
     ExecResult,
     ExecSession,
     ImagePullError,
@@ -356,13 +358,6 @@ class DockerRuntime:
             if bindings:
                 host_kwargs["port_bindings"] = bindings
                 create_kwargs["ports"] = [tuple(k.split("/")) for k in bindings]
-            if config.dns is not None:
-                if config.dns.servers:
-                    host_kwargs["dns"] = list(config.dns.servers)
-                if config.dns.searches:
-                    host_kwargs["dns_search"] = list(config.dns.searches)
-                if config.dns.options:
-                    host_kwargs["dns_opt"] = list(config.dns.options)
 
         def create() -> str:
             host_config = api.create_host_config(**host_kwargs)
@@ -386,14 +381,17 @@ class DockerRuntime:
             ) from e
         try:
             api.start(sandbox_id)
-        except docker.errors.APIError as e:
+            if config.dns is not None:
+                _write_resolv_conf(api, sandbox_id, config.dns)
+        except (docker.errors.APIError, OSError) as e:
             # e.g. "Bind for 0.0.0.0:80 failed: port is already allocated": leave nothing
             # behind, so the kubelet's retry with the same name finds the name free.
             with contextlib.suppress(docker.errors.APIError):
                 api.remove_container(sandbox_id, force=True, v=True)
+            message = (str(e.explanation or e) if isinstance(e, docker.errors.APIError)
+                       else f"writing the pod's resolv.conf: {e}")
             raise CreateContainerError(
-                clean_engine_error(str(e.explanation or e)), reason="CreatePodSandboxError"
-            ) from e
+                clean_engine_error(message), reason="CreatePodSandboxError") from e
         return sandbox_id
 
     def _create_retrying(self, api: Any, name: str, pod_uid: str,
@@ -907,3 +905,16 @@ class _Feed(Generic[_T]):
         for closer in closers:
             with contextlib.suppress(Exception):
                 closer()
+
+
+def _write_resolv_conf(api: Any, sandbox_id: str, dns: DnsConfig) -> None:
+    """The pod's resolv.conf, written over the one the engine made for its sandbox, as
+    Kubernetes' dockershim did: every container of the pod shares the sandbox's (they join
+    its network namespace). Not the engine's --dns: on a network of its own (the pod
+    network's bridge) the engine points resolv.conf at its embedded resolver, 127.0.0.11,
+    and the pod would not see the nameserver it was given."""
+    path = Path(api.inspect_container(sandbox_id)["ResolvConfPath"])
+    temporary = path.with_name(path.name + ".skiff")
+    temporary.write_text(dns.resolv_conf())
+    temporary.chmod(0o644)
+    os.replace(temporary, path)

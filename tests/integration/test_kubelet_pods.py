@@ -973,3 +973,36 @@ async def test_a_container_left_created_by_a_killed_kubelet_is_no_restart(
     assert status.restart_count == 0, status
     assert not status.last_state.HasField("terminated"), status
     assert [c["State"] for c in app_containers(docker_client, kubelet, pod)] == ["running"]
+
+
+# ---- 13. the pods' resolv.conf ----
+
+async def test_pods_get_the_cluster_dns_or_their_own(
+        kubelet_factory: Callable[..., KubeletProcess], client: Client, ns: str,
+        busybox_image: str) -> None:
+    """ClusterFirst: the cluster's DNS server, Kubernetes' search path and ndots:5, in every
+    container of the pod (they share the sandbox's file); None: the pod's dnsConfig alone.
+    Both on the pod network's bridge, where Docker's --dns would have given 127.0.0.11."""
+    kubelet = kubelet_factory(extra_args=(*FAST_KUBELET, "--cluster-dns", "10.96.0.10",
+                                          "--cluster-domain", "cluster.test")).wait_running()
+    node = kubelet.node_name
+    show = "cat /etc/resolv.conf; echo END; exec sleep 3600"
+    await create_pod(client, ns, node, "cluster-first", [
+        container("app", show, busybox_image), container("side", show, busybox_image)])
+    await create_pod(client, ns, node, "own", [container("app", show, busybox_image)],
+                     dnsPolicy="None", dnsConfig={
+                         "nameservers": ["192.0.2.53"], "searches": ["my.dns.search.suffix"],
+                         "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
+    host = Path("/etc/resolv.conf").read_text().splitlines()
+    host_search = next((line.split()[1:] for line in reversed(host)
+                        if line.split()[:1] in (["search"], ["domain"])), [])
+    searches = " ".join(dict.fromkeys([f"{ns}.svc.cluster.test", "svc.cluster.test",
+                                       "cluster.test", *(s.rstrip(".") for s in host_search
+                                                         if s != ".")]))
+    for name in ("app", "side"):
+        shown = await wait_logs(client, ns, "cluster-first", "END", container=name)
+        assert shown == (f"nameserver 10.96.0.10\nsearch {searches}\noptions ndots:5\nEND\n"), \
+            shown
+    shown = await wait_logs(client, ns, "own", "END")
+    assert shown == ("nameserver 192.0.2.53\nsearch my.dns.search.suffix\n"
+                     "options ndots:2 edns0\nEND\n"), shown

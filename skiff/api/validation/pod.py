@@ -19,7 +19,7 @@ from skiff.api.validation.errors import (
     required,
     unsupported,
 )
-from skiff.api.validation.formats import MAX_INT32
+from skiff.api.validation.formats import MAX_INT32, ip_errors
 from skiff.api.validation.meta import validate_annotations, validate_labels
 from skiff.api.validation.rules import POD, TEMPLATE, PodRules
 from skiff.api.validation.scheduling import validate_node_affinity, validate_tolerations
@@ -28,6 +28,10 @@ from skiff.api.validation.volumes import validate_volumes
 
 _RESTART_POLICIES = ("Always", "OnFailure", "Never")
 _DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
+# Kubernetes' limits on a pod's dnsConfig (and on the resolv.conf the kubelet writes).
+MAX_DNS_NAMESERVERS = 3
+MAX_DNS_SEARCH_PATHS = 32
+MAX_DNS_SEARCH_LIST_CHARS = 2048
 
 
 def validate_pod_template(template: core_pb2.PodTemplateSpec, path: str,
@@ -45,6 +49,7 @@ def _validate_pod_spec(spec: core_pb2.PodSpec, path: str, rules: PodRules) -> Er
                                      f"{path}.initContainers", rules)
     errs += _validate_restart_policy(spec.restart_policy, f"{path}.restartPolicy", rules)
     errs += _validate_dns_policy(spec.dns_policy, path)
+    errs += _validate_dns_config(spec, path)
     errs += validate_labels(spec.node_selector, f"{path}.nodeSelector")
     errs += validate_pod_security_context(spec.security_context, f"{path}.securityContext")
     errs += validate_node_affinity(spec.affinity.node_affinity,
@@ -86,11 +91,40 @@ def _validate_dns_policy(policy: str, spec_path: str) -> Errors:
         return [required(path)]
     if policy not in _DNS_POLICIES:
         return [unsupported(path, policy, _DNS_POLICIES)]
-    if policy == "None":
-        # Skiff has no dnsConfig, so a pod with no DNS of its own could not resolve.
-        return [required(f"{spec_path}.dnsConfig",
-                         "must provide `dnsConfig` when `dnsPolicy` is None")]
     return []
+
+
+def _validate_dns_config(spec: core_pb2.PodSpec, spec_path: str) -> Errors:
+    """Kubernetes' validatePodDNSConfig."""
+    path = f"{spec_path}.dnsConfig"
+    config = spec.dns_config
+    if spec.dns_policy == "None":
+        if not spec.HasField("dns_config"):
+            return [required(path, "must provide `dnsConfig` when `dnsPolicy` is None")]
+        if not config.nameservers:
+            return [required(f"{path}.nameservers", "must provide at least one DNS nameserver "
+                             "when `dnsPolicy` is None")]
+    errs: Errors = []
+    if len(config.nameservers) > MAX_DNS_NAMESERVERS:
+        errs.append(invalid(f"{path}.nameservers", list(config.nameservers),
+                            f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"))
+    for i, server in enumerate(config.nameservers):
+        errs += [invalid(f"{path}.nameservers[{i}]", server, msg) for msg in ip_errors(server)]
+    if len(config.searches) > MAX_DNS_SEARCH_PATHS:
+        errs.append(invalid(f"{path}.searches", list(config.searches),
+                            f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths"))
+    if len(" ".join(config.searches)) > MAX_DNS_SEARCH_LIST_CHARS:
+        errs.append(invalid(f"{path}.searches", list(config.searches),
+                            f"must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters "
+                            "(including spaces) in the search list"))
+    for i, search in enumerate(config.searches):
+        search = search.removesuffix(".")  # a trailing dot is fine
+        errs += [invalid(f"{path}.searches[{i}]", search, msg)
+                 for msg in validate_dns1123_subdomain(search)]
+    for i, option in enumerate(config.options):
+        if not option.name:
+            errs.append(required(f"{path}.options[{i}]", "Option.Name must not be empty"))
+    return errs
 
 
 def _validate_host_network_ports(containers: Sequence[core_pb2.Container], path: str,
