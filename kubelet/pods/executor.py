@@ -37,6 +37,7 @@ from kubelet.runtime import (
     RuntimeError_,
     State,
 )
+from kubelet.serviceenv import service_env
 from kubelet.volumes import VolumeError, VolumeManager
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
@@ -73,7 +74,8 @@ class Executor:
                  images: ImageManager, probes: ProbeManager, source: ObjectSource,
                  recorder: Recorder, status: StatusWriter, crash_backoff: Backoff,
                  clock: Clock, start_concurrency: int = START_CONCURRENCY,
-                 sandbox_network: Callable[[], str] = lambda: "") -> None:
+                 sandbox_network: Callable[[], str] = lambda: "",
+                 services: Callable[[], Sequence[core_pb2.Service]] = lambda: ()) -> None:
         self._node_name = node_name
         self._node_ip = node_ip
         self._client = client
@@ -92,6 +94,8 @@ class Executor:
         # The runtime network a new sandbox joins (kubelet/network/); raises
         # NetworkNotReady while the pod network is unavailable.
         self._sandbox_network = sandbox_network
+        # Every Service the kubelet knows (its informer cache), for the service variables.
+        self._services = services
 
     async def execute(self, uid: str, pod: core_pb2.Pod | None, actions: PodActions,
                       sandboxes: list[ContainerInfo], containers: list[ContainerInfo],
@@ -307,8 +311,12 @@ class Executor:
         name = container.name
         ref = container_ref(pod, container, init)
         try:
+            links = pod.spec.enable_service_links if pod.spec.HasField(
+                "enable_service_links") else True
+            services = service_env(pod.metadata.namespace, self._services(),
+                                   enable_service_links=links)
             env, warnings = build_env(pod, container, self._source, pod_ip=pod_ip,
-                                      host_ip=self._node_ip)
+                                      host_ip=self._node_ip, service_env=services)
             command, args = expand_command(container, dict(env))
             config = container_config(
                 pod, container, attempt=attempt, init=init, env=env, command=command,

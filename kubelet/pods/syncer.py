@@ -18,7 +18,7 @@ cancellation point (kubelet/pods/stop_request.py); the sync that follows at once
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kubelet import plan as planning
@@ -56,7 +56,8 @@ class PodSyncer:
                  probes: ProbeManager | None = None, crash_backoff: Backoff | None = None,
                  clock: Clock | None = None,
                  start_concurrency: int = START_CONCURRENCY,
-                 sandbox_network: Callable[[], str] = lambda: "") -> None:
+                 sandbox_network: Callable[[], str] = lambda: "",
+                 services: Callable[[], Sequence[core_pb2.Service]] = lambda: ()) -> None:
         clock = clock or RealClock()
         self.client = client
         self.volumes = volumes
@@ -75,7 +76,8 @@ class PodSyncer:
             cache=self.cache, volumes=volumes, images=images, probes=self.probes,
             source=source, recorder=recorder, status=self.status,
             crash_backoff=self.crash_backoff, clock=clock,
-            start_concurrency=start_concurrency, sandbox_network=sandbox_network)
+            start_concurrency=start_concurrency, sandbox_network=sandbox_network,
+            services=services)
         self.workers = PodWorkers(lambda uid: self.sync(uid), clock=clock,
                                   describe=self._describe)
         self._references = ReferenceIndex()
