@@ -130,6 +130,17 @@ async def test_ready_addresses_follow_readiness(client: Client, ns: str,
     await set_status(client, ns, "web-2", "10.244.9.2", ready=True)
     await endpoints_become(client, ns, "web", [(["10.244.9.1", "10.244.9.2"], [],
                                                 [("", 8080)])])
+    # A sync that finds nothing new writes nothing (what the apiserver stores compares
+    # equal to what the controller computes).
+    ep = await client.get(core_pb2.Endpoints, "web", ns)
+    svc = await client.get(core_pb2.Service, "web", ns)
+    svc.metadata.annotations["touched"] = "yes"
+    await client.update(svc)
+    await set_status(client, ns, "web-1", "10.244.9.1", ready=True)  # the same again
+    await asyncio.sleep(3 * BATCH_PERIOD)
+    again = await client.get(core_pb2.Endpoints, "web", ns)
+    assert again.metadata.resource_version == ep.metadata.resource_version
+
     await client.delete(core_pb2.Pod, "web-1", ns, grace_period=0)
     await endpoints_become(client, ns, "web", [(["10.244.9.2"], [], [("", 8080)])])
 
