@@ -13,7 +13,8 @@ same name lists the pods it chooses, as Kubernetes' pkg/controller/endpoint does
   (RepackSubsets), so pods serving one name on different numbers land in different
   subsets. A headless service without ports gets its addresses with no ports.
 * A Service without a selector (and an ExternalName one) is never touched: its Endpoints
-  are the user's. A deleted Service's Endpoints are deleted.
+  are the user's. A deleted Service's Endpoints are deleted, and so, when the controller
+  starts, are Endpoints without a Service (deleted while no controller ran).
 * The Endpoints carry the service's labels (plus ``service.kubernetes.io/headless`` for a
   headless one) and ``endpoints.kubernetes.io/last-change-trigger-time``: the time of the
   oldest pod or service change this write took in.
@@ -73,9 +74,13 @@ def _managed(service: core_pb2.Service) -> bool:
     return bool(service.spec.selector) and service.spec.type != EXTERNAL_NAME
 
 
+def _pod_ip(pod: core_pb2.Pod) -> str:
+    return pod.status.pod_ip or (pod.status.pod_ips[0].ip if pod.status.pod_ips else "")
+
+
 def _listed(pod: core_pb2.Pod, publish_not_ready: bool) -> bool:
     """Kubernetes' ShouldPodBeInEndpoints."""
-    if is_terminal(pod) or not pod.status.pod_ip:
+    if is_terminal(pod) or not _pod_ip(pod):
         return False
     return publish_not_ready or not pod.metadata.HasField("deletion_timestamp")
 
@@ -95,7 +100,7 @@ def find_port(pod: core_pb2.Pod, port: core_pb2.ServicePort) -> int | None:
 
 
 def _address(service: core_pb2.Service, pod: core_pb2.Pod) -> core_pb2.EndpointAddress:
-    address = core_pb2.EndpointAddress(ip=pod.status.pod_ip)
+    address = core_pb2.EndpointAddress(ip=_pod_ip(pod))
     if pod.spec.node_name:
         address.node_name = pod.spec.node_name
     ref = address.target_ref
@@ -210,7 +215,7 @@ def _same(current: core_pb2.Endpoints, subsets: list[core_pb2.EndpointSubset],
 def _pod_view(pod: core_pb2.Pod) -> tuple[object, ...]:
     """What of a pod its Endpoints depend on: other changes (e.g. restarts counted, probe
     times) are not worth a sync."""
-    return (dict(pod.metadata.labels), pod.status.pod_ip, pod.status.phase, is_ready(pod),
+    return (dict(pod.metadata.labels), _pod_ip(pod), pod.status.phase, is_ready(pod),
             pod.spec.node_name, pod.spec.hostname, pod.spec.subdomain,
             pod.metadata.HasField("deletion_timestamp"),
             [(p.name, p.container_port, p.protocol)
@@ -272,6 +277,13 @@ class EndpointsController(Controller):
                 last = self._last_sync.get(key)
                 wait = 0.0 if last is None else last + self.batch_period - self.clock.now()
                 self.enqueue_after(key, wait)
+
+    async def wait_for_sync(self) -> None:
+        """Then every Endpoints object is looked at once (Kubernetes'
+        checkLeftoverEndpoints): those of services deleted while no controller ran go."""
+        await super().wait_for_sync()
+        for key in self.endpoints.store.keys():  # noqa: SIM118 (a Store, not a dict)
+            self.enqueue_key(key)
 
     # ---- sync ----
 

@@ -330,3 +330,21 @@ def test_the_batch_period_flag_and_registration() -> None:
     for text, seconds in [("2", 2.0), ("500ms", 0.5), ("1s", 1.0), ("0", 0.0)]:
         config = component_config(parse_args(["--endpoint-updates-batch-period", text]))
         assert config.endpoint_updates_batch_period == seconds
+
+
+async def test_at_start_endpoints_without_a_service_are_looked_at(
+        ctrl: EndpointsController) -> None:
+    orphan = core_pb2.Endpoints()
+    orphan.metadata.name, orphan.metadata.namespace = "gone", NS
+    cache(ctrl, orphan)
+    for informer in ctrl.informers:
+        informer._synced.set()
+    await ctrl.wait_for_sync()
+    assert await ctrl.queue.get() == f"{NS}/gone"
+    ctrl.queue.shutdown()
+
+
+def test_an_address_from_pod_ips_when_pod_ip_is_unset() -> None:
+    p = pod("a")
+    p.status.pod_ips.add(ip="10.0.0.9")
+    assert view(endpoint_subsets(service(), [p]))[0]["ready"] == ["10.0.0.9"]
