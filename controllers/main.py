@@ -18,6 +18,7 @@ from controllers.gc.garbagecollector import GarbageCollector
 from controllers.nodes.nodeipam import NodeIpamController
 from controllers.nodes.nodelifecycle import NodeLifecycleController
 from controllers.nodes.podgc import PodGCController
+from controllers.services.endpoints import EndpointsController
 from controllers.workloads.cronjob import CronJobController
 from controllers.workloads.daemonset import DaemonSetController
 from controllers.workloads.deployment import DeploymentController
@@ -45,6 +46,7 @@ CONTROLLERS: dict[str, tuple[Callable[[ControllerContext], Controller], ...]] = 
     "nodelifecycle": (NodeLifecycleController,),
     "nodeipam": (NodeIpamController,),
     "podgc": (PodGCController,),
+    "endpoint": (EndpointsController,),
 }
 # Run only when nodes get their podCIDRs from here (--allocate-node-cidrs), as in Kubernetes.
 NODE_IPAM = "nodeipam"
@@ -60,6 +62,21 @@ def _boolean(text: str) -> bool:
     if value in ("false", "f", "0", "no"):
         return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds ("0.5") or with Go's unit ("500ms", "1s")."""
+    value = text.strip()
+    try:
+        if value.endswith("ms"):
+            seconds = float(value[:-2]) / 1000
+        else:
+            seconds = float(value.removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration, got {text!r}") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"expected a duration of 0 or more, got {text!r}")
+    return seconds
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -78,6 +95,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=_DEFAULTS.allocate_node_cidrs, metavar="true|false",
                    help="give each node a podCIDR from --cluster-cidr (the nodeipam "
                    "controller; default true: Skiff always runs its own pod network)")
+    p.add_argument("--endpoint-updates-batch-period", type=_seconds,
+                   default=_DEFAULTS.endpoint_updates_batch_period, metavar="SECONDS",
+                   help="the shortest time between two writes of one service's Endpoints "
+                   "caused by pod changes; changes meanwhile are merged into one write "
+                   "(0: none; default %(default)s)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -86,7 +108,8 @@ def component_config(args: argparse.Namespace) -> ComponentConfig:
     """The controllers' settings from the flags, refused at once when they cannot work."""
     config = ComponentConfig(cluster_cidr=args.cluster_cidr,
                              node_cidr_mask_size=args.node_cidr_mask_size,
-                             allocate_node_cidrs=args.allocate_node_cidrs)
+                             allocate_node_cidrs=args.allocate_node_cidrs,
+                             endpoint_updates_batch_period=args.endpoint_updates_batch_period)
     if not config.allocate_node_cidrs:
         return config
     try:

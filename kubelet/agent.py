@@ -95,6 +95,7 @@ class Kubelet:
         self.secrets = self.factory.informer(core_pb2.Secret)
         self.config_maps = self.factory.informer(core_pb2.ConfigMap)
         self.nodes = self.factory.informer(core_pb2.Node)
+        self.services = self.factory.informer(core_pb2.Service)
         self.source = InformerSource(self.secrets.store, self.config_maps.store)
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
         self.network = PodNetwork(
@@ -115,7 +116,8 @@ class Kubelet:
             source=self.source, recorder=self.recorder, clock=self.clock,
             crash_backoff=Backoff(config.crash_backoff_base, CRASH_BACKOFF_MAX,
                                   clock=self.clock, wall=True),
-            sandbox_network=self.network.sandbox_network, dns=config.dns)
+            sandbox_network=self.network.sandbox_network, dns=config.dns,
+            services=self.services.store.list)
         self._background: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

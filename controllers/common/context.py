@@ -30,6 +30,9 @@ class ComponentConfig:
     node_cidr_mask_size: int = 24
     # --allocate-node-cidrs: whether the nodeipam controller gives nodes their podCIDRs.
     allocate_node_cidrs: bool = True
+    # --endpoint-updates-batch-period: the shortest time between two syncs of one
+    # service's Endpoints caused by pod changes (Kubernetes' default is 0, no batching).
+    endpoint_updates_batch_period: float = 0.5
 
 
 @dataclass

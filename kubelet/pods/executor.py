@@ -38,6 +38,7 @@ from kubelet.runtime import (
     RuntimeError_,
     State,
 )
+from kubelet.serviceenv import service_env
 from kubelet.volumes import VolumeError, VolumeManager
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
@@ -75,7 +76,8 @@ class Executor:
                  recorder: Recorder, status: StatusWriter, crash_backoff: Backoff,
                  clock: Clock, start_concurrency: int = START_CONCURRENCY,
                  sandbox_network: Callable[[], str] = lambda: "",
-                 dns: ClusterDns | None = None) -> None:
+                 dns: ClusterDns | None = None,
+                 services: Callable[[], Sequence[core_pb2.Service]] = lambda: ()) -> None:
         self._node_name = node_name
         self._node_ip = node_ip
         self._client = client
@@ -95,6 +97,8 @@ class Executor:
         # NetworkNotReady while the pod network is unavailable.
         self._sandbox_network = sandbox_network
         self._dns = dns or ClusterDns()
+        # Every Service the kubelet knows (its informer cache), for the service variables.
+        self._services = services
 
     async def execute(self, uid: str, pod: core_pb2.Pod | None, actions: PodActions,
                       sandboxes: list[ContainerInfo], containers: list[ContainerInfo],
@@ -314,8 +318,12 @@ class Executor:
         name = container.name
         ref = container_ref(pod, container, init)
         try:
+            links = pod.spec.enable_service_links if pod.spec.HasField(
+                "enable_service_links") else True
+            services = service_env(pod.metadata.namespace, self._services(),
+                                   enable_service_links=links)
             env, warnings = build_env(pod, container, self._source, pod_ip=pod_ip,
-                                      host_ip=self._node_ip)
+                                      host_ip=self._node_ip, service_env=services)
             command, args = expand_command(container, dict(env))
             config = container_config(
                 pod, container, attempt=attempt, init=init, env=env, command=command,

@@ -18,7 +18,7 @@ cancellation point (kubelet/pods/stop_request.py); the sync that follows at once
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from kubelet import plan as planning
@@ -58,7 +58,8 @@ class PodSyncer:
                  clock: Clock | None = None,
                  start_concurrency: int = START_CONCURRENCY,
                  sandbox_network: Callable[[], str] = lambda: "",
-                 dns: ClusterDns | None = None) -> None:
+                 dns: ClusterDns | None = None,
+                 services: Callable[[], Sequence[core_pb2.Service]] = lambda: ()) -> None:
         clock = clock or RealClock()
         self.client = client
         self.volumes = volumes
@@ -77,7 +78,8 @@ class PodSyncer:
             cache=self.cache, volumes=volumes, images=images, probes=self.probes,
             source=source, recorder=recorder, status=self.status,
             crash_backoff=self.crash_backoff, clock=clock,
-            start_concurrency=start_concurrency, sandbox_network=sandbox_network, dns=dns)
+            start_concurrency=start_concurrency, sandbox_network=sandbox_network, dns=dns,
+            services=services)
         self.workers = PodWorkers(lambda uid: self.sync(uid), clock=clock,
                                   describe=self._describe)
         self._references = ReferenceIndex()

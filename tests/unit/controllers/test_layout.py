@@ -15,7 +15,7 @@ from controllers.main import CONTROLLERS
 from skiff.client.controller import Controller
 
 ROOT = Path(controllers.__file__).parent
-CONTROLLER_PACKAGES = ("workloads", "nodes", "gc")
+CONTROLLER_PACKAGES = ("workloads", "nodes", "gc", "services")
 
 
 def modules(package: str) -> list[str]:
