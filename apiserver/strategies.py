@@ -220,9 +220,9 @@ class ServiceStrategy(Strategy):
         """The cluster IP the user asked for ("" for one picked at random)."""
         ip = svc.spec.cluster_ip if svc.spec.cluster_ip not in ("", "None") else ""
         if ip and not self.allocator.contains(ip):
-            raise errors.invalid(self.kind, svc.metadata.name, [
-                f'spec.clusterIP: Invalid value: "{ip}": provided IP is not in the valid '
-                f"range ({self.allocator.network})"])
+            raise errors.invalid(self.kind, svc.metadata.name, [_cluster_ips_problem(
+                svc.spec, ip, f"the provided IP ({ip}) is not in the valid range. "
+                              f"The range of valid IPs is {self.allocator.network}")])
         return ip
 
     def allocate(self, obj: Message) -> list[storage.Put]:
@@ -253,8 +253,12 @@ class ServiceStrategy(Strategy):
             return None
         value = key.rsplit("/", 1)[1]
         if "/serviceips/" in key:
-            return f'spec.clusterIP: Invalid value: "{value}": provided IP is already allocated'
-        return f"spec.ports.nodePort: Invalid value: {value}: provided port is already allocated"
+            return _cluster_ips_problem(spec, value, "provided IP is already allocated")
+        # Kubernetes names the port: spec.ports[i].nodePort.
+        index = next(i for i, p in enumerate(spec.ports)
+                     if self.allocator.node_port_key(p.node_port, p.protocol).decode() == key)
+        return (f"spec.ports[{index}].nodePort: Invalid value: {value}: "
+                "provided port is already allocated")
 
     def release(self, obj: Message) -> list[storage.Delete]:
         spec = cast(core_pb2.Service, obj).spec
@@ -284,6 +288,15 @@ class ServiceStrategy(Strategy):
             storage.Put(k, owner) for k in sorted(keys_new - keys_old)]
         ops += [storage.Delete(k) for k in sorted(keys_old - keys_new)]
         return ops
+
+
+def _cluster_ips_problem(spec: core_pb2.ServiceSpec, ip: str, reason: str) -> str:
+    """Kubernetes' words for a cluster IP it cannot allocate: the field is clusterIPs,
+    its value printed as Go prints a []string."""
+    ips = list(spec.cluster_ips) or [spec.cluster_ip]
+    listed = ", ".join(f'"{i}"' for i in ips)
+    return (f"spec.clusterIPs: Invalid value: []string{{{listed}}}: "
+            f"failed to allocate IP {ip}: {reason}")
 
 
 def _needs_cluster_ip(spec: core_pb2.ServiceSpec) -> bool:

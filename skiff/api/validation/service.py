@@ -44,7 +44,7 @@ def validate_service(obj: Message) -> Errors:
     for i, port in enumerate(spec.ports):
         errs += _validate_service_port(port, len(spec.ports) > 1, names, f"spec.ports[{i}]")
     errs += validate_labels(spec.selector, "spec.selector")
-    errs += _validate_session_affinity(spec.session_affinity)
+    errs += _validate_session_affinity(spec)
     errs += _validate_cluster_ips(spec)
     for i, ip in enumerate(spec.external_ips):
         errs += [invalid(f"spec.externalIPs[{i}]", ip, msg) for msg in ip_errors(ip)]
@@ -107,11 +107,33 @@ def _validate_service_port(port: core_pb2.ServicePort, require_name: bool, names
     return errs
 
 
-def _validate_session_affinity(affinity: str) -> Errors:
+# A client sticks to one endpoint for at most a day (Kubernetes' MaxClientIPServiceAffinitySeconds).
+MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
+
+
+def _validate_session_affinity(spec: core_pb2.ServiceSpec) -> Errors:
+    affinity = spec.session_affinity
     if not affinity:
         return [required("spec.sessionAffinity")]
     if affinity not in ("ClientIP", "None"):
         return [unsupported("spec.sessionAffinity", affinity, ("ClientIP", "None"))]
+    path = "spec.sessionAffinityConfig"
+    if affinity == "None":
+        if spec.HasField("session_affinity_config"):
+            return [forbidden(path, "must not be set when session affinity is None")]
+        return []
+    why = "when session affinity type is ClientIP"
+    if not spec.HasField("session_affinity_config"):
+        return [required(path, why)]
+    if not spec.session_affinity_config.HasField("client_ip"):
+        return [required(f"{path}.clientIP", why)]
+    client_ip = spec.session_affinity_config.client_ip
+    if not client_ip.HasField("timeout_seconds"):
+        return [required(f"{path}.clientIP.timeoutSeconds", why)]
+    if not 0 < client_ip.timeout_seconds <= MAX_CLIENT_IP_AFFINITY_SECONDS:
+        return [invalid(f"{path}.clientIP.timeoutSeconds", client_ip.timeout_seconds,
+                        "must be greater than 0 and less than "
+                        f"{MAX_CLIENT_IP_AFFINITY_SECONDS}")]
     return []
 
 

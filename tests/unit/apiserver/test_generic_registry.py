@@ -84,7 +84,8 @@ async def test_a_requested_value_that_is_taken_or_out_of_range_is_invalid(
     assert isinstance(first, core_pb2.Service) and first.spec.cluster_ip == "10.0.0.3"
     with pytest.raises(errors.ApiError, match="provided IP is already allocated"):
         await registry.create(service("b", cluster_ip="10.0.0.3"))
-    with pytest.raises(errors.ApiError, match="provided IP is not in the valid range"):
+    with pytest.raises(errors.ApiError,
+                       match=r"the provided IP \(192.168.0.1\) is not in the valid range"):
         await registry.create(service("c", cluster_ip="192.168.0.1"))
     await registry.create(service("d", "NodePort", node_port=30080))
     with pytest.raises(errors.ApiError, match="30080: provided port is already allocated"):

@@ -162,6 +162,37 @@ EXACT = [
      "data: Too long: must have at most 1048576 bytes"),
     ("job-restart", JOB, {"spec.template.spec.restartPolicy": DELETE},
      'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"'),
+    # Services: the words of Kubernetes' ValidateService (validation_test.go)
+    ("svc-port-range", SERVICE, {"spec.ports[0].port": 65536},
+     "spec.ports[0].port: Invalid value: 65536: must be between 1 and 65535, inclusive"),
+    ("svc-two-ports-one-name", SERVICE, {"spec.ports": [{"name": "web", "port": 80},
+                                                        {"name": "web", "port": 81}]},
+     'spec.ports[1].name: Duplicate value: "web"'),
+    ("svc-unnamed-ports", SERVICE, {"spec.ports[1]": {"port": 443}},
+     "spec.ports[0].name: Required value"),
+    ("svc-node-port-out-of-range", SERVICE,
+     {"spec.type": "NodePort", "spec.ports[0].nodePort": 40000},
+     "spec.ports[0].nodePort: Invalid value: 40000: provided port is not in the valid range. "
+     "The range of valid ports is 30000-32767"),
+    ("svc-affinity-timeout", SERVICE,
+     {"spec.sessionAffinity": "ClientIP",
+      "spec.sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}},
+     "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 86401: must be "
+     "greater than 0 and less than 86400"),
+    ("svc-affinity-timeout-zero", SERVICE,
+     {"spec.sessionAffinity": "ClientIP",
+      "spec.sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 0}}},
+     "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0: must be "
+     "greater than 0 and less than 86400"),
+    ("svc-affinity-config-without-affinity", SERVICE,
+     {"spec.sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}},
+     "spec.sessionAffinityConfig: Forbidden: must not be set when session affinity is None"),
+    ("svc-external-name-dns", SERVICE,
+     {"spec.type": "ExternalName", "spec.externalName": "db_1.example.com"},
+     'spec.externalName: Invalid value: "db_1.example.com": a lowercase RFC 1123 subdomain '
+     "must consist of lower case alphanumeric characters, '-' or '.', and must start and end "
+     "with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+     "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
 ]
 
 
@@ -740,6 +771,16 @@ VALID_VARIANTS: list[tuple[str, dict[str, Any], Changes]] = [
                                ("data", ".dockerconfigjson"): base64.b64encode(b"{}").decode()}),
     ("node-dual-stack", NODE, {"spec.podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]}),
     ("cj-time-zone", CRON_JOB, {"spec.timeZone": "Europe/Amsterdam"}),
+    ("svc-client-ip-affinity", SERVICE, {"spec.sessionAffinity": "ClientIP"}),
+    ("svc-client-ip-affinity-day", SERVICE,
+     {"spec.sessionAffinity": "ClientIP",
+      "spec.sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86400}}}),
+    ("svc-headless", SERVICE, {"spec.clusterIP": "None", "spec.ports": []}),
+    ("svc-named-target-port", SERVICE, {"spec.ports[0].targetPort": "http-web"}),
+    ("svc-external-name-dot", SERVICE, {"spec.type": "ExternalName", "spec.selector": {},
+                                        "spec.ports": [],
+                                        "spec.externalName": "db.example.com."}),
+    ("svc-publish-not-ready", SERVICE, {"spec.publishNotReadyAddresses": True}),
     ("qualified-finalizer", POD, {"metadata.finalizers": ["example.com/cleanup"]}),
 ]
 
