@@ -680,7 +680,7 @@ def _write_service(w: PrefixWriter, svc: core_pb2.Service, ctx: Context) -> None
     if spec.external_ips:
         w.write(0, f"External IPs:\t{','.join(spec.external_ips)}\n")
     if spec.load_balancer_ip:
-        w.write(0, f"IP:\t{spec.load_balancer_ip}\n")
+        w.write(0, f"Desired LoadBalancer IP:\t{spec.load_balancer_ip}\n")
     if spec.external_name:
         w.write(0, f"External Name:\t{spec.external_name}\n")
     ingress = [i.ip or i.hostname for i in svc.status.load_balancer.ingress]
@@ -690,6 +690,8 @@ def _write_service(w: PrefixWriter, svc: core_pb2.Service, ctx: Context) -> None
         name, protocol = p.name or "<unset>", p.protocol or "TCP"
         w.write(0, f"Port:\t{name}\t{p.port}/{protocol}\n")
         w.write(0, f"TargetPort:\t{printers.int_or_string(p.target_port)}/{protocol}\n")
+        if p.app_protocol:
+            w.write(0, f"AppProtocol:\t{p.app_protocol}\n")
         if p.node_port:
             w.write(0, f"NodePort:\t{name}\t{p.node_port}/{protocol}\n")
         endpoints = (

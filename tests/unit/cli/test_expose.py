@@ -1,0 +1,133 @@
+"""`skiff expose`: the Service built from an object and the flags, as kubectl expose builds it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import pytest
+
+from cli.commands.expose import parse_target, service_for
+from cli.errors import CliError
+from skiff.api import convert
+from skiff.api.v1 import apps_pb2, core_pb2
+
+
+def flags(**given: Any) -> argparse.Namespace:
+    values = {"port": "", "target_port": "", "protocol": "", "type": "", "name": "",
+              "selector": "", "labels": "", "cluster_ip": "", "external_ip": "",
+              "session_affinity": ""}
+    return argparse.Namespace(**{**values, **given})
+
+
+def deployment(*ports: tuple[int, str]) -> apps_pb2.Deployment:
+    d = apps_pb2.Deployment()
+    d.metadata.name, d.metadata.namespace = "web", "shop"
+    d.metadata.labels["team"] = "a"
+    d.spec.selector.match_labels["app"] = "web"
+    d.spec.template.metadata.labels["app"] = "web"
+    container = d.spec.template.spec.containers.add(name="app", image="nginx")
+    for number, protocol in ports:
+        container.ports.add(container_port=number, protocol=protocol)
+    return d
+
+
+def spec_of(svc: core_pb2.Service) -> dict[str, Any]:
+    return dict(convert.to_dict(svc)["spec"])
+
+
+def test_deployment_with_one_container_port() -> None:
+    svc = service_for(deployment((8080, "TCP")), flags())
+    assert svc.metadata.name == "web" and svc.metadata.namespace == "shop"
+    assert dict(svc.metadata.labels) == {"team": "a"}
+    assert spec_of(svc) == {"selector": {"app": "web"},
+                            "ports": [{"protocol": "TCP", "port": 8080, "targetPort": 8080}]}
+
+
+def test_port_target_port_type_and_name_flags() -> None:
+    svc = service_for(deployment((8080, "TCP")), flags(
+        port="80", target_port="http", type="NodePort", name="front", protocol="UDP"))
+    assert svc.metadata.name == "front"
+    assert spec_of(svc) == {"selector": {"app": "web"}, "type": "NodePort",
+                            "ports": [{"protocol": "UDP", "port": 80, "targetPort": "http"}]}
+    numbered = service_for(deployment(), flags(port="80", target_port="8080"))
+    assert numbered.spec.ports[0].target_port.int_val == 8080
+
+
+def test_several_ports_are_named_port_n() -> None:
+    svc = service_for(deployment((8080, "TCP"), (53, "UDP")), flags())
+    assert [(p.name, p.port, p.protocol) for p in svc.spec.ports] == [
+        ("port-1", 8080, "TCP"), ("port-2", 53, "UDP")]
+    given = service_for(deployment(), flags(port="80,443"))
+    assert [p.name for p in given.spec.ports] == ["port-1", "port-2"]
+
+
+def test_no_port_is_an_error_unless_headless() -> None:
+    with pytest.raises(CliError, match="couldn't find port via --port flag or introspection"):
+        service_for(deployment(), flags())
+    headless = service_for(deployment(), flags(cluster_ip="None"))
+    assert headless.spec.cluster_ip == "None" and not headless.spec.ports
+    with pytest.raises(CliError, match='parsing "http": invalid syntax'):
+        service_for(deployment(), flags(port="http"))
+
+
+def test_selector_of_a_pod_a_service_and_a_replica_set() -> None:
+    pod = core_pb2.Pod()
+    pod.metadata.name = "one"
+    pod.metadata.labels["run"] = "one"
+    pod.spec.containers.add(name="app").ports.add(container_port=80)
+    assert dict(service_for(pod, flags()).spec.selector) == {"run": "one"}
+    del pod.metadata.labels["run"]
+    with pytest.raises(CliError, match="the pod has no labels and cannot be exposed"):
+        service_for(pod, flags())
+    svc = core_pb2.Service()
+    svc.metadata.name = "old"
+    svc.spec.selector["app"] = "web"
+    svc.spec.ports.add(port=80, protocol="TCP").target_port.int_val = 8080
+    copy = service_for(svc, flags(name="new"))
+    assert dict(copy.spec.selector) == {"app": "web"}
+    # As kubectl: the target port is the port, not the exposed service's targetPort.
+    assert copy.spec.ports[0].port == 80 and copy.spec.ports[0].target_port.int_val == 80
+    svc.spec.ClearField("selector")
+    with pytest.raises(CliError, match="the service has no pod selector set"):
+        service_for(svc, flags())
+    rs = apps_pb2.ReplicaSet()
+    rs.spec.selector.match_labels["app"] = "web"
+    rs.spec.selector.match_expressions.add(key="tier", operator="In", values=["web"])
+    with pytest.raises(CliError, match=r"couldn't convert expressions - "
+                                       r'"\[\{Key:tier Operator:In Values:\[web\]\}\]" '
+                                       "to map-based selector format"):
+        service_for(rs, flags(port="80"))
+
+
+def test_selector_and_labels_flags_win() -> None:
+    svc = service_for(deployment((80, "TCP")), flags(selector="app=other,tier=web",
+                                                     labels="svc=yes"))
+    assert dict(svc.spec.selector) == {"app": "other", "tier": "web"}
+    assert dict(svc.metadata.labels) == {"svc": "yes"}
+    with pytest.raises(CliError, match="invalid --selector"):
+        service_for(deployment((80, "TCP")), flags(selector="app"))
+
+
+@pytest.mark.parametrize(("words", "kind", "name"), [
+    (["deployment", "web"], "Deployment", "web"),
+    (["deploy/web"], "Deployment", "web"),
+    (["po", "one"], "Pod", "one"),
+    (["svc/old"], "Service", "old"),
+    (["rs", "web-1"], "ReplicaSet", "web-1"),
+])
+def test_targets(words: list[str], kind: str, name: str) -> None:
+    found, found_name = parse_target(words)
+    assert (found.kind, found_name) == (kind, name)
+
+
+@pytest.mark.parametrize(("words", "message"), [
+    (["job", "x"], "cannot expose a Job.batch"),
+    (["configmap/x"], "cannot expose a ConfigMap"),
+    (["deployment"], "you must provide one resource"),
+    (["deployment", "a", "b"], "you must provide one resource"),
+    (["deployment/"], "must have a single resource and name"),
+])
+def test_bad_targets(words: list[str], message: str) -> None:
+    with pytest.raises(CliError, match=message):
+        parse_target(words)
