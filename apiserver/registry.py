@@ -279,9 +279,17 @@ class Registry:
         if self._ready_to_go(strategy, new):
             await self.store.delete(key, kv.mod_revision, also=strategy.release(new))
             return new
+        asked = _clone(new)  # before reallocate fills in values picked at random
         also = strategy.reallocate(new, old)  # first: it may fill in what it allocates
-        revision = await self.store.update(key, _encode_stored(kind, new), kv.mod_revision,
-                                           lease=await self._lease(strategy), also=also)
+        try:
+            revision = await self.store.update(key, _encode_stored(kind, new), kv.mod_revision,
+                                               lease=await self._lease(strategy), also=also)
+        except storage.KeyExists as err:
+            problem = strategy.allocation_conflict(asked, err.key)
+            if problem:
+                raise errors.invalid(kind, meta.name, [problem]) from None
+            # A value picked at random lost a race: the caller reads again and retries.
+            raise storage.Conflict(key.decode()) from None
         meta.resource_version = str(revision)
         return new
 

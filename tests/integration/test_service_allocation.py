@@ -168,3 +168,49 @@ async def test_affinity_and_not_ready_addresses_are_stored(client: Client, ns: s
             "must be greater than 0 and less than 86400")):
         await client.create(svc)
     await _absent(client, "too-sticky", ns)
+
+
+async def test_ports_of_one_number_share_a_node_port_and_protocols_do_not_split_them(
+        client: Client, ns: str) -> None:
+    dns = service("dns", ns, type_="NodePort")
+    del dns.spec.ports[:]
+    dns.spec.ports.add(name="dns-udp", port=53, protocol="UDP")
+    dns.spec.ports.add(name="dns-tcp", port=53, protocol="TCP")
+    created = await client.create(dns)
+    udp, tcp = (p.node_port for p in created.spec.ports)
+    assert udp == tcp and 30000 <= udp <= 32767
+    # Kubernetes keeps one set of node ports, whatever the protocol.
+    other = service("other", ns, type_="NodePort", node_port=udp)
+    other.spec.ports[0].protocol = "UDP"
+    with pytest.raises(errors.Invalid, match=(
+            rf"spec.ports\[0\].nodePort: Invalid value: {udp}: provided port is already "
+            "allocated")):
+        await client.create(other)
+    await client.delete(core_pb2.Service, "dns", ns)
+    assert (await client.create(other)).spec.ports[0].node_port == udp
+
+
+async def test_an_update_to_a_taken_node_port_is_invalid_and_changes_nothing(
+        client: Client, ns: str) -> None:
+    taken = _free_node_port()
+    await client.create(service("holder", ns, type_="NodePort", node_port=taken))
+    svc = await client.create(service("mover", ns, type_="NodePort"))
+    own = svc.spec.ports[0].node_port
+    svc.spec.ports[0].node_port = taken
+    with pytest.raises(errors.Invalid, match=(
+            rf"spec.ports\[0\].nodePort: Invalid value: {taken}: provided port is already "
+            "allocated")):
+        await client.update(svc)
+    assert (await client.get(core_pb2.Service, "mover", ns)).spec.ports[0].node_port == own
+
+
+async def test_headless_services_get_kubernetes_families(client: Client, ns: str) -> None:
+    with_selector = await client.create(service("sel", ns, cluster_ip="None"))
+    assert list(with_selector.spec.cluster_ips) == ["None"]
+    assert with_selector.spec.ip_family_policy == "SingleStack"
+    assert list(with_selector.spec.ip_families) == ["IPv4"]
+    selectorless = service("nosel", ns, cluster_ip="None")
+    selectorless.spec.ClearField("selector")
+    created = await client.create(selectorless)
+    assert created.spec.ip_family_policy == "RequireDualStack"
+    assert list(created.spec.ip_families) == ["IPv4", "IPv6"]

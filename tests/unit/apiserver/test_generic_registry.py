@@ -67,7 +67,7 @@ async def test_a_service_holds_its_ip_and_node_ports_until_deleted(
     assert ip.startswith("10.0.0.") and created.spec.cluster_ips == [ip]
     assert 30000 <= port <= 32767
     assert allocations(store) == {f"serviceips/{ip}": b"default/web",
-                                  f"nodeports/TCP/{port}": b"default/web"}
+                                  f"nodeports/{port}": b"default/web"}
     # An update to ClusterIP gives the node port back; the IP stays.
     created.spec.type = "ClusterIP"
     created.spec.ports[0].node_port = 0
@@ -222,6 +222,6 @@ async def test_a_service_becoming_nodeport_gets_its_node_ports(
     assert isinstance(updated, core_pb2.Service)
     port = updated.spec.ports[0].node_port
     assert 30000 <= port <= 32767
-    assert allocations(store)[f"nodeports/TCP/{port}"] == b"default/grows"
+    assert allocations(store)[f"nodeports/{port}"] == b"default/grows"
     stored = await registry.get(kinds.by_kind("Service"), "default", "grows")
     assert isinstance(stored, core_pb2.Service) and stored.spec.ports[0].node_port == port
