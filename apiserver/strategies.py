@@ -29,6 +29,7 @@ from skiff.api import defaults, kinds
 from skiff.api.meta import meta
 from skiff.api.pods import is_terminal
 from skiff.api.v1 import batch_pb2, core_pb2
+from skiff.api.validation.service import invalid_cluster_ips
 
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 
@@ -215,6 +216,9 @@ class ServiceStrategy(Strategy):
             ns.cluster_ip = os_.cluster_ip
             del ns.cluster_ips[:]
             ns.cluster_ips.extend(os_.cluster_ips)
+        if ns.cluster_ip and not ns.cluster_ips and ns.type != "ExternalName":
+            # Kubernetes' normalizeClusterIPs: a clusterIP alone stands for clusterIPs too.
+            ns.cluster_ips.append(ns.cluster_ip)
         if ns.type in ("NodePort", "LoadBalancer"):
             old_ports = {(p.port, p.protocol): p.node_port for p in os_.ports}
             for p in ns.ports:
@@ -314,10 +318,8 @@ class ServiceStrategy(Strategy):
 def _cluster_ips_problem(spec: core_pb2.ServiceSpec, ip: str, reason: str) -> str:
     """Kubernetes' words for a cluster IP it cannot allocate: the field is clusterIPs,
     its value printed as Go prints a []string."""
-    ips = list(spec.cluster_ips) or [spec.cluster_ip]
-    listed = ", ".join(f'"{i}"' for i in ips)
-    return (f"spec.clusterIPs: Invalid value: []string{{{listed}}}: "
-            f"failed to allocate IP {ip}: {reason}")
+    return invalid_cluster_ips("spec.clusterIPs", list(spec.cluster_ips) or [spec.cluster_ip],
+                               f"failed to allocate IP {ip}: {reason}")
 
 
 def _init_headless(spec: core_pb2.ServiceSpec) -> None:

@@ -214,3 +214,17 @@ async def test_headless_services_get_kubernetes_families(client: Client, ns: str
     created = await client.create(selectorless)
     assert created.spec.ip_family_policy == "RequireDualStack"
     assert list(created.spec.ip_families) == ["IPv4", "IPv6"]
+
+
+async def test_the_cluster_ip_may_not_change(client: Client, ns: str) -> None:
+    svc = await client.create(service("fixed", ns))
+    ip, other = svc.spec.cluster_ip, _free_ip()
+    svc.spec.cluster_ip = other
+    del svc.spec.cluster_ips[:]
+    with pytest.raises(errors.Invalid) as refused:
+        await client.update(svc)
+    assert str(refused.value).endswith(
+        f'spec.clusterIPs[0]: Invalid value: []string{{"{other}"}}: may not change once set')
+    assert (await client.get(core_pb2.Service, "fixed", ns)).spec.cluster_ip == ip
+    # Nothing was held for the refused address.
+    assert (await client.create(service("taker", ns, cluster_ip=other))).spec.cluster_ip == other
