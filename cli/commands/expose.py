@@ -8,8 +8,11 @@
 As kubectl expose does: the selector is the object's (a deployment's or replica set's
 spec.selector.matchLabels, a pod's labels, a service's selector), the Service is named
 after the object and carries its labels; without --port the ports are the containers'
-(a service's own ports), one port unnamed, several named port-1, port-2...; targetPort is
---target-port for every port, else the port itself. Prints `service/NAME exposed`.
+(a service's own ports), one port unnamed, several named port-1, port-2...; a number the
+containers serve on several protocols gives one port each (port-1-tcp, port-1-udp) unless
+--protocol says which; targetPort is --target-port for every port, else the port itself.
+Prints `service/NAME exposed`. Unlike kubectl, a number listed by two containers is one
+port, not two that the apiserver would refuse as duplicates.
 """
 
 from __future__ import annotations
@@ -83,30 +86,37 @@ def parse_target(words: list[str]) -> tuple[kinds.Kind, str]:
     return kind, name
 
 
-def parse_labels(text: str, flag: str) -> dict[str, str]:
+def parse_labels(text: str) -> dict[str, str]:
+    """kubectl expose's parseLabels: k=v,k=v."""
     labels: dict[str, str] = {}
-    for pair in filter(None, text.split(",")):
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"invalid {flag} format: {pair!r}, expected k=v[,k=v...]")
-        labels[key] = value
+    for pair in text.split(","):
+        words = pair.split("=")
+        if len(words) != 2:
+            raise CliError(f"unexpected label spec: {pair}")
+        if not words[0]:
+            raise CliError("unexpected empty label key")
+        labels[words[0]] = words[1]
     return labels
 
 
 def selector_of(obj: Message) -> dict[str, str]:
     """kubectl's MapBasedSelectorForObject: the pods the object's service should select."""
+    why = "couldn't retrieve selectors via --selector flag or introspection: "
     if isinstance(obj, core_pb2.Pod):
         if not obj.metadata.labels:
-            raise CliError("the pod has no labels and cannot be exposed")
+            raise CliError(why + "the pod has no labels and cannot be exposed")
         return dict(obj.metadata.labels)
     if isinstance(obj, core_pb2.Service):
         if not obj.spec.selector:
-            raise CliError("the service has no pod selector set")
+            raise CliError(why + "the service has no pod selector set")
         return dict(obj.spec.selector)
     assert isinstance(obj, (apps_pb2.Deployment, apps_pb2.ReplicaSet))
     selector = obj.spec.selector
-    if not selector.match_labels or selector.match_expressions:
-        raise CliError("couldn't convert expressions - "
+    if not selector.match_labels:
+        what = "deployment" if isinstance(obj, apps_pb2.Deployment) else "replicaset"
+        raise CliError(why + f"invalid {what}: no selectors, therefore cannot be exposed")
+    if selector.match_expressions:
+        raise CliError(why + "couldn't convert expressions - "
                        f'"{_go_requirements(selector.match_expressions)}" to map-based '
                        "selector format")
     return dict(selector.match_labels)
@@ -119,17 +129,24 @@ def _go_requirements(requirements: Iterable[meta_pb2.LabelSelectorRequirement]) 
     return f"[{' '.join(items)}]"
 
 
-def ports_of(obj: Message) -> list[tuple[int, str]]:
-    """kubectl's PortsForObject and ProtocolsForObject: (port, protocol) of each container
-    port, or of each of a service's ports."""
+def ports_of(obj: Message) -> dict[int, list[str]]:
+    """kubectl's PortsForObject and MultiProtocolsForObject: each container port's number
+    (a service's own ports), in order, with the protocols it is served on."""
     if isinstance(obj, core_pb2.Service):
-        return [(p.port, p.protocol) for p in obj.spec.ports]
-    if isinstance(obj, core_pb2.Pod):
-        pod_spec = obj.spec
+        pairs = [(p.port, p.protocol) for p in obj.spec.ports]
     else:
-        assert isinstance(obj, (apps_pb2.Deployment, apps_pb2.ReplicaSet))
-        pod_spec = obj.spec.template.spec
-    return [(p.container_port, p.protocol) for c in pod_spec.containers for p in c.ports]
+        if isinstance(obj, core_pb2.Pod):
+            pod_spec = obj.spec
+        else:
+            assert isinstance(obj, (apps_pb2.Deployment, apps_pb2.ReplicaSet))
+            pod_spec = obj.spec.template.spec
+        pairs = [(p.container_port, p.protocol) for c in pod_spec.containers for p in c.ports]
+    protocols: dict[int, list[str]] = {}
+    for number, protocol in pairs:
+        listed = protocols.setdefault(number, [])
+        if (protocol or "TCP") not in listed:
+            listed.append(protocol or "TCP")
+    return protocols
 
 
 def _port_number(text: str) -> int:
@@ -142,31 +159,39 @@ def _port_number(text: str) -> int:
 def service_for(obj: Message, args: argparse.Namespace) -> core_pb2.Service:
     """The Service `skiff expose` makes for `obj` with the given flags."""
     svc = core_pb2.Service(api_version="v1", kind="Service")
-    svc.metadata.name = args.name or meta(obj).name
+    # A DNS-1035 label's length: longer object names are cut, as kubectl cuts them.
+    svc.metadata.name = args.name or meta(obj).name[:63]
     svc.metadata.namespace = meta(obj).namespace
-    svc.metadata.labels.update(parse_labels(args.labels, "--labels") if args.labels
+    svc.metadata.labels.update(parse_labels(args.labels) if args.labels
                                else meta(obj).labels)
-    svc.spec.selector.update(parse_labels(args.selector, "--selector") if args.selector
+    svc.spec.selector.update(parse_labels(args.selector) if args.selector
                              else selector_of(obj))
-    headless = args.cluster_ip == "None"
-    if args.port:
-        ports = [(_port_number(p), "") for p in args.port.split(",")]
-    else:
-        ports = ports_of(obj)
-        if not ports and not headless:
-            raise CliError("couldn't find port via --port flag or introspection")
-    for i, (number, protocol) in enumerate(ports):
-        port = svc.spec.ports.add(port=number, protocol=args.protocol or protocol or "TCP")
-        if len(ports) > 1:
-            port.name = f"port-{i + 1}"
-        if args.target_port:
-            target = args.target_port
-            if target.isdigit():
-                port.target_port.int_val = int(target)
-            else:
-                port.target_port.str_val = target
+    if args.session_affinity not in ("", "None", "ClientIP"):
+        raise CliError(f"unknown session affinity: {args.session_affinity}")
+    protocols = ports_of(obj)
+    numbers = ([_port_number(p) for p in args.port.split(",")] if args.port
+               else list(protocols))
+    if not numbers and args.cluster_ip != "None":
+        raise CliError("couldn't find port via --port flag or introspection")
+    for i, number in enumerate(numbers):
+        # Several ports need names; a number served on several protocols, one port each.
+        name = f"port-{i + 1}" if len(numbers) > 1 else ""
+        served = protocols.get(number, [])
+        if args.protocol or len(served) < 2:
+            protocol = args.protocol or (served[0] if served else "TCP")
+            svc.spec.ports.add(name=name, port=number, protocol=protocol)
         else:
-            port.target_port.int_val = number
+            for protocol in served:
+                svc.spec.ports.add(name=f"port-{i + 1}-{protocol.lower()}", port=number,
+                                   protocol=protocol)
+    for port in svc.spec.ports:
+        target = args.target_port
+        if not target:
+            port.target_port.int_val = port.port
+        elif target.isdigit():
+            port.target_port.int_val = int(target)
+        else:
+            port.target_port.str_val = target
     if args.type:
         svc.spec.type = args.type
     if args.cluster_ip:

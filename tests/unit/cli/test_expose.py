@@ -78,7 +78,9 @@ def test_selector_of_a_pod_a_service_and_a_replica_set() -> None:
     pod.spec.containers.add(name="app").ports.add(container_port=80)
     assert dict(service_for(pod, flags()).spec.selector) == {"run": "one"}
     del pod.metadata.labels["run"]
-    with pytest.raises(CliError, match="the pod has no labels and cannot be exposed"):
+    with pytest.raises(CliError, match=(
+            "^couldn't retrieve selectors via --selector flag or introspection: the pod has "
+            "no labels and cannot be exposed$")):
         service_for(pod, flags())
     svc = core_pb2.Service()
     svc.metadata.name = "old"
@@ -105,8 +107,40 @@ def test_selector_and_labels_flags_win() -> None:
                                                      labels="svc=yes"))
     assert dict(svc.spec.selector) == {"app": "other", "tier": "web"}
     assert dict(svc.metadata.labels) == {"svc": "yes"}
-    with pytest.raises(CliError, match="invalid --selector"):
+    with pytest.raises(CliError, match="^unexpected label spec: app$"):
         service_for(deployment((80, "TCP")), flags(selector="app"))
+    with pytest.raises(CliError, match="^unexpected empty label key$"):
+        service_for(deployment((80, "TCP")), flags(labels="=x"))
+
+
+def test_protocols_come_from_the_object() -> None:
+    # --port names a number the containers serve on UDP: the service port is UDP too.
+    dns = service_for(deployment((53, "UDP")), flags(port="53"))
+    assert [(p.port, p.protocol) for p in dns.spec.ports] == [(53, "UDP")]
+    both = service_for(deployment((53, "UDP"), (53, "TCP")), flags())
+    assert [(p.name, p.port, p.protocol, p.target_port.int_val) for p in both.spec.ports] == [
+        ("port-1-udp", 53, "UDP", 53), ("port-1-tcp", 53, "TCP", 53)]
+    stomped = service_for(deployment((53, "UDP"), (53, "TCP")), flags(protocol="TCP"))
+    assert [(p.name, p.protocol) for p in stomped.spec.ports] == [("", "TCP")]
+
+
+def test_session_affinity_and_long_names() -> None:
+    sticky = service_for(deployment((80, "TCP")), flags(session_affinity="ClientIP"))
+    assert sticky.spec.session_affinity == "ClientIP"
+    with pytest.raises(CliError, match="^unknown session affinity: Sticky$"):
+        service_for(deployment((80, "TCP")), flags(session_affinity="Sticky"))
+    long = deployment((80, "TCP"))
+    long.metadata.name = "a" * 70
+    assert service_for(long, flags()).metadata.name == "a" * 63
+
+
+def test_a_deployment_without_match_labels() -> None:
+    d = deployment((80, "TCP"))
+    d.spec.selector.ClearField("match_labels")
+    with pytest.raises(CliError, match=(
+            "^couldn't retrieve selectors via --selector flag or introspection: invalid "
+            "deployment: no selectors, therefore cannot be exposed$")):
+        service_for(d, flags())
 
 
 @pytest.mark.parametrize(("words", "kind", "name"), [
