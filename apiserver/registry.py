@@ -177,7 +177,7 @@ class Registry:
         if kind.namespaced:
             await self._check_namespace_open(meta.namespace)
         if dry_run:
-            return obj
+            return await self._dry_run_allocation(kind, strategy, obj)
         lease = await self._lease(strategy)
         key = codec.key(kind, meta.namespace, meta.name)
         asked = _clone(obj)  # as the user sent it: allocation starts afresh from it
@@ -200,6 +200,18 @@ class Registry:
             raise errors.unavailable(f"could not allocate addresses for {meta.name}; retry")
         # (not `meta`: a retry's CopyFrom detached it from obj)
         meta_of(obj).resource_version = str(revision)
+        return obj
+
+    async def _dry_run_allocation(self, kind: kinds.Kind, strategy: Strategy,
+                                  obj: Message) -> Message:
+        """As Kubernetes' dry-run allocators: the object shows what it would be given, and
+        a value asked for that is taken is refused, but nothing is held."""
+        asked = _clone(obj)
+        for put in strategy.allocate(obj):
+            if await self.store.get(put.key) is not None:
+                problem = strategy.allocation_conflict(asked, put.key.decode())
+                if problem:
+                    raise errors.invalid(kind, meta_of(obj).name, [problem])
         return obj
 
     def _namespace_of(self, kind: kinds.Kind, namespace: str) -> str:

@@ -228,3 +228,33 @@ async def test_the_cluster_ip_may_not_change(client: Client, ns: str) -> None:
     assert (await client.get(core_pb2.Service, "fixed", ns)).spec.cluster_ip == ip
     # Nothing was held for the refused address.
     assert (await client.create(service("taker", ns, cluster_ip=other))).spec.cluster_ip == other
+
+
+async def test_external_name_to_cluster_ip_gets_an_address(client: Client, ns: str) -> None:
+    external = core_pb2.Service()
+    external.metadata.name, external.metadata.namespace = "later", ns
+    external.spec.type, external.spec.external_name = "ExternalName", "db.example.com"
+    stored = await client.create(external)
+    stored.spec.type, stored.spec.external_name = "ClusterIP", ""
+    stored.spec.selector["app"] = "db"
+    stored.spec.ports.add(port=5432)
+    became = await client.update(stored)
+    ip = became.spec.cluster_ip
+    assert ipaddress.ip_address(ip) in ipaddress.ip_network("10.96.0.0/12")
+    assert list(became.spec.cluster_ips) == [ip]
+    # It is held: nobody else may have it.
+    with pytest.raises(errors.Invalid, match="provided IP is already allocated"):
+        await client.create(service("copy", ns, cluster_ip=ip))
+
+
+async def test_a_dry_run_shows_the_allocation_and_holds_nothing(
+        client: Client, ns: str) -> None:
+    ip = _free_ip()
+    shown = await client.create(service("dry", ns, type_="NodePort"), dry_run=True)
+    assert shown.spec.cluster_ip and 30000 <= shown.spec.ports[0].node_port <= 32767
+    await _absent(client, "dry", ns)
+    asked = await client.create(service("dry", ns, cluster_ip=ip), dry_run=True)
+    assert asked.spec.cluster_ip == ip
+    await client.create(service("real", ns, cluster_ip=ip))
+    with pytest.raises(errors.Invalid, match="provided IP is already allocated"):
+        await client.create(service("dry", ns, cluster_ip=ip), dry_run=True)
