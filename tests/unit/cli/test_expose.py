@@ -165,3 +165,68 @@ def test_targets(words: list[str], kind: str, name: str) -> None:
 def test_bad_targets(words: list[str], message: str) -> None:
     with pytest.raises(CliError, match=message):
         parse_target(words)
+
+
+# What kubectl 1.32 printed for `kubectl expose -f FILE --dry-run=client -o json FLAGS`
+# (against a stub serving only discovery), for the objects below.
+def _kubectl_deployment() -> apps_pb2.Deployment:
+    d = deployment((53, "UDP"), (53, "TCP"), (8080, "TCP"))
+    d.metadata.labels.clear()
+    d.metadata.labels["team"] = "shop"
+    return d
+
+
+def _kubectl_service() -> core_pb2.Service:
+    svc = core_pb2.Service()
+    svc.metadata.name = "old"
+    svc.metadata.labels["a"] = "b"
+    svc.spec.selector["app"] = "web"
+    svc.spec.ports.add(name="http", port=80, protocol="TCP").target_port.int_val = 8080
+    svc.spec.ports.add(name="dns", port=53, protocol="UDP")
+    return svc
+
+
+def _kubectl_pod() -> core_pb2.Pod:
+    pod = core_pb2.Pod()
+    pod.metadata.name = "lone"
+    pod.metadata.labels["run"] = "lone"
+    pod.spec.containers.add(name="app", image="nginx").ports.add(container_port=8080,
+                                                                  protocol="UDP")
+    return pod
+
+
+MULTI = [{"name": "port-1-udp", "protocol": "UDP", "port": 53, "targetPort": 53},
+         {"name": "port-1-tcp", "protocol": "TCP", "port": 53, "targetPort": 53},
+         {"name": "port-2", "protocol": "TCP", "port": 8080, "targetPort": 8080}]
+
+KUBECTL_RECORDED: list[tuple[str, Any, dict[str, Any], dict[str, Any]]] = [
+    ("deploy-multi", _kubectl_deployment, {}, {"ports": MULTI, "selector": {"app": "web"}}),
+    ("deploy-flags", _kubectl_deployment,
+     {"port": "80", "target_port": "http", "type": "NodePort", "name": "front",
+      "session_affinity": "ClientIP"},
+     {"ports": [{"port": 80, "protocol": "TCP", "targetPort": "http"}],
+      "selector": {"app": "web"}, "sessionAffinity": "ClientIP", "type": "NodePort"}),
+    ("deploy-port-53", _kubectl_deployment, {"port": "53"},
+     {"ports": MULTI[:2], "selector": {"app": "web"}}),
+    ("deploy-ports", _kubectl_deployment, {"port": "53,8080"},
+     {"ports": MULTI, "selector": {"app": "web"}}),
+    ("deploy-headless", _kubectl_deployment, {"cluster_ip": "None"},
+     {"ports": MULTI, "selector": {"app": "web"}, "clusterIP": "None"}),
+    ("service", _kubectl_service, {"name": "new"},
+     {"ports": [{"name": "port-1", "protocol": "TCP", "port": 80, "targetPort": 80},
+                {"name": "port-2", "protocol": "UDP", "port": 53, "targetPort": 53}],
+      "selector": {"app": "web"}}),
+    ("pod-other-port", _kubectl_pod, {"port": "9000"},
+     {"ports": [{"protocol": "TCP", "port": 9000, "targetPort": 9000}],
+      "selector": {"run": "lone"}}),
+    ("pod-own-port", _kubectl_pod, {},
+     {"ports": [{"protocol": "UDP", "port": 8080, "targetPort": 8080}],
+      "selector": {"run": "lone"}}),
+]
+
+
+@pytest.mark.parametrize(("make", "given", "spec"),
+                         [pytest.param(m, g, s, id=i) for i, m, g, s in KUBECTL_RECORDED])
+def test_as_kubectl_printed_it(make: Any, given: dict[str, Any], spec: dict[str, Any]) -> None:
+    obj = make()
+    assert spec_of(service_for(obj, flags(**given))) == spec
