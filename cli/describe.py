@@ -690,8 +690,6 @@ def _write_service(w: PrefixWriter, svc: core_pb2.Service, ctx: Context) -> None
         name, protocol = p.name or "<unset>", p.protocol or "TCP"
         w.write(0, f"Port:\t{name}\t{p.port}/{protocol}\n")
         w.write(0, f"TargetPort:\t{printers.int_or_string(p.target_port)}/{protocol}\n")
-        if p.app_protocol:
-            w.write(0, f"AppProtocol:\t{p.app_protocol}\n")
         if p.node_port:
             w.write(0, f"NodePort:\t{name}\t{p.node_port}/{protocol}\n")
         endpoints = (

@@ -739,6 +739,8 @@ def test_describe_service_with_endpoints() -> None:
 
 
 def test_describe_service_as_kubectl() -> None:
+    # kubectl 1.32 printed exactly this for the same Service (its endpoints from an
+    # EndpointSlice holding the same ready addresses), appProtocol and all.
     svc = service("NodePort", (80, 30080), (9090, 0))
     svc.metadata.namespace = "default"
     svc.metadata.labels["app"] = "web"
@@ -775,7 +777,6 @@ def test_describe_service_as_kubectl() -> None:
         "Endpoints:                10.244.0.1:8080,10.244.0.2:8080,10.244.0.3:8080 + 1 more...\n"
         "Port:                     metrics  9090/TCP\n"
         "TargetPort:               9090/TCP\n"
-        "AppProtocol:              http\n"
         "Endpoints:                10.244.0.1:9090,10.244.0.2:9090,10.244.0.3:9090 + 1 more...\n"
         "Session Affinity:         ClientIP\n"
         "External Traffic Policy:  Cluster\n"
