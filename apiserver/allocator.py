@@ -42,5 +42,7 @@ class ServiceAllocator:
         return ALLOCATIONS_PREFIX + b"serviceips/" + ip.encode()
 
     @staticmethod
-    def node_port_key(port: int, protocol: str) -> bytes:
-        return ALLOCATIONS_PREFIX + f"nodeports/{protocol or 'TCP'}/{port}".encode()
+    def node_port_key(port: int) -> bytes:
+        # One key per number whatever the protocol, as Kubernetes' node port bitmap: a
+        # Service's TCP and UDP ports of one number share it, two Services never do.
+        return ALLOCATIONS_PREFIX + f"nodeports/{port}".encode()

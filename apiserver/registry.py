@@ -177,7 +177,7 @@ class Registry:
         if kind.namespaced:
             await self._check_namespace_open(meta.namespace)
         if dry_run:
-            return obj
+            return await self._dry_run_allocation(kind, strategy, obj)
         lease = await self._lease(strategy)
         key = codec.key(kind, meta.namespace, meta.name)
         asked = _clone(obj)  # as the user sent it: allocation starts afresh from it
@@ -200,6 +200,18 @@ class Registry:
             raise errors.unavailable(f"could not allocate addresses for {meta.name}; retry")
         # (not `meta`: a retry's CopyFrom detached it from obj)
         meta_of(obj).resource_version = str(revision)
+        return obj
+
+    async def _dry_run_allocation(self, kind: kinds.Kind, strategy: Strategy,
+                                  obj: Message) -> Message:
+        """As Kubernetes' dry-run allocators: the object shows what it would be given, and
+        a value asked for that is taken is refused, but nothing is held."""
+        asked = _clone(obj)
+        for put in strategy.allocate(obj):
+            if await self.store.get(put.key) is not None:
+                problem = strategy.allocation_conflict(asked, put.key.decode())
+                if problem:
+                    raise errors.invalid(kind, meta_of(obj).name, [problem])
         return obj
 
     def _namespace_of(self, kind: kinds.Kind, namespace: str) -> str:
@@ -279,9 +291,17 @@ class Registry:
         if self._ready_to_go(strategy, new):
             await self.store.delete(key, kv.mod_revision, also=strategy.release(new))
             return new
+        asked = _clone(new)  # before reallocate fills in values picked at random
         also = strategy.reallocate(new, old)  # first: it may fill in what it allocates
-        revision = await self.store.update(key, _encode_stored(kind, new), kv.mod_revision,
-                                           lease=await self._lease(strategy), also=also)
+        try:
+            revision = await self.store.update(key, _encode_stored(kind, new), kv.mod_revision,
+                                               lease=await self._lease(strategy), also=also)
+        except storage.KeyExists as err:
+            problem = strategy.allocation_conflict(asked, err.key)
+            if problem:
+                raise errors.invalid(kind, meta.name, [problem]) from None
+            # A value picked at random lost a race: the caller reads again and retries.
+            raise storage.Conflict(key.decode()) from None
         meta.resource_version = str(revision)
         return new
 

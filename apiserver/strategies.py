@@ -29,6 +29,7 @@ from skiff.api import defaults, kinds
 from skiff.api.meta import meta
 from skiff.api.pods import is_terminal
 from skiff.api.v1 import batch_pb2, core_pb2
+from skiff.api.validation.service import invalid_cluster_ips
 
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public"}
 
@@ -200,8 +201,13 @@ class ServiceStrategy(Strategy):
         super().__init__(kind, settings)
         self.allocator = ServiceAllocator((settings or Settings()).service_cluster_ip_range)
 
+    def prepare_for_create(self, obj: Message) -> None:
+        super().prepare_for_create(obj)
+        _init_headless(cast(core_pb2.Service, obj).spec)
+
     def prepare_for_update(self, new: Message, old: Message) -> None:
         super().prepare_for_update(new, old)
+        _init_headless(cast(core_pb2.Service, new).spec)
         _drop_type_dependent_fields(cast(core_pb2.Service, new), cast(core_pb2.Service, old))
         # As Kubernetes does: values the apiserver allocated are kept when an update
         # leaves them unset (a manifest rarely names its clusterIP or nodePorts).
@@ -210,6 +216,9 @@ class ServiceStrategy(Strategy):
             ns.cluster_ip = os_.cluster_ip
             del ns.cluster_ips[:]
             ns.cluster_ips.extend(os_.cluster_ips)
+        if ns.cluster_ip and not ns.cluster_ips and ns.type != "ExternalName":
+            # Kubernetes' normalizeClusterIPs: a clusterIP alone stands for clusterIPs too.
+            ns.cluster_ips.append(ns.cluster_ip)
         if ns.type in ("NodePort", "LoadBalancer"):
             old_ports = {(p.port, p.protocol): p.node_port for p in os_.ports}
             for p in ns.ports:
@@ -220,9 +229,9 @@ class ServiceStrategy(Strategy):
         """The cluster IP the user asked for ("" for one picked at random)."""
         ip = svc.spec.cluster_ip if svc.spec.cluster_ip not in ("", "None") else ""
         if ip and not self.allocator.contains(ip):
-            raise errors.invalid(self.kind, svc.metadata.name, [
-                f'spec.clusterIP: Invalid value: "{ip}": provided IP is not in the valid '
-                f"range ({self.allocator.network})"])
+            raise errors.invalid(self.kind, svc.metadata.name, [_cluster_ips_problem(
+                svc.spec, ip, f"the provided IP ({ip}) is not in the valid range. "
+                              f"The range of valid IPs is {self.allocator.network}")])
         return ip
 
     def allocate(self, obj: Message) -> list[storage.Put]:
@@ -236,16 +245,34 @@ class ServiceStrategy(Strategy):
             del spec.cluster_ips[:]
             spec.cluster_ips.append(spec.cluster_ip)
             puts.append(storage.Put(self.allocator.ip_key(spec.cluster_ip), owner))
-        if spec.type in ("NodePort", "LoadBalancer"):
-            for port in spec.ports:
-                port.node_port = port.node_port or self.allocator.random_node_port()
-                puts.append(storage.Put(
-                    self.allocator.node_port_key(port.node_port, port.protocol), owner))
+        if _needs_node_port(spec):
+            self._fill_node_ports(spec)
+            puts += [storage.Put(self.allocator.node_port_key(p), owner)
+                     for p in sorted({p.node_port for p in spec.ports})]
         return puts
+
+    def _fill_node_ports(self, spec: core_pb2.ServiceSpec) -> None:
+        """Kubernetes' initNodePorts: ports of one number (53/TCP and 53/UDP) share a node
+        port, the one asked for on any of them, else one picked at random."""
+        by_number: dict[int, int] = {}
+        for port in spec.ports:
+            if port.port not in by_number:
+                asked = next((p.node_port for p in spec.ports
+                              if p.port == port.port and p.node_port), 0)
+                by_number[port.port] = asked or self._free_random_node_port(spec, by_number)
+            if not port.node_port:
+                port.node_port = by_number[port.port]
+
+    def _free_random_node_port(self, spec: core_pb2.ServiceSpec,
+                               picked: dict[int, int]) -> int:
+        mine = {p.node_port for p in spec.ports} | set(picked.values())
+        while (port := self.allocator.random_node_port()) in mine:
+            pass
+        return port
 
     def allocation_conflict(self, obj: Message, key: str) -> str | None:
         spec = cast(core_pb2.Service, obj).spec
-        requested = {self.allocator.node_port_key(p.node_port, p.protocol).decode()
+        requested = {self.allocator.node_port_key(p.node_port).decode()
                      for p in spec.ports if p.node_port}
         if spec.cluster_ip not in ("", "None"):
             requested.add(self.allocator.ip_key(spec.cluster_ip).decode())
@@ -253,16 +280,19 @@ class ServiceStrategy(Strategy):
             return None
         value = key.rsplit("/", 1)[1]
         if "/serviceips/" in key:
-            return f'spec.clusterIP: Invalid value: "{value}": provided IP is already allocated'
-        return f"spec.ports.nodePort: Invalid value: {value}: provided port is already allocated"
+            return _cluster_ips_problem(spec, value, "provided IP is already allocated")
+        # Kubernetes names the port: spec.ports[i].nodePort.
+        index = next(i for i, p in enumerate(spec.ports) if str(p.node_port) == value)
+        return (f"spec.ports[{index}].nodePort: Invalid value: {value}: "
+                "provided port is already allocated")
 
     def release(self, obj: Message) -> list[storage.Delete]:
         spec = cast(core_pb2.Service, obj).spec
         keys = []
         if spec.cluster_ip and spec.cluster_ip != "None":
             keys.append(self.allocator.ip_key(spec.cluster_ip))
-        keys += [self.allocator.node_port_key(p.node_port, p.protocol)
-                 for p in spec.ports if p.node_port]
+        keys += [self.allocator.node_port_key(p)
+                 for p in sorted({p.node_port for p in spec.ports if p.node_port})]
         return [storage.Delete(k) for k in keys]
 
     def reallocate(self, new: Message, old: Message) -> list[storage.Put | storage.Delete]:
@@ -274,8 +304,7 @@ class ServiceStrategy(Strategy):
             del spec.cluster_ips[:]
             spec.cluster_ips.append(spec.cluster_ip)
         if _needs_node_port(spec):
-            for port in spec.ports:
-                port.node_port = port.node_port or self.allocator.random_node_port()
+            self._fill_node_ports(spec)
         keys_old = {d.key for d in self.release(old)}
         keys_new = {d.key for d in self.release(new)}
         svc = cast(core_pb2.Service, new)
@@ -284,6 +313,30 @@ class ServiceStrategy(Strategy):
             storage.Put(k, owner) for k in sorted(keys_new - keys_old)]
         ops += [storage.Delete(k) for k in sorted(keys_old - keys_new)]
         return ops
+
+
+def _cluster_ips_problem(spec: core_pb2.ServiceSpec, ip: str, reason: str) -> str:
+    """Kubernetes' words for a cluster IP it cannot allocate: the field is clusterIPs,
+    its value printed as Go prints a []string."""
+    return invalid_cluster_ips("spec.clusterIPs", list(spec.cluster_ips) or [spec.cluster_ip],
+                               f"failed to allocate IP {ip}: {reason}")
+
+
+def _init_headless(spec: core_pb2.ServiceSpec) -> None:
+    """What Kubernetes' allocator gives a headless Service: clusterIPs ["None"]; a family
+    policy and families (defaulting leaves those to the allocator, which knows the cluster's
+    families): SingleStack and [IPv4] with a selector; without one RequireDualStack and
+    both families, so that the Endpoints the user writes may hold either."""
+    if spec.type == "ExternalName" or spec.cluster_ip != "None":
+        return
+    if not spec.cluster_ips:
+        spec.cluster_ips.append("None")
+    if not spec.HasField("ip_family_policy"):
+        spec.ip_family_policy = "SingleStack" if spec.selector else "RequireDualStack"
+    if not spec.ip_families:
+        spec.ip_families.append("IPv4")
+    if len(spec.ip_families) < 2 and spec.ip_family_policy != "SingleStack":
+        spec.ip_families.append("IPv6" if spec.ip_families[0] == "IPv4" else "IPv4")
 
 
 def _needs_cluster_ip(spec: core_pb2.ServiceSpec) -> bool:

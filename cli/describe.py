@@ -680,7 +680,7 @@ def _write_service(w: PrefixWriter, svc: core_pb2.Service, ctx: Context) -> None
     if spec.external_ips:
         w.write(0, f"External IPs:\t{','.join(spec.external_ips)}\n")
     if spec.load_balancer_ip:
-        w.write(0, f"IP:\t{spec.load_balancer_ip}\n")
+        w.write(0, f"Desired LoadBalancer IP:\t{spec.load_balancer_ip}\n")
     if spec.external_name:
         w.write(0, f"External Name:\t{spec.external_name}\n")
     ingress = [i.ip or i.hostname for i in svc.status.load_balancer.ingress]

@@ -430,7 +430,11 @@ def _service_wide(svc: core_pb2.Service, now: dt.datetime) -> Cells:
 def format_endpoints(
     ep: core_pb2.Endpoints, port_names: set[str] | None = None, limit: int = 3
 ) -> str:
-    """`ip:port,...` of the ready addresses, the first `limit` then `+ N more...`."""
+    """`ip:port,...` of the ready addresses, the first `limit` then `+ N more...`; as
+    kubectl's formatEndpoints, `<none>` only without subsets (subsets holding no ready
+    address print as nothing)."""
+    if not ep.subsets:
+        return NONE
     shown: list[str] = []
     count = 0
     for subset in ep.subsets:
@@ -449,7 +453,7 @@ def format_endpoints(
     text = ",".join(shown)
     if count > limit:
         return f"{text} + {count - limit} more..."
-    return text or NONE
+    return text
 
 
 def _host_port(ip: str, port: int) -> str:

@@ -175,11 +175,18 @@ class EtcdStore:
 
     async def update(self, key: bytes, value: bytes, expected_revision: int, *,
                      lease: int = 0, also: Sequence[Put | Delete] = ()) -> int:
-        """Writes `key` only if it is still at `expected_revision`; returns the new revision."""
+        """Writes `key` only if it is still at `expected_revision`; returns the new revision.
+        KeyExists names a side key to create that was taken while `key` was unchanged."""
         compares = [_mod_is(key, expected_revision)]
         compares += [_absent(o.key) for o in also if isinstance(o, Put)]
         reply = await self._txn(compares, [Put(key, value, lease), *also])
         if not reply.succeeded:
+            current = await self.get(key)
+            if current is not None and current.mod_revision == expected_revision:
+                taken = [p.key for p in also
+                         if isinstance(p, Put) and await self.get(p.key) is not None]
+                if taken:
+                    raise KeyExists(taken[0].decode())
             raise Conflict(key.decode())
         return int(reply.header.revision)
 

@@ -304,6 +304,10 @@ def default_service(svc: Message) -> None:
         spec.session_affinity = "None"
     if not spec.type:
         spec.type = "ClusterIP"
+    if spec.session_affinity == "ClientIP" and not (
+            spec.session_affinity_config.client_ip.HasField("timeout_seconds")):
+        # Kubernetes' DefaultClientIPServiceAffinitySeconds: three hours.
+        spec.session_affinity_config.client_ip.timeout_seconds = 10800
     for port in spec.ports:
         if not port.protocol:
             port.protocol = "TCP"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 
 from google.protobuf.message import Message
 
@@ -10,9 +11,9 @@ from skiff.api.selectors import validate_dns1123_label, validate_dns1123_subdoma
 from skiff.api.v1 import core_pb2
 from skiff.api.validation.errors import (
     Errors,
+    at,
     duplicate,
     forbidden,
-    immutable,
     invalid,
     required,
     unsupported,
@@ -32,6 +33,15 @@ NODE_PORT_RANGE = (30000, 32767)
 _SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
 
 
+def go_strings(values: Iterable[str]) -> str:
+    """A []string as Kubernetes' field errors print it (Go's %#v)."""
+    return "[]string{" + ", ".join(f'"{v}"' for v in values) + "}"
+
+
+def invalid_cluster_ips(path: str, ips: Iterable[str], detail: str) -> str:
+    return at(path, f"Invalid value: {go_strings(ips)}: {detail}")
+
+
 def validate_service(obj: Message) -> Errors:
     assert isinstance(obj, core_pb2.Service)
     spec = obj.spec
@@ -44,7 +54,7 @@ def validate_service(obj: Message) -> Errors:
     for i, port in enumerate(spec.ports):
         errs += _validate_service_port(port, len(spec.ports) > 1, names, f"spec.ports[{i}]")
     errs += validate_labels(spec.selector, "spec.selector")
-    errs += _validate_session_affinity(spec.session_affinity)
+    errs += _validate_session_affinity(spec)
     errs += _validate_cluster_ips(spec)
     for i, ip in enumerate(spec.external_ips):
         errs += [invalid(f"spec.externalIPs[{i}]", ip, msg) for msg in ip_errors(ip)]
@@ -107,11 +117,33 @@ def _validate_service_port(port: core_pb2.ServicePort, require_name: bool, names
     return errs
 
 
-def _validate_session_affinity(affinity: str) -> Errors:
+# A client sticks to one endpoint for at most a day (Kubernetes' MaxClientIPServiceAffinitySeconds).
+MAX_CLIENT_IP_AFFINITY_SECONDS = 86400
+
+
+def _validate_session_affinity(spec: core_pb2.ServiceSpec) -> Errors:
+    affinity = spec.session_affinity
     if not affinity:
         return [required("spec.sessionAffinity")]
     if affinity not in ("ClientIP", "None"):
         return [unsupported("spec.sessionAffinity", affinity, ("ClientIP", "None"))]
+    path = "spec.sessionAffinityConfig"
+    if affinity == "None":
+        if spec.HasField("session_affinity_config"):
+            return [forbidden(path, "must not be set when session affinity is None")]
+        return []
+    why = "when session affinity type is ClientIP"
+    if not spec.HasField("session_affinity_config"):
+        return [required(path, why)]
+    if not spec.session_affinity_config.HasField("client_ip"):
+        return [required(f"{path}.clientIP", why)]
+    client_ip = spec.session_affinity_config.client_ip
+    if not client_ip.HasField("timeout_seconds"):
+        return [required(f"{path}.clientIP.timeoutSeconds", why)]
+    if not 0 < client_ip.timeout_seconds <= MAX_CLIENT_IP_AFFINITY_SECONDS:
+        return [invalid(f"{path}.clientIP.timeoutSeconds", client_ip.timeout_seconds,
+                        "must be greater than 0 and less than "
+                        f"{MAX_CLIENT_IP_AFFINITY_SECONDS}")]
     return []
 
 
@@ -126,14 +158,15 @@ def _validate_cluster_ips(spec: core_pb2.ServiceSpec) -> Errors:
     for i, ip in enumerate(ips):
         if i == 0 and ip == "None":
             if len(ips) > 1:
-                errs.append(invalid("spec.clusterIPs", ips,
-                                    "'None' must be the first and only value"))
+                errs.append(invalid_cluster_ips("spec.clusterIPs", ips,
+                                                "'None' must be the first and only value"))
             continue
         errs += [invalid(f"spec.clusterIPs[{i}]", ip, msg) for msg in ip_errors(ip)]
     if len(ips) > 2:
-        errs.append(invalid("spec.clusterIPs", ips, "may only hold up to 2 values"))
+        errs.append(invalid_cluster_ips("spec.clusterIPs", ips, "may only hold up to 2 values"))
     if ips and spec.cluster_ip and ips[0] != spec.cluster_ip:
-        errs.append(invalid("spec.clusterIPs", ips, "first value must match `clusterIP`"))
+        errs.append(invalid_cluster_ips("spec.clusterIPs", ips,
+                                        "first value must match `clusterIP`"))
     if spec.HasField("ip_family_policy") and spec.ip_family_policy not in (
             "SingleStack", "PreferDualStack", "RequireDualStack"):
         errs.append(unsupported("spec.ipFamilyPolicy", spec.ip_family_policy,
@@ -202,10 +235,19 @@ def validate_service_update(new_obj: Message, old_obj: Message) -> Errors:
     assert isinstance(new_obj, core_pb2.Service) and isinstance(old_obj, core_pb2.Service)
     new, old = new_obj.spec, old_obj.spec
     # Moving to or from ExternalName drops or allocates the IP; otherwise, once
-    # allocated, clients and DNS have it, so it stays.
-    involves_external_name = "ExternalName" in (new.type, old.type)
-    if not involves_external_name and old.cluster_ip and new.cluster_ip != old.cluster_ip:
-        return [immutable("spec.clusterIP", new.cluster_ip)]
+    # allocated, clients and DNS have it, so it stays (Kubernetes'
+    # validateUpgradeDowngradeClusterIPs, single-stack: the primary IP only).
+    if "ExternalName" in (new.type, old.type):
+        return []
+    if new.cluster_ip == "None" and old.cluster_ip == "None":
+        return []
+    new_ips = list(new.cluster_ips) or ([new.cluster_ip] if new.cluster_ip else [])
+    old_ips = list(old.cluster_ips) or ([old.cluster_ip] if old.cluster_ip else [])
+    if old_ips and not new_ips:
+        return [invalid_cluster_ips("spec.clusterIPs[0]", new_ips,
+                                    "primary clusterIP can not be unset")]
+    if old_ips and new_ips[0] != old_ips[0]:
+        return [invalid_cluster_ips("spec.clusterIPs[0]", new_ips, "may not change once set")]
     return []
 
 

@@ -67,7 +67,7 @@ async def test_a_service_holds_its_ip_and_node_ports_until_deleted(
     assert ip.startswith("10.0.0.") and created.spec.cluster_ips == [ip]
     assert 30000 <= port <= 32767
     assert allocations(store) == {f"serviceips/{ip}": b"default/web",
-                                  f"nodeports/TCP/{port}": b"default/web"}
+                                  f"nodeports/{port}": b"default/web"}
     # An update to ClusterIP gives the node port back; the IP stays.
     created.spec.type = "ClusterIP"
     created.spec.ports[0].node_port = 0
@@ -84,7 +84,8 @@ async def test_a_requested_value_that_is_taken_or_out_of_range_is_invalid(
     assert isinstance(first, core_pb2.Service) and first.spec.cluster_ip == "10.0.0.3"
     with pytest.raises(errors.ApiError, match="provided IP is already allocated"):
         await registry.create(service("b", cluster_ip="10.0.0.3"))
-    with pytest.raises(errors.ApiError, match="provided IP is not in the valid range"):
+    with pytest.raises(errors.ApiError,
+                       match=r"the provided IP \(192.168.0.1\) is not in the valid range"):
         await registry.create(service("c", cluster_ip="192.168.0.1"))
     await registry.create(service("d", "NodePort", node_port=30080))
     with pytest.raises(errors.ApiError, match="30080: provided port is already allocated"):
@@ -221,6 +222,6 @@ async def test_a_service_becoming_nodeport_gets_its_node_ports(
     assert isinstance(updated, core_pb2.Service)
     port = updated.spec.ports[0].node_port
     assert 30000 <= port <= 32767
-    assert allocations(store)[f"nodeports/TCP/{port}"] == b"default/grows"
+    assert allocations(store)[f"nodeports/{port}"] == b"default/grows"
     stored = await registry.get(kinds.by_kind("Service"), "default", "grows")
     assert isinstance(stored, core_pb2.Service) and stored.spec.ports[0].node_port == port

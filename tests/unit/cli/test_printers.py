@@ -325,6 +325,27 @@ def test_endpoints_list_three_then_count_the_rest() -> None:
     assert cells(ep) == ["web", "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 2 more...", "60s"]
 
 
+def test_endpoints_as_kubectls_format_endpoints() -> None:
+    ep = core_pb2.Endpoints()
+    ep.metadata.name = "web"
+    # Subsets with no ready address print as nothing: `<none>` is for no subsets at all.
+    unready = ep.subsets.add()
+    unready.not_ready_addresses.add(ip="10.0.0.9")
+    unready.ports.add(port=80)
+    assert printers.format_endpoints(ep) == ""
+    headless = ep.subsets.add()  # no ports: the addresses alone
+    headless.addresses.add(ip="10.0.0.1")
+    headless.addresses.add(ip="fd00::1")
+    assert printers.format_endpoints(ep) == "10.0.0.1,fd00::1"
+    ports = ep.subsets.add()
+    ports.addresses.add(ip="fd00::2")
+    ports.ports.add(port=80, name="http")
+    ports.ports.add(port=9090, name="metrics")
+    assert printers.format_endpoints(ep) == "10.0.0.1,fd00::1,[fd00::2]:80 + 1 more..."
+    # kubectl lists port-less (headless) addresses whatever port is asked for.
+    assert printers.format_endpoints(ep, {"metrics"}) == "10.0.0.1,fd00::1,[fd00::2]:9090"
+
+
 # ---- configuration, namespaces, nodes, events, leases ----
 
 
@@ -715,6 +736,52 @@ def test_describe_service_with_endpoints() -> None:
     assert "TargetPort:        8080/TCP" in lines
     assert "NodePort:          http  30007/TCP" in lines
     assert "Endpoints:         10.1.0.7:8080" in lines
+
+
+def test_describe_service_as_kubectl() -> None:
+    # kubectl 1.32 printed exactly this for the same Service (its endpoints from an
+    # EndpointSlice holding the same ready addresses), appProtocol and all.
+    svc = service("NodePort", (80, 30080), (9090, 0))
+    svc.metadata.namespace = "default"
+    svc.metadata.labels["app"] = "web"
+    svc.spec.selector["app"] = "web"
+    svc.spec.ip_family_policy = "SingleStack"
+    svc.spec.ip_families.append("IPv4")
+    svc.spec.ports[0].name, svc.spec.ports[1].name = "http", "metrics"
+    svc.spec.ports[0].target_port.str_val = "http"
+    svc.spec.ports[1].target_port.int_val = 9090
+    svc.spec.ports[1].app_protocol = "http"
+    svc.spec.session_affinity = "ClientIP"
+    svc.spec.external_traffic_policy = svc.spec.internal_traffic_policy = "Cluster"
+    ep = core_pb2.Endpoints()
+    subset = ep.subsets.add()
+    for i in range(1, 5):
+        subset.addresses.add(ip=f"10.244.0.{i}")
+    subset.ports.add(name="http", port=8080)
+    subset.ports.add(name="metrics", port=9090)
+    text = describe.render(svc, describe.Context(now=NOW, endpoints=ep, events=[]))
+    assert text == (
+        "Name:                     web\n"
+        "Namespace:                default\n"
+        "Labels:                   app=web\n"
+        "Annotations:              <none>\n"
+        "Selector:                 app=web\n"
+        "Type:                     NodePort\n"
+        "IP Family Policy:         SingleStack\n"
+        "IP Families:              IPv4\n"
+        "IP:                       10.96.0.10\n"
+        "IPs:                      10.96.0.10\n"
+        "Port:                     http  80/TCP\n"
+        "TargetPort:               http/TCP\n"
+        "NodePort:                 http  30080/TCP\n"
+        "Endpoints:                10.244.0.1:8080,10.244.0.2:8080,10.244.0.3:8080 + 1 more...\n"
+        "Port:                     metrics  9090/TCP\n"
+        "TargetPort:               9090/TCP\n"
+        "Endpoints:                10.244.0.1:9090,10.244.0.2:9090,10.244.0.3:9090 + 1 more...\n"
+        "Session Affinity:         ClientIP\n"
+        "External Traffic Policy:  Cluster\n"
+        "Internal Traffic Policy:  Cluster\n"
+        "Events:                   <none>\n")
 
 
 def test_describe_falls_back_to_yaml_for_other_kinds() -> None:
