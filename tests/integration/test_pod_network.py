@@ -297,6 +297,8 @@ async def test_the_pods_bridge_and_skiffs_chains_and_the_cleanup_that_removes_th
         "-j ACCEPT"]
     assert run("iptables", "-t", "nat", "-S", "SKIFF-POSTROUTING").splitlines() == [
         "-N SKIFF-POSTROUTING",
+        '-A SKIFF-POSTROUTING -m comment --comment "skiff: service traffic requiring SNAT" '
+        "-m mark --mark 0x4000/0x4000 -j MASQUERADE",
         "-A SKIFF-POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "
         '"skiff: pod to pod keeps its source address" -j RETURN',
         "-A SKIFF-POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment "
