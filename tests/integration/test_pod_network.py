@@ -327,7 +327,10 @@ async def test_the_pods_bridge_and_skiffs_chains_and_the_cleanup_that_removes_th
     kubelet.stop()
     said: list[str] = []
     purge.cleanup_pod_network(kubelet.node_name, said.append)
-    assert said == ["removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING and the "
+    assert said == ["removed the service proxy's iptables chains (SKIFF-SERVICES, "
+                    "SKIFF-NODEPORTS, SKIFF-MARK-MASQ, SKIFF-SVC-*, SKIFF-SEP-*) and the jumps "
+                    "to them",
+                    "removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING and the "
                     "jumps to them",
                     f"removed the pods network skiff-pods-{kubelet.node_name}"]
     assert skiff_iptables() == []
