@@ -4,7 +4,7 @@ Starts a private etcd and apiserver (bench/_cluster.py) and, in this process, th
 `ServiceProxy` (kubelet/proxy/) on the real iptables of this host, fed by informers on
 Services and Endpoints exactly as in the kubelet. Then:
 
-1. SERVICES services of ENDPOINTS endpoints each (addresses in 10.244.250-253.x, which
+1. SERVICES services of ENDPOINTS endpoints each (addresses in 10.244.128-255.x, which
    nothing answers on: no packet is sent anywhere) are created and the proxy's first full
    sync waited for;
 2. CHANGES times, one Endpoints object gets one address replaced (what a pod's readiness
@@ -62,7 +62,8 @@ class TimedHost(SystemHost):
 
 
 def address(n: int) -> str:
-    return f"10.244.{250 + n // 250}.{1 + n % 250}"
+    """The n-th endpoint address, in 10.244.128.1-10.244.255.254 (no packet goes there)."""
+    return f"10.244.{128 + n // 254}.{1 + n % 254}"
 
 
 def endpoints(ns: str, name: str, ips: list[str]) -> core_pb2.Endpoints:
