@@ -32,6 +32,7 @@ from kubelet.network.state import NetworkState, Phase
 from kubelet.node import LEASE_DURATION, NodeAgent, NodeConfig
 from kubelet.pods.syncer import CRASH_BACKOFF_MAX, PodSyncer
 from kubelet.proxy.conntrack import Conntrack, FakeConntrack
+from kubelet.proxy.hairpin import enable_hairpin
 from kubelet.proxy.proxier import (
     DEFAULT_SERVICE_CIDR,
     MIN_SYNC_PERIOD,
@@ -75,6 +76,7 @@ class KubeletConfig:
     service_cidr: str = DEFAULT_SERVICE_CIDR
     proxy_min_sync_period: float = MIN_SYNC_PERIOD
     proxy_resync_period: float = PROXY_RESYNC_PERIOD
+    proxy_hairpin: bool = False  # put the pods bridge's ports in hairpin mode (real hosts)
 
 
 class InformerSource:
@@ -127,7 +129,9 @@ class Kubelet:
                 service_cidr=parse_cidr(config.service_cidr) if config.service_cidr else None,
                 enabled=self._proxy_enabled, clock=self.clock,
                 min_sync_period=config.proxy_min_sync_period,
-                resync_period=config.proxy_resync_period)
+                resync_period=config.proxy_resync_period,
+                hairpin=(lambda: enable_hairpin(self.network.bridge_interface))
+                if config.proxy_hairpin else None)
         self.node = NodeAgent(client, runtime, NodeConfig(
             config.node_name, config.node_labels, config.node_ip, kubelet_port=config.port,
             lease_duration=config.lease_duration), clock=self.clock,

@@ -170,7 +170,8 @@ def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
         network_probe_port=0 if args.fake_runtime else args.pod_network_probe_port,
         proxy_mode=args.proxy_services, service_cidr=str(service_cidr(args)),
         proxy_min_sync_period=args.proxy_min_sync_period,
-        proxy_resync_period=args.proxy_sync_period)
+        proxy_resync_period=args.proxy_sync_period,
+        proxy_hairpin=not args.fake_runtime)
 
 
 def parse_labels(text: str) -> dict[str, str]:

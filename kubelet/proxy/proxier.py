@@ -51,7 +51,8 @@ class ServiceProxy:
                  cluster_cidr: IPv4Network, service_cidr: IPv4Network | None,
                  enabled: Callable[[], bool] = lambda: True,
                  clock: Clock | None = None, min_sync_period: float = MIN_SYNC_PERIOD,
-                 resync_period: float = RESYNC_PERIOD) -> None:
+                 resync_period: float = RESYNC_PERIOD,
+                 hairpin: Callable[[], object] | None = None) -> None:
         self.host = host
         self.conntrack = conntrack
         self.services = services
@@ -62,6 +63,9 @@ class ServiceProxy:
         self.clock: Clock = clock or RealClock()
         self.min_sync_period = min_sync_period
         self.resync_period = resync_period
+        # Puts the pods bridge's ports in hairpin mode (kubelet/proxy/hairpin.py); None
+        # for simulated nodes, which have no bridge.
+        self.hairpin = hairpin
         self.written: Ruleset | None = None  # None: the next sync is a full one
         self.ports: list[ServicePortInfo] = []
         self.syncs = 0  # for tests and the benchmark
@@ -118,6 +122,8 @@ class ServiceProxy:
             except HostError:
                 self.written = None
                 raise
+        if self.hairpin is not None:
+            self.hairpin()
         flows = stale_flows(self.ports, ports)
         self.written, self.ports = desired, ports
         self.syncs += 1

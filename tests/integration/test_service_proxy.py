@@ -42,11 +42,12 @@ def server(name: str, image: str) -> dict[str, object]:
                      "exec httpd -f -p 8080 -h /www", image)
 
 
-async def make_service(client: Client, ns: str, name: str, type_: str = "ClusterIP"
-                       ) -> core_pb2.Service:
+async def make_service(client: Client, ns: str, name: str, type_: str = "ClusterIP",
+                       affinity: str = "") -> core_pb2.Service:
     svc = core_pb2.Service()
     svc.metadata.namespace, svc.metadata.name = ns, name
     svc.spec.type = type_
+    svc.spec.session_affinity = affinity
     svc.spec.ports.add(name="http", port=80, protocol="TCP")
     return await client.create(svc)
 
@@ -82,6 +83,10 @@ async def test_cluster_ip_node_port_no_endpoints_restart_and_delete(
     web = await make_service(client, ns, "web", "NodePort")
     await make_endpoints(client, ns, "web", [pods[n].status.pod_ip for n in SERVERS])
     empty = await make_service(client, ns, "empty")
+    sticky = await make_service(client, ns, "sticky", affinity="ClientIP")
+    await make_endpoints(client, ns, "sticky", [pods[n].status.pod_ip for n in SERVERS])
+    own = await make_service(client, ns, "own")
+    await make_endpoints(client, ns, "own", [pods["web-a"].status.pod_ip])
     cluster_ip, node_port = web.spec.cluster_ip, web.spec.ports[0].node_port
     assert cluster_ip and node_port, web
 
@@ -93,6 +98,18 @@ async def test_cluster_ip_node_port_no_endpoints_restart_and_delete(
         return seen if seen == set(SERVERS) else None
 
     assert await eventually(all_three, timeout=20, what="all three endpoints answering")
+
+    # ClientIP affinity: every request of one client reaches the same endpoint.
+    repeated = in_pod(client_id, f"for i in $(seq 12); do timeout 3 wget -qO- "
+                      f"http://{sticky.spec.cluster_ip}/; done")
+    assert len(repeated.stdout.split()) == 12 and len(set(repeated.stdout.split())) == 1, (
+        repeated.stdout, repeated.stderr)
+
+    # Hairpin: a pod reaches a service that lands on itself (masqueraded, else it would
+    # drop a packet from its own address).
+    web_a = pods["web-a"].status.container_statuses[0].container_id.removeprefix("docker://")
+    hairpin = in_pod(web_a, f"timeout 3 wget -qO- http://{own.spec.cluster_ip}/")
+    assert hairpin.stdout.strip() == "web-a", hairpin.stderr
 
     # A service without endpoints refuses at once: no timeout.
     started = time.monotonic()

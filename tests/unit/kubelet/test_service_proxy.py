@@ -11,6 +11,7 @@ from pathlib import Path
 from kubelet.network.fake import FakeHost
 from kubelet.proxy.cleanup import cleanup_services
 from kubelet.proxy.conntrack import FakeConntrack
+from kubelet.proxy.hairpin import enable_hairpin
 from kubelet.proxy.model import DEFAULT_AFFINITY_TIMEOUT, service_ports
 from kubelet.proxy.proxier import ServiceProxy
 from kubelet.proxy.rules import (
@@ -198,3 +199,13 @@ async def test_cleanup_removes_the_proxys_chains_only() -> None:
     assert w.host.tables["nat"]["DOCKER"] == ["-A DOCKER -i docker0 -j RETURN"]
     assert not [c for t in w.host.tables.values() for c in t if c.startswith("SKIFF-")]
     assert await cleanup_services(w.host) == ([], [])
+
+
+def test_hairpin_mode_set_on_every_port_of_the_bridge(tmp_path: Path) -> None:
+    for port, mode in (("veth1", "0"), ("veth2", "1")):
+        (tmp_path / "br-x" / "brif" / port).mkdir(parents=True)
+        (tmp_path / "br-x" / "brif" / port / "hairpin_mode").write_text(mode + "\n")
+    assert enable_hairpin("br-x", tmp_path) == 1
+    assert (tmp_path / "br-x" / "brif" / "veth1" / "hairpin_mode").read_text() == "1"
+    assert enable_hairpin("br-x", tmp_path) == 0
+    assert enable_hairpin("br-gone", tmp_path) == enable_hairpin("", tmp_path) == 0
