@@ -17,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 
+import pytest
 from fixtures.kubelet import KubeletProcess
 from test_kubelet_pods import container, create_pod, eventually, running_and_ready, wait_pod
 from test_pod_network import host_network, pod_network_node
@@ -149,3 +150,53 @@ def _flush_services() -> str:
     """Empties the proxy's dispatch chain, as if its rules had been lost while the agent was
     down (the per-service chains stay, now unreferenced: stale)."""
     return "*nat\n:SKIFF-SERVICES - [0:0]\nCOMMIT\n"
+
+
+def udp_flows(cluster_ip: str) -> str:
+    """`conntrack -L` of UDP flows to the cluster IP (their DNATed endpoint included)."""
+    return subprocess.run(["conntrack", "-L", "-p", "udp", "--orig-dst", cluster_ip],
+                          capture_output=True, text=True).stdout
+
+
+async def test_udp_flows_to_a_gone_endpoint_are_removed(
+        host_network: None, kubelet_factory: Callable[..., KubeletProcess], client: Client,
+        ns: str, busybox_image: str) -> None:
+    """DNS through a dead endpoint would blackhole until its conntrack entry times out."""
+    if subprocess.run(["conntrack", "-L", "-p", "udp"], capture_output=True).returncode:
+        pytest.skip("conntrack is not installed (apt-get install conntrack)")
+    node = await pod_network_node(kubelet_factory, client, POD_CIDR, *FAST_PROXY)
+    for name in ("old", "new", "client"):
+        await create_pod(client, ns, node.node_name, name,
+                         [container("c", "exec sleep 3600", busybox_image)])
+    pods = {name: await wait_pod(client, ns, name, running_and_ready, "Running")
+            for name in ("old", "new", "client")}
+    client_id = pods["client"].status.container_statuses[0].container_id.removeprefix(
+        "docker://")
+    svc = core_pb2.Service()
+    svc.metadata.namespace, svc.metadata.name = ns, "dns"
+    svc.spec.ports.add(name="dns", port=53, protocol="UDP")
+    svc = await client.create(svc)
+    ip = svc.spec.cluster_ip
+    eps = core_pb2.Endpoints()
+    eps.metadata.namespace, eps.metadata.name = ns, "dns"
+    subset = eps.subsets.add()
+    subset.addresses.add(ip=pods["old"].status.pod_ip)
+    subset.ports.add(name="dns", port=53, protocol="UDP")
+    await client.create(eps)
+    old_ip, new_ip = pods["old"].status.pod_ip, pods["new"].status.pod_ip
+
+    # Queries (nothing answers them: the flows stay, unreplied) are DNATed to "old".
+    async def flows_to_old() -> bool:
+        await asyncio.to_thread(in_pod, client_id, f"timeout 2 nslookup skiff.test {ip}")
+        return f"src={old_ip} " in udp_flows(ip)  # the reply direction: from the endpoint
+
+    await eventually(flows_to_old, timeout=20, what=f"UDP flows to {ip} DNATed to {old_ip}")
+
+    eps = await client.get(core_pb2.Endpoints, "dns", ns)
+    eps.subsets[0].addresses[0].ip = new_ip
+    await client.update(eps)
+
+    async def old_flows_gone() -> bool:
+        return f"src={old_ip} " not in udp_flows(ip)
+
+    await eventually(old_flows_gone, timeout=10, what=f"the flows to {old_ip} removed")
