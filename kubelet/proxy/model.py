@@ -70,9 +70,20 @@ def has_cluster_ip(service: core_pb2.Service) -> bool:
     return True
 
 
+EndpointsCache = dict[tuple[int, str, str], tuple[core_pb2.Endpoints, tuple[Endpoint, ...]]]
+
+
 def service_ports(services: Iterable[core_pb2.Service],
-                  endpoints: Iterable[core_pb2.Endpoints]) -> list[ServicePortInfo]:
-    """Every proxied service port with its ready endpoints, sorted by key and protocol."""
+                  endpoints: Iterable[core_pb2.Endpoints],
+                  cache: EndpointsCache | None = None) -> list[ServicePortInfo]:
+    """Every proxied service port with its ready endpoints, sorted by key and protocol.
+
+    `cache`: the ready endpoints found at the previous call, by Endpoints object (an
+    informer replaces an object when it changes, and never edits one), replaced by this
+    call's: unchanged Endpoints are not read again."""
+    previous = dict(cache) if cache is not None else {}
+    if cache is not None:
+        cache.clear()
     by_key: dict[str, core_pb2.Endpoints] = {
         f"{e.metadata.namespace}/{e.metadata.name}": e for e in endpoints}
     found: list[ServicePortInfo] = []
@@ -89,8 +100,19 @@ def service_ports(services: Iterable[core_pb2.Service],
                 port_name=port.name, protocol=protocol, cluster_ip=svc.spec.cluster_ip,
                 port=port.port, node_port=port.node_port if node_ports else 0,
                 affinity_timeout=timeout,
-                endpoints=ready_endpoints(eps, port.name, protocol) if eps else ()))
+                endpoints=_ready(eps, port.name, protocol, previous, cache) if eps else ()))
     found.sort(key=lambda p: (p.key, p.protocol))
+    return found
+
+
+def _ready(eps: core_pb2.Endpoints, port_name: str, protocol: str,
+           previous: EndpointsCache, cache: EndpointsCache | None) -> tuple[Endpoint, ...]:
+    key = (id(eps), port_name, protocol)
+    hit = previous.get(key)
+    found = hit[1] if hit is not None and hit[0] is eps else ready_endpoints(
+        eps, port_name, protocol)
+    if cache is not None:
+        cache[key] = (eps, found)  # the object is kept, so its id is not reused meanwhile
     return found
 
 

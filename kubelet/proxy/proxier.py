@@ -29,7 +29,7 @@ from google.protobuf.message import Message
 
 from kubelet.network.host import Host, HostError
 from kubelet.proxy.conntrack import Conntrack, clear, stale_flows
-from kubelet.proxy.model import ServicePortInfo, service_ports
+from kubelet.proxy.model import EndpointsCache, ServicePortInfo, service_ports
 from kubelet.proxy.rules import TABLES, Ruleset, build, plan_changes, plan_full
 from skiff.api.v1 import core_pb2
 from skiff.client.clock import Clock, RealClock, sleep_or_wake
@@ -69,6 +69,7 @@ class ServiceProxy:
         self.written: Ruleset | None = None  # None: the next sync is a full one
         self.ports: list[ServicePortInfo] = []
         self.syncs = 0  # for tests and the benchmark
+        self._endpoints_cache: EndpointsCache = {}
         self._last_full = 0.0
         self._wake = asyncio.Event()
 
@@ -106,7 +107,7 @@ class ServiceProxy:
         if not self.enabled():
             return False
         started = time.monotonic()
-        ports = service_ports(self.services(), self.endpoints())
+        ports = service_ports(self.services(), self.endpoints(), self._endpoints_cache)
         desired = build(ports, cluster_cidr=self.cluster_cidr, service_cidr=self.service_cidr)
         force = self.syncs == 0  # the first: everything rewritten
         full = full or force or self.written is None or self._until_full() <= 0

@@ -41,6 +41,7 @@ answers on every other address of the node.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import shlex
 from collections.abc import Mapping
@@ -112,6 +113,66 @@ def _q(text: str) -> str:
     return f'"{text}"'
 
 
+@dataclass(frozen=True)
+class PortRules:
+    """What one service port adds: lines of the dispatch chains, and chains of its own
+    (its endpoints' first, then its own)."""
+
+    services: tuple[str, ...] = ()
+    nodeports: tuple[str, ...] = ()
+    rejects: tuple[str, ...] = ()
+    chains: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@functools.lru_cache(maxsize=16384)
+def port_rules(p: ServicePortInfo, cluster_cidr: IPv4Network) -> PortRules:
+    """One service port's rules; cached, since most ports are unchanged from one sync to
+    the next (a sync at 1,000 services builds only what changed)."""
+    proto = p.protocol.lower()
+    svc = service_chain(p)
+    dport = f"-m {proto} --dport {p.port}"
+    if not p.endpoints:
+        rejects = [f"-A {SERVICES_CHAIN} -d {p.cluster_ip}/32 -p {proto} -m comment "
+                   f'--comment "{p.key} has no endpoints" {dport} -j REJECT --reject-with '
+                   "icmp-port-unreachable"]
+        if p.node_port:
+            rejects.append(
+                f"-A {SERVICES_CHAIN} -p {proto} -m comment --comment "
+                f'"{p.key} has no endpoints" -m addrtype --dst-type LOCAL '
+                f"-m {proto} --dport {p.node_port} -j REJECT --reject-with "
+                "icmp-port-unreachable")
+        return PortRules(rejects=tuple(rejects))
+    services = (f"-A {SERVICES_CHAIN} -d {p.cluster_ip}/32 -p {proto} -m comment --comment "
+                f'"{p.key} cluster IP" {dport} -j {svc}',)
+    nodeports: tuple[str, ...] = ()
+    if p.node_port:
+        nodeports = (f"-A {NODEPORTS_CHAIN} -p {proto} -m comment --comment {_q(p.key)} "
+                     f"-m {proto} --dport {p.node_port} -j {MARK_MASQ_CHAIN}",
+                     f"-A {NODEPORTS_CHAIN} -p {proto} -m comment --comment {_q(p.key)} "
+                     f"-m {proto} --dport {p.node_port} -j {svc}")
+    rules = [f"-A {svc} ! -s {cluster_cidr} -d {p.cluster_ip}/32 -p {proto} "
+             f'-m comment --comment "{p.key} cluster IP" {dport} -j {MARK_MASQ_CHAIN}']
+    seps = [(ep, endpoint_chain(p, ep)) for ep in p.endpoints]
+    if p.affinity_timeout:
+        rules += [f'-A {svc} -m comment --comment "{p.key} -> {ep}" -m recent --rcheck '
+                  f"--seconds {p.affinity_timeout} --reap --name {sep} "
+                  f"--mask 255.255.255.255 --rsource -j {sep}" for ep, sep in seps]
+    chains: list[tuple[str, tuple[str, ...]]] = []
+    n = len(seps)
+    for i, (ep, sep) in enumerate(seps):
+        chance = (f"-m statistic --mode random --probability {probability(n - i)} "
+                  if i < n - 1 else "")
+        rules.append(f'-A {svc} -m comment --comment "{p.key} -> {ep}" {chance}-j {sep}')
+        recent = (f"-m recent --set --name {sep} --mask 255.255.255.255 --rsource "
+                  if p.affinity_timeout else "")
+        chains.append((sep, (
+            f"-A {sep} -s {ep.ip}/32 -m comment --comment {_q(p.key)} -j {MARK_MASQ_CHAIN}",
+            f"-A {sep} -p {proto} -m comment --comment {_q(p.key)} {recent}"
+            f"-m {proto} -j DNAT --to-destination {ep}")))
+    chains.append((svc, tuple(rules)))
+    return PortRules(services, nodeports, (), tuple(chains))
+
+
 def build(ports: list[ServicePortInfo], *, cluster_cidr: IPv4Network,
           service_cidr: IPv4Network | None) -> Ruleset:
     """The proxy's chains for these service ports."""
@@ -122,50 +183,12 @@ def build(ports: list[ServicePortInfo], *, cluster_cidr: IPv4Network,
     rejects: list[str] = []
     nat[MARK_MASQ_CHAIN] = [f"-A {MARK_MASQ_CHAIN} -j MARK --set-xmark {MASQ_MARK}"]
     for p in ports:
-        proto = p.protocol.lower()
-        svc = service_chain(p)
-        dport = f"-m {proto} --dport {p.port}"
-        if not p.endpoints:
-            rejects.append(
-                f"-A {SERVICES_CHAIN} -d {p.cluster_ip}/32 -p {proto} -m comment --comment "
-                f'"{p.key} has no endpoints" {dport} -j REJECT --reject-with '
-                "icmp-port-unreachable")
-            if p.node_port:
-                rejects.append(
-                    f"-A {SERVICES_CHAIN} -p {proto} -m comment --comment "
-                    f'"{p.key} has no endpoints" -m addrtype --dst-type LOCAL '
-                    f"-m {proto} --dport {p.node_port} -j REJECT --reject-with "
-                    "icmp-port-unreachable")
-            continue
-        services.append(
-            f"-A {SERVICES_CHAIN} -d {p.cluster_ip}/32 -p {proto} -m comment --comment "
-            f'"{p.key} cluster IP" {dport} -j {svc}')
-        if p.node_port:
-            nodeports += [
-                f"-A {NODEPORTS_CHAIN} -p {proto} -m comment --comment {_q(p.key)} "
-                f"-m {proto} --dport {p.node_port} -j {MARK_MASQ_CHAIN}",
-                f"-A {NODEPORTS_CHAIN} -p {proto} -m comment --comment {_q(p.key)} "
-                f"-m {proto} --dport {p.node_port} -j {svc}"]
-        rules = [f"-A {svc} ! -s {cluster_cidr} -d {p.cluster_ip}/32 -p {proto} "
-                 f'-m comment --comment "{p.key} cluster IP" {dport} -j {MARK_MASQ_CHAIN}']
-        seps = [(ep, endpoint_chain(p, ep)) for ep in p.endpoints]
-        if p.affinity_timeout:
-            rules += [f'-A {svc} -m comment --comment "{p.key} -> {ep}" -m recent --rcheck '
-                      f"--seconds {p.affinity_timeout} --reap --name {sep} "
-                      f"--mask 255.255.255.255 --rsource -j {sep}" for ep, sep in seps]
-        n = len(seps)
-        for i, (ep, sep) in enumerate(seps):
-            chance = (f"-m statistic --mode random --probability {probability(n - i)} "
-                      if i < n - 1 else "")
-            rules.append(f'-A {svc} -m comment --comment "{p.key} -> {ep}" {chance}-j {sep}')
-            recent = (f"-m recent --set --name {sep} --mask 255.255.255.255 --rsource "
-                      if p.affinity_timeout else "")
-            nat[sep] = [
-                f"-A {sep} -s {ep.ip}/32 -m comment --comment {_q(p.key)} "
-                f"-j {MARK_MASQ_CHAIN}",
-                f"-A {sep} -p {proto} -m comment --comment {_q(p.key)} {recent}"
-                f"-m {proto} -j DNAT --to-destination {ep}"]
-        nat[svc] = rules
+        made = port_rules(p, cluster_cidr)
+        services += made.services
+        nodeports += made.nodeports
+        rejects += made.rejects
+        for chain, lines in made.chains:
+            nat[chain] = list(lines)
     services.append(
         f'-A {SERVICES_CHAIN} ! -d 127.0.0.0/8 -m comment --comment "skiff service '
         'nodeports; NOTE: this must be the last rule in this chain" -m addrtype '
