@@ -6,6 +6,7 @@ Service's cluster IP and node ports lead to its ready endpoints.
                   cleanup)
     conntrack.py  stale UDP flows found (pure) and deleted (`conntrack -D`)
     proxier.py    `ServiceProxy`: informer handlers, the batched sync loop
+    hairpin.py    hairpin mode on the pods bridge's ports (a pod to its own service)
     cleanup.py    removes the chains (`--cleanup-services`, `--cleanup-pod-network`)
 
 It writes through the pod network's `Host` (kubelet/network/host.py): real iptables, or
