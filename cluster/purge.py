@@ -11,8 +11,9 @@ under the data directory and removes the data directory, and nothing else:
   cluster or test on the same engine keeps its own. The docker CLI does the work: `cluster`
   never imports the kubelet or the docker SDK (import contracts).
 - the pod network's iptables chains (SKIFF-FORWARD, SKIFF-POSTROUTING and the jumps to
-  them) and its routes to other nodes' pods: `skiff-kubelet --cleanup-pod-network` does
-  it, as kube-proxy's --cleanup; they are the host's, not one node's.
+  them), the service proxy's (SKIFF-SERVICES, SKIFF-SVC-*, ...) and the routes to other
+  nodes' pods: `skiff-kubelet --cleanup-pod-network` does it, as kube-proxy's --cleanup;
+  they are the host's, not one node's.
 - mounts: every mount point at or below the data directory, deepest first.
 - the data directory: only if it holds nothing but what `skiff up` makes there.
 """

@@ -26,8 +26,8 @@ SKIFF_COMMAND_MARK="# Skiff's command, installed by deploy/install-server.sh or 
 # The venv remembers the digest of the sources it was installed from.
 SKIFF_SOURCE_STAMP="$SKIFF_VENV/.skiff-source.sha256"
 # Debian packages an install needs: Python with venv, Docker (the pods' runtime), the packet
-# filter and mount tools the agent uses.
-SKIFF_PACKAGES=(python3 python3-venv docker.io iptables mount)
+# filter, conntrack (stale UDP flows of services) and mount tools the agent uses.
+SKIFF_PACKAGES=(python3 python3-venv docker.io iptables conntrack mount)
 
 # dockerd, iptables and friends live in sbin, which a non-login root shell may lack.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

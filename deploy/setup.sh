@@ -18,7 +18,7 @@ DOCKER_PIDFILE=/var/run/docker.pid
 # cluster surviving its engine's restart), never a dockerd the machine's owner runs.
 SETUP_DOCKERD_PIDFILE=/run/skiff/setup-dockerd.pid
 # mmdebstrap builds the node image of hosts made as containers (cluster/nodeimage.py).
-PACKAGES=(etcd-server etcd-client docker.io iptables busybox-static python3-venv docker-registry apache2-utils
+PACKAGES=(etcd-server etcd-client docker.io iptables conntrack busybox-static python3-venv docker-registry apache2-utils
           mmdebstrap)
 
 # dockerd, iptables and friends live in sbin, which a non-login root shell may lack.

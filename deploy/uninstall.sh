@@ -124,7 +124,8 @@ removed (start docker and run this again)"
     if [ -x "$SKIFF_VENV/bin/skiff-kubelet" ] \
             && "$SKIFF_VENV/bin/skiff-kubelet" --help 2>/dev/null | grep -q -- --cleanup-pod-network
     then
-        # The pod network's own cleanup: its routes, chains and bridge, as it knows them.
+        # The pod network's own cleanup: its routes, chains and bridge, as it knows them,
+        # and the service proxy's chains.
         "$SKIFF_VENV/bin/skiff-kubelet" --cleanup-pod-network | sed "s/^/$PROG: /" \
             || warn "the pod network's cleanup reported problems (above)"
     fi

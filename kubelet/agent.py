@@ -3,6 +3,7 @@ their life (start, the background loops, stop).
 
     informers (pods of this node, Secrets, ConfigMaps, Nodes) -> the object source
     PodNetwork (the pods bridge, rules, routes; Nodes)  -> the sandboxes' network
+    ServiceProxy (Services, Endpoints)                  -> cluster IPs and node ports
     NodeAgent (the Node and its Lease)                  -> this node's address
     VolumeManager (object source, mounter)
     ImageManager (runtime, object source)
@@ -28,9 +29,17 @@ from kubelet.network.cidrs import parse_cidr
 from kubelet.network.fake import FakeHost
 from kubelet.network.host import Host
 from kubelet.network.manager import DEFAULT_CLUSTER_CIDR, RESYNC_PERIOD, PodNetwork
-from kubelet.network.state import NetworkState
+from kubelet.network.state import NetworkState, Phase
 from kubelet.node import LEASE_DURATION, NodeAgent, NodeConfig
 from kubelet.pods.syncer import CRASH_BACKOFF_MAX, PodSyncer
+from kubelet.proxy.conntrack import Conntrack, FakeConntrack
+from kubelet.proxy.hairpin import enable_hairpin
+from kubelet.proxy.proxier import (
+    DEFAULT_SERVICE_CIDR,
+    MIN_SYNC_PERIOD,
+    ServiceProxy,
+)
+from kubelet.proxy.proxier import RESYNC_PERIOD as PROXY_RESYNC_PERIOD
 from kubelet.runtime import ContainerRuntime, RuntimeError_
 from kubelet.volumes import Mounter, VolumeManager
 from skiff.api.meta import meta
@@ -63,6 +72,13 @@ class KubeletConfig:
     network_resync_period: float = RESYNC_PERIOD
     network_probe_port: int = 0  # 0: the other nodes' pod networks are not probed
     dns: ClusterDns = field(default_factory=ClusterDns)  # the pods' resolv.conf
+    # The service proxy: "auto" runs it once the node's pod network is ready, "on"
+    # always, "off" never.
+    proxy_mode: str = "auto"
+    service_cidr: str = DEFAULT_SERVICE_CIDR
+    proxy_min_sync_period: float = MIN_SYNC_PERIOD
+    proxy_resync_period: float = PROXY_RESYNC_PERIOD
+    proxy_hairpin: bool = False  # put the pods bridge's ports in hairpin mode (real hosts)
 
 
 class InformerSource:
@@ -86,7 +102,7 @@ class Kubelet:
 
     def __init__(self, config: KubeletConfig, client: Client, runtime: ContainerRuntime, *,
                  mounter: Mounter | None = None, clock: Clock | None = None,
-                 host: Host | None = None) -> None:
+                 host: Host | None = None, conntrack: Conntrack | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.factory = SharedInformerFactory(client)
@@ -98,12 +114,27 @@ class Kubelet:
         self.services = self.factory.informer(core_pb2.Service)
         self.source = InformerSource(self.secrets.store, self.config_maps.store)
         self.recorder = EventRecorder(client, "kubelet", host=config.node_name)
+        host = host if host is not None else FakeHost()
         self.network = PodNetwork(
             node_name=config.node_name, cluster_cidr=parse_cidr(config.cluster_cidr),
-            runtime=runtime, host=host if host is not None else FakeHost(),
+            runtime=runtime, host=host,
             nodes=self.nodes.store.list, recorder=self.recorder, clock=self.clock,
             resync_period=config.network_resync_period, on_change=self._network_changed,
             probe_port=config.network_probe_port)
+        self.proxy: ServiceProxy | None = None
+        if config.proxy_mode != "off":
+            self.services = self.factory.informer(core_pb2.Service)
+            self.endpoints = self.factory.informer(core_pb2.Endpoints)
+            self.proxy = ServiceProxy(
+                host=host, conntrack=conntrack if conntrack is not None else FakeConntrack(),
+                services=self.services.store.list, endpoints=self.endpoints.store.list,
+                cluster_cidr=parse_cidr(config.cluster_cidr),
+                service_cidr=parse_cidr(config.service_cidr) if config.service_cidr else None,
+                enabled=self._proxy_enabled, clock=self.clock,
+                min_sync_period=config.proxy_min_sync_period,
+                resync_period=config.proxy_resync_period,
+                hairpin=(lambda: enable_hairpin(self.network.bridge_interface))
+                if config.proxy_hairpin else None)
         self.node = NodeAgent(client, runtime, NodeConfig(
             config.node_name, config.node_labels, config.node_ip, kubelet_port=config.port,
             lease_duration=config.lease_duration), clock=self.clock,
@@ -131,6 +162,13 @@ class Kubelet:
         # bridge at once. Its rules and routes are rebuilt completely here.
         await self.network.sync_logged()
         self.nodes.add_handlers(*self.network.node_handlers())
+        if self.proxy is not None:
+            # Rebuilt completely (stale chains of an earlier run removed) before any pod
+            # of this node is started, so that they reach services at once.
+            await self.proxy.sync_logged()
+            self.services.add_handlers(*self.proxy.handlers())
+            self.endpoints.add_handlers(*self.proxy.handlers())
+            self._background.append(asyncio.create_task(self.proxy.run(), name="proxy"))
         try:
             await self.pods.prime()
         except RuntimeError_ as err:
@@ -166,6 +204,11 @@ class Kubelet:
         # join the right one.
         self.node.wake()
         self.pods.wake_all()
+        if self.proxy is not None:
+            self.proxy.wake()
+
+    def _proxy_enabled(self) -> bool:
+        return self.config.proxy_mode == "on" or self.network.state.phase is Phase.READY
 
     def _object_handlers(self, kind: str) -> tuple[
             Callable[[Message], None], Callable[[Message, Message], None],

@@ -28,6 +28,10 @@ from kubelet.network.host import Host, SystemHost
 from kubelet.network.manager import DEFAULT_CLUSTER_CIDR, RESYNC_PERIOD
 from kubelet.network.probe import DEFAULT_PROBE_PORT
 from kubelet.node import LEASE_DURATION, detect_address
+from kubelet.proxy.cleanup import cleanup_services
+from kubelet.proxy.conntrack import Conntrack, FakeConntrack, SystemConntrack
+from kubelet.proxy.proxier import DEFAULT_SERVICE_CIDR, MIN_SYNC_PERIOD
+from kubelet.proxy.proxier import RESYNC_PERIOD as PROXY_RESYNC_PERIOD
 from kubelet.runtime import ContainerRuntime
 from kubelet.server import DEFAULT_PORT, start_kubelet_server
 from kubelet.volumes import FakeMounter, Mounter, SystemMounter
@@ -101,6 +105,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resolv-conf", default=DEFAULT_RESOLV_CONF,
                    help="the node's resolver configuration, for pods of dnsPolicy Default "
                         f"(default {DEFAULT_RESOLV_CONF}; \"\" for none)")
+    p.add_argument("--proxy-services", choices=("auto", "on", "off"), default="auto",
+                   help="the service proxy (cluster IPs and node ports to endpoints, in "
+                   "iptables): auto runs it once the node's pod network is ready (it has a "
+                   "podCIDR), on always, off never (default %(default)s)")
+    p.add_argument("--service-cluster-ip-range", default=DEFAULT_SERVICE_CIDR,
+                   help="the apiserver's service range (default %(default)s): connections "
+                   "to an address of it that no service port serves are refused at once")
+    p.add_argument("--proxy-min-sync-period", type=float, default=MIN_SYNC_PERIOD,
+                   metavar="SECONDS", help="the least time between two writes of the "
+                   "service rules: a burst of changes is one write (default %(default)s)")
+    p.add_argument("--proxy-sync-period", type=float, default=PROXY_RESYNC_PERIOD,
+                   metavar="SECONDS", help="how often every service rule is written again "
+                   "and the jumps to them checked (default %(default)s)")
+    p.add_argument("--cleanup-services", action="store_true",
+                   help="remove the service proxy's iptables chains and the jumps to them, "
+                   "then exit (--cleanup-pod-network removes them too)")
     p.add_argument("--fake-runtime", action="store_true",
                    help="run pods in memory (for tests and simulated nodes; the host's "
                    "routes and iptables are left alone)")
@@ -122,6 +142,17 @@ def make_host(fake: bool) -> Host:
     """A simulated node's pod network is in memory: it never touches the host's routes or
     rules."""
     return FakeHost() if fake else SystemHost()
+
+
+def make_conntrack(fake: bool) -> Conntrack:
+    return FakeConntrack() if fake else SystemConntrack()
+
+
+def service_cidr(args: argparse.Namespace) -> IPv4Network:
+    try:
+        return parse_cidr(args.service_cluster_ip_range, "--service-cluster-ip-range")
+    except CIDRError as err:
+        raise SystemExit(str(err)) from None
 
 
 def cluster_cidr(args: argparse.Namespace) -> IPv4Network:
@@ -148,7 +179,11 @@ def kubelet_config(args: argparse.Namespace, node_ip: str) -> KubeletConfig:
         # Simulated nodes share this host: they have no pod network of their own to probe.
         network_probe_port=0 if args.fake_runtime else args.pod_network_probe_port,
         dns=ClusterDns(servers=cluster_dns(args.cluster_dns), domain=args.cluster_domain,
-                       resolv_conf=args.resolv_conf))
+                       resolv_conf=args.resolv_conf),
+        proxy_mode=args.proxy_services, service_cidr=str(service_cidr(args)),
+        proxy_min_sync_period=args.proxy_min_sync_period,
+        proxy_resync_period=args.proxy_sync_period,
+        proxy_hairpin=not args.fake_runtime)
 
 
 def cluster_dns(text: str) -> tuple[str, ...]:
@@ -187,7 +222,8 @@ async def run(args: argparse.Namespace) -> None:
             require_client_cert=True))
     kubelet = Kubelet(kubelet_config(args, node_ip), client, runtime,
                       mounter=make_mounter(args.fake_runtime),
-                      host=make_host(args.fake_runtime))
+                      host=make_host(args.fake_runtime),
+                      conntrack=make_conntrack(args.fake_runtime))
     await kubelet.start()
     log.info("kubelet for node %s is running (%s)", args.node_name,
              "fake runtime" if args.fake_runtime else "docker")
@@ -228,28 +264,38 @@ async def _until_signalled_or(due: datetime.datetime) -> None:
 
 
 async def cleanup(args: argparse.Namespace) -> int:
-    """`--cleanup-pod-network`: prints what it removed; 1 when something could not be."""
+    """`--cleanup-pod-network` (the service proxy's chains too) or `--cleanup-services`:
+    prints what it removed; 1 when something could not be."""
+    host = make_host(args.fake_runtime)
+    done, problems = await cleanup_services(host)
+    if not args.cleanup_pod_network:
+        return report(done, problems, "nothing of the service proxy's on this host")
     runtime = make_runtime(args.fake_runtime)
     try:
-        done, problems = await cleanup_pod_network(
-            make_host(args.fake_runtime), cluster_cidr(args), runtime=runtime,
-            node_name=args.node_name)
+        more, trouble = await cleanup_pod_network(
+            host, cluster_cidr(args), runtime=runtime, node_name=args.node_name)
+        done += more
+        problems += trouble
     finally:
         close = getattr(runtime, "close", None)
         if close is not None:
             close()
+    return report(done, problems, "nothing of the pod network's on this host")
+
+
+def report(done: list[str], problems: list[str], nothing: str) -> int:
     for line in done:
         print(line)
     for line in problems:
         print(f"cannot clean up: {line}", file=sys.stderr)
     if not done and not problems:
-        print("nothing of the pod network's on this host")
+        print(nothing)
     return 1 if problems else 0
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.cleanup_pod_network:
+    if args.cleanup_pod_network or args.cleanup_services:
         sys.exit(asyncio.run(cleanup(args)))
     daemon.run(run(args), args.log_level)
 

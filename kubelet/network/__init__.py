@@ -5,6 +5,6 @@ networks (cidrs.py), kept converged by `PodNetwork` (manager.py) through the run
 interface and the host's `ip`/`iptables` (host.py; fake.py in memory), and removed by
 cleanup.py. The pod workers ask it which network a sandbox joins (state.py).
 
-To come: the service proxy (a Service's virtual IP and node ports to its endpoints) and
-the cluster DNS (names of Services and pods).
+The service proxy (a Service's virtual IP and node ports to its endpoints) is
+kubelet/proxy/; it marks what SKIFF-POSTROUTING masquerades. To come: the cluster DNS.
 """

@@ -83,6 +83,7 @@ class PodNetwork:
         self.on_change = on_change or (lambda state: None)
         self.state = NetworkState()
         self.routes: dict[str, str] = {}  # node -> "podCIDR via InternalIP", as routed now
+        self.bridge_interface = ""  # the pods bridge's host interface (br-...), once made
         self._rebuilt = False  # rules and routes rebuilt completely since the start
         self._skipped: dict[str, str] = {}  # node -> why it gets no route, as last logged
         self._wake = asyncio.Event()
@@ -202,9 +203,10 @@ class PodNetwork:
                         "again", desired.name, existing.subnet, pod_cidr)
             await self.runtime.remove_network(desired.name)
         if action in (BridgeAction.CREATE, BridgeAction.RECREATE):
-            await self.runtime.create_network(desired)
+            existing = await self.runtime.create_network(desired)
             log.info("made the pods network %s: subnet %s, gateway %s", desired.name,
                      desired.subnet, desired.gateway)
+        self.bridge_interface = existing.interface if existing is not None else ""
         # The engine moves its own jumps above Skiff's when it makes a network.
         force = not self._rebuilt
         await self._sync_rules(force=force or action is not BridgeAction.KEEP)

@@ -4,7 +4,8 @@ Skiff owns two chains and one jump to each, and never edits any other chain:
 
     filter  FORWARD      -> SKIFF-FORWARD       accept what is forwarded to pods (the
                                                 cluster CIDR)
-    nat     POSTROUTING  -> SKIFF-POSTROUTING   pod to pod: RETURN (the source address is
+    nat     POSTROUTING  -> SKIFF-POSTROUTING   marked by the service proxy: MASQUERADE;
+                                                pod to pod: RETURN (the source address is
                                                 kept); pods to anywhere else: MASQUERADE
 
 Why each is where it is:
@@ -46,6 +47,8 @@ from ipaddress import IPv4Network
 FORWARD_CHAIN = "SKIFF-FORWARD"
 POSTROUTING_CHAIN = "SKIFF-POSTROUTING"
 JUMP_COMMENT = "skiff pod network"
+# The mark the service proxy (kubelet/proxy/rules.py) sets on packets to masquerade.
+SERVICE_MASQ_MARK = "0x4000/0x4000"
 
 # table -> (the built-in chain that jumps, Skiff's chain)
 CHAINS: dict[str, tuple[str, str]] = {
@@ -64,6 +67,12 @@ def chain_rules(cluster: IPv4Network) -> dict[str, list[str]]:
             "-j ACCEPT",
         ],
         "nat": [
+            # The service proxy marks what must leave with the node's address (a pod
+            # reaching a service that lands on itself, node ports, the host reaching a
+            # cluster IP): first, before pod-to-pod traffic is let through unchanged.
+            f"-A {POSTROUTING_CHAIN} -m comment --comment "
+            f'"skiff: service traffic requiring SNAT" -m mark --mark {SERVICE_MASQ_MARK} '
+            "-j MASQUERADE",
             f"-A {POSTROUTING_CHAIN} -s {c} -d {c} -m comment --comment "
             '"skiff: pod to pod keeps its source address" -j RETURN',
             f"-A {POSTROUTING_CHAIN} -s {c} ! -d {c} -m comment --comment "

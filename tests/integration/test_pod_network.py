@@ -297,6 +297,8 @@ async def test_the_pods_bridge_and_skiffs_chains_and_the_cleanup_that_removes_th
         "-j ACCEPT"]
     assert run("iptables", "-t", "nat", "-S", "SKIFF-POSTROUTING").splitlines() == [
         "-N SKIFF-POSTROUTING",
+        '-A SKIFF-POSTROUTING -m comment --comment "skiff: service traffic requiring SNAT" '
+        "-m mark --mark 0x4000/0x4000 -j MASQUERADE",
         "-A SKIFF-POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "
         '"skiff: pod to pod keeps its source address" -j RETURN',
         "-A SKIFF-POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment "
@@ -325,7 +327,10 @@ async def test_the_pods_bridge_and_skiffs_chains_and_the_cleanup_that_removes_th
     kubelet.stop()
     said: list[str] = []
     purge.cleanup_pod_network(kubelet.node_name, said.append)
-    assert said == ["removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING and the "
+    assert said == ["removed the service proxy's iptables chains (SKIFF-SERVICES, "
+                    "SKIFF-NODEPORTS, SKIFF-MARK-MASQ, SKIFF-SVC-*, SKIFF-SEP-*) and the jumps "
+                    "to them",
+                    "removed the iptables chains SKIFF-FORWARD and SKIFF-POSTROUTING and the "
                     "jumps to them",
                     f"removed the pods network skiff-pods-{kubelet.node_name}"]
     assert skiff_iptables() == []

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kubelet.agent import Kubelet
 from kubelet.main import kubelet_config, make_mounter, make_runtime, parse_args
+from kubelet.network.fake import FakeHost
 from kubelet.runtime.fake import FakeRuntime
 from kubelet.volumes import FakeMounter, mount_points
 from skiff.api.convert import from_dict
@@ -43,3 +44,28 @@ async def test_a_fake_runtime_kubelets_secret_volume_goes_through_the_fake_mount
         assert not [p for p in mount_points() if p.startswith(str(tmp_path))]  # not really
         await kubelet.volumes.teardown("uid-p")
         assert mounter.points() == [] and not (tmp_path / "kubelet" / "pods" / "uid-p").exists()
+
+
+async def test_the_service_proxy_is_wired_to_the_kubelets_informers_and_host() -> None:
+    def kubelet_with(*flags: str) -> Kubelet:
+        args = parse_args(["--fake-runtime", "--node-name", "hollow-2", "--server",
+                           "127.0.0.1:1", *flags])
+        return Kubelet(kubelet_config(args, "10.0.0.9"), client, make_runtime(True),
+                       host=host)
+
+    host = FakeHost()
+    async with Client("127.0.0.1:1") as client:  # never called: nothing here starts
+        assert kubelet_with("--proxy-services", "off").proxy is None
+        auto = kubelet_with()  # auto: waits for the node's pod network
+        assert auto.proxy is not None and await auto.proxy.sync() is False
+        kubelet = kubelet_with("--proxy-services", "on")
+        proxy = kubelet.proxy
+        assert proxy is not None
+        svc = core_pb2.Service()
+        svc.metadata.namespace, svc.metadata.name = "default", "web"
+        svc.spec.cluster_ip = "10.96.0.20"
+        svc.spec.ports.add(name="http", port=80, protocol="TCP")
+        kubelet.services.store._put("default/web", svc)
+        assert await proxy.sync()
+        assert any("default/web:http has no endpoints" in r
+                   for r in host.tables["filter"]["SKIFF-SERVICES"])

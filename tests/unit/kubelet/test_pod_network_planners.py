@@ -191,6 +191,8 @@ def test_the_rules_text_is_one_transaction_per_table_with_the_jump_first() -> No
         "*nat",
         ":SKIFF-POSTROUTING - [0:0]",
         '-I POSTROUTING 1 -m comment --comment "skiff pod network" -j SKIFF-POSTROUTING',
+        '-A SKIFF-POSTROUTING -m comment --comment "skiff: service traffic requiring SNAT" '
+        "-m mark --mark 0x4000/0x4000 -j MASQUERADE",
         '-A SKIFF-POSTROUTING -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment '
         '"skiff: pod to pod keeps its source address" -j RETURN',
         '-A SKIFF-POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -m comment --comment '
@@ -239,7 +241,7 @@ async def test_cleanup_removes_skiffs_chains_and_jumps_and_nothing_else() -> Non
     before = {t: dict(chains) for t, chains in host.tables.items()}
     assert plan_cleanup(await restored(host, None)) is None  # nothing of Skiff's
     saves = await restored(host, plan_rules(CLUSTER, await restored(host, None)))
-    assert len(skiff_rules(saves)) == 5
+    assert len(skiff_rules(saves)) == 6
     text = plan_cleanup(saves)
     assert text is not None
     saves = await restored(host, text)
