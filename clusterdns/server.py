@@ -17,9 +17,11 @@ import struct
 from collections.abc import Coroutine
 from typing import Any
 
+from dnslib import QTYPE, RCODE, DNSRecord
+
 from clusterdns.records import ClusterZone
 from clusterdns.upstream import Forwarder
-from clusterdns.wire import Query, ZoneAnswers, parse_query, servfail, truncate
+from clusterdns.wire import Chase, Query, ZoneAnswers, parse_query, servfail, truncate
 
 __all__ = ["DnsServer"]
 
@@ -42,16 +44,17 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             return
         self.server.udp_queries += 1
         response = self.server.answers.answer(query)
-        if response is not None:
+        if type(response) is bytes:
             if len(response) > query.udp_limit:
                 response = truncate(response, query.question_end)
             assert self.transport is not None
             self.transport.sendto(response, addr)
             return
-        self.server.spawn(self._forward(query, addr))
+        self.server.spawn(self._resolve(query, response, addr))
 
-    async def _forward(self, query: Query, addr: tuple[str | object, ...]) -> None:
-        response = await self.server.forward(query, tcp=False)
+    async def _resolve(self, query: Query, local: Chase | bytes | None,
+                       addr: tuple[str | object, ...]) -> None:
+        response = await self.server.resolve(query, local, tcp=False)
         if len(response) > query.udp_limit:
             response = truncate(response, query.question_end)
         if self.transport is not None and not self.transport.is_closing():
@@ -102,13 +105,39 @@ class DnsServer:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def forward(self, query: Query, tcp: bool) -> bytes:
+    async def resolve(self, query: Query, local: Chase | bytes | None, tcp: bool) -> bytes:
+        """The response to a query the zone did not answer alone: forwarded (None), or an
+        ExternalName's CNAME with the target's records from upstream (Chase)."""
+        if isinstance(local, bytes):
+            return local
+        if local is not None:
+            return await self._chase(local, query, tcp)
         try:
             response = await self.forwarder.forward(query, tcp)
         except Exception:  # one bad upstream answer must not end the server
             log.exception("forwarding %s failed", query.qname)
             response = None
         return response if response is not None else servfail(query)
+
+    async def _chase(self, chase: Chase, query: Query, tcp: bool) -> bytes:
+        """The CNAME, and the target's records when the upstream has them (if not, the
+        CNAME alone: the client may ask for the target itself)."""
+        target = parse_query(DNSRecord.question(chase.target, QTYPE[query.qtype]).pack())
+        if target is None:
+            return chase.response
+        try:
+            found = await self.forwarder.forward(target, tcp)
+            if found is None:
+                return chase.response
+            upstream = DNSRecord.parse(found)
+            if upstream.header.rcode != RCODE.NOERROR or not upstream.rr:
+                return chase.response
+            response = DNSRecord.parse(chase.response)
+            response.add_answer(*upstream.rr)
+            return bytes(response.pack())
+        except Exception:  # whatever the upstream said, the CNAME stands
+            log.exception("resolving %s (the target of %s) failed", chase.target, query.qname)
+            return chase.response
 
     async def _serve_tcp(self, reader: asyncio.StreamReader,
                          writer: asyncio.StreamWriter) -> None:
@@ -121,9 +150,9 @@ class DnsServer:
                 if query is None:
                     break
                 self.tcp_queries += 1
-                response = self.answers.answer(query)
-                if response is None:
-                    response = await self.forward(query, tcp=True)
+                local = self.answers.answer(query)
+                response = (local if type(local) is bytes
+                            else await self.resolve(query, local, tcp=True))
                 writer.write(struct.pack("!H", len(response)) + response)
                 await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):

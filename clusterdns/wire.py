@@ -116,6 +116,17 @@ class _Encoded:
     counts: bytes  # ANCOUNT NSCOUNT ARCOUNT
     arcount: int
     sections: bytes
+    chase: str = ""  # an ExternalName's target, whose addresses the upstream may know
+
+
+@dataclass(frozen=True, slots=True)
+class Chase:
+    """The zone's answer is a CNAME out of the cluster (an ExternalName Service): the
+    caller asks upstream for `target` and adds what it gets to `response`, as CoreDNS
+    does, since stub resolvers (glibc's) do not follow a CNAME themselves."""
+
+    response: bytes
+    target: str
 
 
 class ZoneAnswers:
@@ -126,9 +137,10 @@ class ZoneAnswers:
         self._cache: dict[bytes, _Encoded | None] = {}
         self._version = -1
 
-    def answer(self, query: Query) -> bytes | None:
+    def answer(self, query: Query) -> bytes | Chase | None:
         """The response to `query` if its name is the zone's (the full response: the
-        caller truncates it for UDP), else None (to be forwarded)."""
+        caller truncates it for UDP), else None (to be forwarded); a Chase for an
+        ExternalName's CNAME."""
         if self._version != self.zone.version:
             self._cache.clear()
             self._version = self.zone.version
@@ -140,6 +152,12 @@ class ZoneAnswers:
             encoded = cache[query.key] = self._encode(query)
         if encoded is None:
             return None
+        if encoded.chase:
+            return Chase(self._join(query, encoded), encoded.chase)
+        return self._join(query, encoded)
+
+    @staticmethod
+    def _join(query: Query, encoded: _Encoded) -> bytes:
         data = query.data
         end = query.question_end
         if query.edns:
@@ -178,9 +196,13 @@ def _encode_answer(query: Query, answer: Answer) -> _Encoded:
     record.add_ar(*answer.additional)
     packed = record.pack()
     question_length = len(query.key)
+    chase = ""
+    if (query.qtype in (QTYPE.A, QTYPE.AAAA) and len(answer.answer) == 1
+            and answer.answer[0].rtype == QTYPE.CNAME):
+        chase = str(answer.answer[0].rdata.label).rstrip(".")
     return _Encoded(flags=bytes(packed[3:12]), first_flags=packed[2] & 0xFE,
                     counts=packed[6:12], arcount=struct.unpack_from("!H", packed, 10)[0],
-                    sections=bytes(packed[12 + question_length:]))
+                    sections=bytes(packed[12 + question_length:]), chase=chase)
 
 
 def qtype_name(qtype: int) -> str:

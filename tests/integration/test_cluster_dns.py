@@ -238,8 +238,11 @@ async def test_services_resolve_over_udp_and_tcp(dns: DnsProcess, services: Clie
 
     ext = await until(lambda: resolves(dns, f"ext.{ns}.svc.cluster.local"), 15,
                       "the ExternalName service to resolve")
+    # The CNAME, and the target's address as the upstream resolver gave it.
     assert [(rr.rtype, str(rr.rdata)) for rr in ext.rr] == [
-        (QTYPE.CNAME, "mail.upstream.test.")]
+        (QTYPE.CNAME, "mail.upstream.test."), (QTYPE.A, "192.0.2.1")]
+    assert [str(rr.rdata) for rr in dns.ask(f"ext.{ns}.svc.cluster.local", "CNAME").rr] == [
+        "mail.upstream.test."]
 
     assert dns.ask(f"nope.{ns}.svc.cluster.local").header.rcode == RCODE.NXDOMAIN
 

@@ -7,7 +7,7 @@ import pytest
 from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
 
 from clusterdns.records import ClusterZone
-from clusterdns.wire import ZoneAnswers, parse_query
+from clusterdns.wire import Chase, ZoneAnswers, parse_query
 from skiff.api.v1 import core_pb2
 
 
@@ -49,6 +49,8 @@ def ask(zone: ClusterZone, name: str, qtype: str = "A", *, edns: int = 0
     wire = ZoneAnswers(zone).answer(query)
     if wire is None:
         return None
+    if isinstance(wire, Chase):
+        wire = wire.response
     response = DNSRecord.parse(wire)
     assert response.header.id == q.header.id
     assert str(response.q.qname) == str(q.q.qname)  # the asker's spelling, case included
@@ -122,6 +124,13 @@ def test_external_name_is_a_cname(zone: ClusterZone) -> None:
     assert response is not None
     [rr] = response.rr
     assert rr.rtype == QTYPE.CNAME and str(rr.rdata) == "example.invalid."
+    # For addresses, the server is told to ask upstream for the target (a Chase).
+    query = parse_query(DNSRecord.question("ext.other.svc.cluster.local").pack())
+    assert query is not None
+    chase = ZoneAnswers(zone).answer(query)
+    assert isinstance(chase, Chase) and chase.target == "example.invalid"
+    txt = parse_query(DNSRecord.question("ext.other.svc.cluster.local", "TXT").pack())
+    assert txt is not None and isinstance(ZoneAnswers(zone).answer(txt), bytes)
 
 
 def test_unknown_names_in_the_zone_are_nxdomain_with_the_soa(zone: ClusterZone) -> None:
