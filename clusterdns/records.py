@@ -9,6 +9,8 @@ a change to one Service, its Endpoints or one of its pods recomputes that Servic
 from __future__ import annotations
 
 import ipaddress
+import itertools
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +24,7 @@ __all__ = ["DEFAULT_DOMAIN", "DEFAULT_TTL", "SCHEMA_VERSION", "Answer", "Cluster
 DEFAULT_DOMAIN = "cluster.local"
 DEFAULT_TTL = 5  # seconds, CoreDNS's kubernetes plugin's default
 SCHEMA_VERSION = "1.1.0"  # answered at dns-version.ZONE (TXT), as the specification asks
+CHANGE_LOG = 10_000  # the Services changed lately, for caches to forget only their names
 
 
 @dataclass(frozen=True)
@@ -158,12 +161,14 @@ def _reverse_name(ip: str) -> str:
 class ClusterZone:
     """The records of every Service in the cluster domain, kept current by `set_*` and
     `delete_*` (called from informer handlers), and answers (`lookup`). `version` grows on
-    every change, so a cache of encoded answers knows when to forget them."""
+    every change, and `changed_since` says which Services changed, so that a cache of
+    encoded answers forgets only theirs (and the names no Service owns: `owner`)."""
 
     def __init__(self, domain: str = DEFAULT_DOMAIN, ttl: int = DEFAULT_TTL) -> None:
         self.domain = domain.strip(".").lower()
         self.ttl = ttl
         self.version = 0
+        self._changes: deque[str] = deque(maxlen=CHANGE_LOG)
         self._services: dict[str, core_pb2.Service] = {}
         self._endpoints: dict[str, core_pb2.Endpoints] = {}
         self._subdomain_pods: dict[str, dict[str, core_pb2.Pod]] = {}  # ns/subdomain -> pods
@@ -242,7 +247,28 @@ class ClusterZone:
             self._records[key] = new
             for ip, target in new.ptr.items():
                 self._ptr[_reverse_name(ip)] = target + "."
+        self._changes.append(key)
         self.version += 1
+
+    def changed_since(self, version: int) -> set[str] | None:
+        """The Services (ns/name) changed after `version`; None if that is too long ago
+        to tell (forget everything)."""
+        behind = self.version - version
+        if behind < 0 or behind > len(self._changes):
+            return None
+        return set(itertools.islice(reversed(self._changes), behind))
+
+    def owner(self, qname: str) -> str | None:
+        """The Service (ns/name) whose change alone can change the answer for `qname`
+        (lower case, no final dot): the one named by `*.SVC.NS.svc.ZONE`; None for every
+        other name (the zone's own, namespaces', pods', reverse and foreign names)."""
+        suffix = ".svc." + self.domain
+        if not qname.endswith(suffix):
+            return None
+        labels = qname[: -len(suffix)].split(".")
+        if len(labels) < 2:
+            return None
+        return f"{labels[-1]}/{labels[-2]}"
 
     # ---- answers ----
 

@@ -130,26 +130,54 @@ class Chase:
 
 
 class ZoneAnswers:
-    """Encoded answers of a ClusterZone, forgotten when it changes."""
+    """Encoded answers of a ClusterZone. When a Service changes, the answers for its
+    names are forgotten, and those for names no Service owns; the rest stay encoded (with
+    a thousand Services asked for, re-encoding all of them on every endpoint change would
+    cost more than answering)."""
 
     def __init__(self, zone: ClusterZone) -> None:
         self.zone = zone
         self._cache: dict[bytes, _Encoded | None] = {}
-        self._version = -1
+        self._by_owner: dict[str, list[bytes]] = {}  # Service -> its names' cache keys
+        self._unowned: list[bytes] = []
+        self._version = zone.version
+
+    def _forget_changes(self) -> None:
+        changed = self.zone.changed_since(self._version)
+        self._version = self.zone.version
+        cache = self._cache
+        if changed is None:
+            self._forget_all()
+            return
+        for key in self._unowned:
+            cache.pop(key, None)
+        self._unowned.clear()
+        for owner in changed:
+            for key in self._by_owner.pop(owner, ()):
+                cache.pop(key, None)
+
+    def _forget_all(self) -> None:
+        self._cache.clear()
+        self._by_owner.clear()
+        self._unowned.clear()
 
     def answer(self, query: Query) -> bytes | Chase | None:
         """The response to `query` if its name is the zone's (the full response: the
         caller truncates it for UDP), else None (to be forwarded); a Chase for an
         ExternalName's CNAME."""
         if self._version != self.zone.version:
-            self._cache.clear()
-            self._version = self.zone.version
+            self._forget_changes()
         cache = self._cache
         encoded = cache.get(query.key, _MISSING)
         if encoded is _MISSING:
             if len(cache) >= _CACHE_LIMIT:
-                cache.clear()
+                self._forget_all()
             encoded = cache[query.key] = self._encode(query)
+            owner = self.zone.owner(query.qname)
+            if owner is None:
+                self._unowned.append(query.key)
+            else:
+                self._by_owner.setdefault(owner, []).append(query.key)
         if encoded is None:
             return None
         if encoded.chase:

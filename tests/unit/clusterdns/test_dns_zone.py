@@ -200,3 +200,35 @@ def test_edns_queries_get_an_opt_record_back(zone: ClusterZone) -> None:
     assert response is not None
     assert addresses(response) == ["10.96.0.20"]
     assert [rr.rtype for rr in response.ar] == [QTYPE.OPT]
+
+
+def test_a_change_forgets_only_the_changed_services_answers(
+        zone: ClusterZone, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = ZoneAnswers(zone)
+    web = parse_query(DNSRecord.question("web.default.svc.cluster.local").pack())
+    db = parse_query(DNSRecord.question("db.default.svc.cluster.local").pack())
+    assert web is not None and db is not None
+    answers.answer(web), answers.answer(db)
+    encodings = []
+    monkeypatch.setattr(answers, "_encode", lambda q: encodings.append(q.qname) or (
+        ZoneAnswers._encode(answers, q)))
+    zone.set_endpoints(endpoints("default", "db", [("10.244.9.9", "")]))
+    assert addresses(DNSRecord.parse(answers.answer(web))) == ["10.96.0.20"]  # type: ignore[arg-type]
+    assert addresses(DNSRecord.parse(answers.answer(db))) == ["10.244.9.9"]  # type: ignore[arg-type]
+    assert encodings == ["db.default.svc.cluster.local"]
+
+
+def test_too_many_changes_to_follow_forget_every_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("clusterdns.records.CHANGE_LOG", 2)
+    zone = ClusterZone()
+    zone.set_service(service("default", "web", "10.96.0.20"))
+    answers = ZoneAnswers(zone)
+    web = parse_query(DNSRecord.question("web.default.svc.cluster.local").pack())
+    assert web is not None
+    answers.answer(web)
+    for i in range(3):
+        zone.set_service(service("default", f"other{i}", f"10.96.1.{i}"))
+    zone.delete_service("default", "web")  # lost among the changes: everything goes
+    zone.set_service(service("default", "other9", "10.96.1.9"))
+    assert zone.changed_since(0) is None
+    assert DNSRecord.parse(answers.answer(web)).header.rcode == RCODE.NXDOMAIN  # type: ignore[arg-type]
