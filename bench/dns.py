@@ -80,15 +80,15 @@ def wait_answering(port: int, proc: subprocess.Popen[bytes], log: Path) -> float
     raise RuntimeError("skiff-dns did not answer:\n" + log.read_text()[-2000:])
 
 
-def client_worker(port: int, names: list[str], window: int, seconds: float,
+def client_worker(port: int, names: list[tuple[str, bool]], window: int, seconds: float,
                   result: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    """Keeps `window` queries in flight for `seconds`; puts (answered, lost, bad,
-    latencies) on `result`."""
-    queries = [bytes(DNSRecord.question(n).pack()) for n in names]
+    """Keeps `window` queries in flight for `seconds` (names with whether they exist);
+    puts (answered, lost, wrong, latencies) on `result`."""
+    queries = [(bytes(DNSRecord.question(n).pack()), exists) for n, exists in names]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.connect(("127.0.0.1", port))
     sock.setblocking(False)
-    in_flight: dict[int, float] = {}
+    in_flight: dict[int, tuple[float, bool]] = {}
     latencies: list[float] = []
     answered = lost = bad = 0
     next_id = random.getrandbits(16)
@@ -101,8 +101,8 @@ def client_worker(port: int, names: list[str], window: int, seconds: float,
             next_id = (next_id + 1) & 0xFFFF
             if next_id in in_flight:
                 continue
-            query = random.choice(queries)
-            in_flight[next_id] = time.monotonic()
+            query, exists = random.choice(queries)
+            in_flight[next_id] = (time.monotonic(), exists)
             sock.send(struct.pack("!H", next_id) + query[2:])
         readable, _, _ = select.select([sock], [], [], 0.05)
         if readable:
@@ -112,23 +112,26 @@ def client_worker(port: int, names: list[str], window: int, seconds: float,
                 except BlockingIOError:
                     break
                 received = time.monotonic()
-                sent = in_flight.pop(struct.unpack_from("!H", data)[0], None)
-                if sent is None:
+                entry = in_flight.pop(struct.unpack_from("!H", data)[0], None)
+                if entry is None:
                     continue
-                # The header says one answer (rcode in the low bits of byte 3).
-                if data[7] == 1 or (data[3] & 0x0F) == 3:
+                sent, exists = entry
+                # The header says: one answer for a Service, NXDOMAIN (3) for the rest.
+                if (data[7] == 1 and (data[3] & 0x0F) == 0) if exists else (
+                        data[3] & 0x0F) == 3:
                     answered += 1
                     latencies.append(received - sent)
                 else:
                     bad += 1
         now = time.monotonic()
-        for qid in [q for q, sent in in_flight.items() if now - sent > LOST_AFTER]:
+        for qid in [q for q, (sent, _) in in_flight.items() if now - sent > LOST_AFTER]:
             del in_flight[qid]
             lost += 1
     result.put((answered, lost, bad, latencies))
 
 
-def load(port: int, names: list[str], clients: int, window: int, seconds: float) -> None:
+def load(port: int, names: list[tuple[str, bool]], clients: int, window: int,
+         seconds: float) -> None:
     ctx = multiprocessing.get_context("fork")
     result = ctx.Queue()
     workers = [ctx.Process(target=client_worker, args=(port, names, window, seconds, result))
@@ -172,8 +175,9 @@ def main() -> None:
                   f"(caches of {args.services} services synced)")
             names = [f"svc-{i}.{NAMESPACE}.svc.cluster.local" for i in range(args.services)]
             print(f"service names, {args.clients} clients x {args.window} in flight:")
-            load(port, names, args.clients, args.window, args.seconds)
-            mixed = names + [f"{n}.{NAMESPACE}.svc.cluster.local" for n in names[:len(names)]]
+            load(port, [(n, True) for n in names], args.clients, args.window, args.seconds)
+            mixed = [(n, True) for n in names] + [
+                (f"{n}.{NAMESPACE}.svc.cluster.local", False) for n in names]
             print("half service names, half NXDOMAIN in the zone (search-path misses):")
             load(port, mixed, args.clients, args.window, args.seconds)
         finally:
