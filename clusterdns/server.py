@@ -28,6 +28,9 @@ __all__ = ["DnsServer"]
 log = logging.getLogger(__name__)
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds a TCP connection may sit without a query (RFC 7766)
+# Forwarded UDP queries waiting at once; past it new ones are dropped (the client retries),
+# so a flood of foreign names cannot grow the process without bound.
+MAX_PENDING = 4096
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -49,6 +52,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                 response = truncate(response, query.question_end)
             assert self.transport is not None
             self.transport.sendto(response, addr)
+            return
+        if len(self.server._tasks) >= MAX_PENDING:
+            self.server.dropped += 1
             return
         self.server.spawn(self._resolve(query, response, addr))
 
@@ -75,6 +81,7 @@ class DnsServer:
         self.port = port
         self.udp_queries = 0
         self.tcp_queries = 0
+        self.dropped = 0
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
