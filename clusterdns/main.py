@@ -78,13 +78,9 @@ def watch_cluster(factory: SharedInformerFactory, zone: ClusterZone) -> None:
                            on_delete=lambda e: zone.delete_endpoints(e.metadata.namespace,
                                                                      e.metadata.name))
     pods = factory.informer(core_pb2.Pod)
-    pods.add_handlers(on_add=zone.set_pod, on_update=lambda _old, new: _pod_changed(zone, new),
+    pods.add_handlers(on_add=zone.set_pod, on_update=lambda _old, new: zone.set_pod(new),
                       on_delete=lambda p: zone.delete_pod(p.metadata.namespace,
                                                           p.metadata.name))
-
-
-def _pod_changed(zone: ClusterZone, pod: core_pb2.Pod) -> None:
-    zone.set_pod(pod)
 
 
 async def report(server: DnsServer, period: float) -> None:
@@ -93,9 +89,9 @@ async def report(server: DnsServer, period: float) -> None:
         await asyncio.sleep(period)
         total = server.udp_queries + server.tcp_queries
         if total != seen:
-            log.info("%d queries in %.0fs (%d forwarded answers cached, %d cache hits)",
-                     total - seen, period, len(server.forwarder.cache._items),
-                     server.forwarder.cache.hits)
+            log.info("%d queries in %.0fs (%d forwarded answers cached, %d cache hits, "
+                     "%d dropped)", total - seen, period, len(server.forwarder.cache),
+                     server.forwarder.cache.hits, server.dropped)
             seen = total
 
 

@@ -109,6 +109,9 @@ class ResponseCache:
         self._items: dict[bytes, _Cached] = {}
         self.hits = 0
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def get(self, query: Query) -> bytes | None:
         cached = self._items.get(query.key)
         if cached is None:
