@@ -7,7 +7,7 @@ its real upstreams are in /run/systemd/resolve/resolv.conf, as the kubelet reads
 
 The cache keeps whole responses by (name, type, class) for the smallest TTL they carry
 (capped; negative answers for their SOA's minimum, shorter still), and serves them with
-the asker's ID and question, never past their time.
+the asker's ID and question and the TTLs they have left, never past their time.
 """
 
 from __future__ import annotations
@@ -98,7 +98,37 @@ def _min_ttl(response: bytes) -> float:
 @dataclass(slots=True)
 class _Cached:
     response: bytes
+    stored: float
     expires: float
+    ttl_offsets: list[tuple[int, int]]  # where each record's TTL is, and its value
+
+
+def _skip_name(data: bytes, i: int) -> int:
+    """The offset after the (possibly compressed) name at `i`."""
+    while True:
+        n = data[i]
+        if n & 0xC0 == 0xC0:
+            return i + 2
+        if n == 0:
+            return i + 1
+        i += n + 1
+
+
+def _ttl_offsets(response: bytes) -> list[tuple[int, int]]:
+    """(offset, TTL) of every record but OPT (whose TTL field holds EDNS flags), so that
+    a cached response goes out with the time it has left, as CoreDNS's cache does."""
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", response, 4)
+    i = 12
+    for _ in range(qdcount):
+        i = _skip_name(response, i) + 4
+    found = []
+    for _ in range(ancount + nscount + arcount):
+        i = _skip_name(response, i)
+        rtype, _rclass, ttl, rdlength = struct.unpack_from("!HHIH", response, i)
+        if rtype != QTYPE.OPT:
+            found.append((i + 4, ttl))
+        i += 10 + rdlength
+    return found
 
 
 class ResponseCache:
@@ -120,20 +150,30 @@ class ResponseCache:
             del self._items[query.key]
             return None
         self.hits += 1
-        r = cached.response
-        # The asker's ID and spelling of the question (same length: offsets hold).
-        return query.data[:2] + r[2:12] + query.data[12:query.question_end] + r[
-            query.question_end:]
+        r = bytearray(cached.response)
+        # The asker's ID and spelling of the question (same length: offsets hold), and
+        # the time left on each record.
+        r[:2] = query.data[:2]
+        r[12:query.question_end] = query.data[12:query.question_end]
+        elapsed = int(time.monotonic() - cached.stored)
+        for offset, ttl in cached.ttl_offsets:
+            struct.pack_into("!I", r, offset, max(0, ttl - elapsed))
+        return bytes(r)
 
     def put(self, query: Query, response: bytes) -> None:
         ttl = _min_ttl(response)
         if ttl <= 0:
             return
+        try:
+            offsets = _ttl_offsets(response)
+        except (IndexError, struct.error):
+            return  # dnslib read it, we cannot: do not cache what we cannot age
         if len(self._items) >= self.entries:
             # Drop the oldest tenth (dicts keep insertion order): simple, and bounded.
             for key in list(self._items)[: max(1, self.entries // 10)]:
                 del self._items[key]
-        self._items[query.key] = _Cached(response, time.monotonic() + ttl)
+        now = time.monotonic()
+        self._items[query.key] = _Cached(response, now, now + ttl, offsets)
 
 
 class _UpstreamSocket(asyncio.DatagramProtocol):

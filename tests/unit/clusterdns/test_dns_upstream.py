@@ -61,7 +61,10 @@ def test_the_cache_keeps_an_answer_for_its_ttl(monkeypatch: pytest.MonkeyPatch) 
     assert parsed.header.id == again.data[0] << 8 | again.data[1]
     assert str(parsed.q.qname) == "WWW.Example.test."
     assert [str(rr.rdata) for rr in parsed.rr] == ["192.0.2.7"]
-    now[0] += 10.5
+    assert parsed.rr[0].ttl == 10
+    now[0] += 4.2
+    assert DNSRecord.parse(cache.get(again)).rr[0].ttl == 6  # type: ignore[arg-type]
+    now[0] += 6.3
     assert cache.get(again) is None
 
 
