@@ -162,11 +162,12 @@ def dns(apiserver: Any, upstream: FakeUpstream, tmp_path: Path) -> Iterator[DnsP
 @pytest.fixture
 async def services(client: Client, ns: str) -> AsyncIterator[Client]:
     yield client
-    for kind in (core_pb2.Service, core_pb2.Endpoints):
+    for kind in (core_pb2.Service, core_pb2.Endpoints, core_pb2.Pod):
         items, _ = await client.list(kind, ns)
         for item in items:
             with contextlib.suppress(errors.NotFound):
-                await client.delete(kind, item.metadata.name, ns)  # type: ignore[attr-defined]
+                await client.delete(kind, item.metadata.name, ns,  # type: ignore[attr-defined]
+                                    **({"grace_period": 0} if kind is core_pb2.Pod else {}))
     with contextlib.suppress(errors.NotFound):
         await client.delete(core_pb2.Namespace, ns)
 
@@ -260,6 +261,24 @@ async def _equals(dns: DnsProcess, name: str, expected: list[str]) -> bool:
 
 async def _rcode(dns: DnsProcess, name: str, rcode: int) -> bool:
     return bool(dns.ask(name).header.rcode == rcode)
+
+
+async def test_a_pod_with_hostname_and_subdomain_is_named_under_its_headless_service(
+        dns: DnsProcess, services: Client, ns: str) -> None:
+    await make_service(services, ns, "workers", headless=True)
+    pod = core_pb2.Pod()
+    pod.metadata.namespace, pod.metadata.name = ns, "worker-a"
+    pod.spec.hostname, pod.spec.subdomain = "alpha", "workers"
+    pod.spec.containers.add(name="app", image="registry.invalid/app:1")
+    pod = await services.create(pod)
+    name = f"alpha.workers.{ns}.svc.cluster.local"
+    assert dns.ask(name).header.rcode == RCODE.NXDOMAIN  # no address, not ready
+    # What the kubelet reports once the pod runs (no kubelet here: written directly).
+    pod.status.pod_ip = "10.244.5.17"
+    pod.status.conditions.add(type="Ready", status="True")
+    await services.update_status(pod)
+    answer = await until(lambda: resolves(dns, name), 15, f"{name} to resolve")
+    assert addresses(answer) == ["10.244.5.17"]
 
 
 async def test_a_large_answer_is_truncated_over_udp_and_whole_over_tcp(
