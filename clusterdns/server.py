@@ -64,7 +64,7 @@ class _UdpSocket:
             response = answers.answer(query)
             if type(response) is bytes:
                 if len(response) > query.udp_limit:
-                    response = truncate(response, query.question_end)
+                    response = answers.fit(query, response)
                 self.send(response, addr)
             elif len(server._tasks) < MAX_PENDING:
                 server.spawn(self._resolve(query, response, addr))

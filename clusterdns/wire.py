@@ -11,6 +11,7 @@ encoded sections. dnslib is used only when a (name, type) is first asked after a
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from dataclasses import dataclass
 
@@ -117,6 +118,7 @@ class _Encoded:
     arcount: int
     sections: bytes
     chase: str = ""  # an ExternalName's target, whose addresses the upstream may know
+    lean: _Encoded | None = None  # the same without the additional section, if it had one
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +186,17 @@ class ZoneAnswers:
             return Chase(self._join(query, encoded), encoded.chase)
         return self._join(query, encoded)
 
+    def fit(self, query: Query, response: bytes) -> bytes:
+        """`response` made to fit the client's UDP limit: without its additional section
+        if that is enough (RFC 2181 9: no TC bit for a missing additional section), else
+        truncated."""
+        encoded = self._cache.get(query.key)
+        if encoded is not None and encoded.lean is not None:
+            lean = self._join(query, encoded.lean)
+            if len(lean) <= query.udp_limit:
+                return lean
+        return truncate(response, query.question_end)
+
     @staticmethod
     def _join(query: Query, encoded: _Encoded) -> bytes:
         data = query.data
@@ -212,6 +225,14 @@ _MISSING: _Encoded | None = _Encoded(b"", 0, b"", 0, b"")  # a sentinel of the c
 
 
 def _encode_answer(query: Query, answer: Answer) -> _Encoded:
+    encoded = _encode_sections(query, answer)
+    if answer.additional:
+        lean = _encode_sections(query, Answer(answer.rcode, answer.answer, answer.authority))
+        encoded = dataclasses.replace(encoded, lean=lean)
+    return encoded
+
+
+def _encode_sections(query: Query, answer: Answer) -> _Encoded:
     labels = []
     wire, i = query.key, 0
     while wire[i]:

@@ -232,3 +232,25 @@ def test_too_many_changes_to_follow_forget_every_answer(monkeypatch: pytest.Monk
     zone.set_service(service("default", "other9", "10.96.1.9"))
     assert zone.changed_since(0) is None
     assert DNSRecord.parse(answers.answer(web)).header.rcode == RCODE.NXDOMAIN  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("count", "outcome"), [(6, "lean"), (30, "truncated")])
+def test_udp_answers_drop_the_additional_section_before_truncating(count: int,
+                                                                   outcome: str) -> None:
+    zone = ClusterZone()
+    zone.set_service(service("default", "db", "None"))
+    zone.set_endpoints(endpoints("default", "db",
+                                 [(f"10.244.1.{i}", f"host-{i:05d}") for i in range(count)],
+                                 ports=(("pg", 5432),)))
+    answers = ZoneAnswers(zone)
+    query = parse_query(DNSRecord.question("_pg._tcp.db.default.svc.cluster.local", "SRV")
+                        .pack())
+    assert query is not None
+    full = answers.answer(query)
+    assert isinstance(full, bytes) and len(full) > 512
+    assert len(DNSRecord.parse(full).ar) == count
+    fitted = DNSRecord.parse(answers.fit(query, full))
+    if outcome == "lean":
+        assert fitted.header.tc == 0 and len(fitted.rr) == count and not fitted.ar
+    else:
+        assert fitted.header.tc == 1 and not fitted.rr
