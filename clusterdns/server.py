@@ -154,13 +154,19 @@ class DnsServer:
         return response if response is not None else servfail(query)
 
     async def _chase(self, chase: Chase, query: Query, tcp: bool) -> bytes:
-        """The CNAME, and the target's records when the upstream has them (if not, the
-        CNAME alone: the client may ask for the target itself)."""
+        """The CNAME, and the target's records when the upstream (or the zone itself, for
+        an ExternalName naming another Service) has them; if not, the CNAME alone: the
+        client may ask for the target itself."""
         target = parse_query(DNSRecord.question(chase.target, QTYPE[query.qtype]).pack())
         if target is None:
             return chase.response
         try:
-            found = await self.forwarder.forward(target, tcp)
+            if self.zone.is_authoritative(target.qname):
+                local = self.answers.answer(target)
+                # One step only: a CNAME to a CNAME in the zone stays as it is.
+                found = local if isinstance(local, bytes) else None
+            else:
+                found = await self.forwarder.forward(target, tcp)
             if found is None:
                 return chase.response
             upstream = DNSRecord.parse(found)

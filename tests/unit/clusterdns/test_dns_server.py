@@ -23,6 +23,10 @@ async def server() -> AsyncIterator[DnsServer]:
     svc.metadata.namespace, svc.metadata.name = "default", "web"
     svc.spec.cluster_ip = "10.96.0.20"
     zone.set_service(svc)
+    alias = core_pb2.Service()
+    alias.metadata.namespace, alias.metadata.name = "default", "alias"
+    alias.spec.type, alias.spec.external_name = "ExternalName", "web.default.svc.cluster.local"
+    zone.set_service(alias)
     forwarder = Forwarder([("127.0.0.1", free_ports(1)[0])], attempt_timeout=0.3)
     await forwarder.start()
     dns = DnsServer(zone, forwarder, "127.0.0.1", 0)
@@ -46,3 +50,10 @@ async def test_zone_names_answer_and_a_dead_upstream_is_servfail(server: DnsServ
     assert [str(rr.rdata) for rr in answer.rr] == ["10.96.0.20"]
     failed = await ask(server, "www.example.test", tcp)
     assert failed.header.rcode == RCODE.SERVFAIL and not failed.rr
+
+
+async def test_an_external_name_naming_another_service_is_followed_in_the_zone(
+        server: DnsServer) -> None:
+    answer = await ask(server, "alias.default.svc.cluster.local", tcp=False)
+    assert [str(rr.rdata) for rr in answer.rr] == ["web.default.svc.cluster.local.",
+                                                   "10.96.0.20"]
