@@ -6,6 +6,8 @@ CNAMEs, and forwards every other name to the node's resolvers. It watches Servic
 Endpoints and Pods through informers and opens its sockets only once they have synced,
 so that it never answers NXDOMAIN for a Service it has not heard of yet: a client that
 asks while it restarts gets no answer (or a refusal) and its retry gets the right one.
+If the apiserver cannot be reached within --sync-timeout, it serves anyway (other names
+resolve) and answers SERVFAIL for the cluster's names until its caches are complete.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "%(default)s)")
     p.add_argument("--upstream", action="append", default=[], metavar="HOST:PORT",
                    help="forward to this resolver instead of --resolv-conf's (repeatable)")
+    p.add_argument("--sync-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="serve after this long even if the caches have not synced (the "
+                   "cluster's names get SERVFAIL until they have; default %(default)s)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -95,14 +100,7 @@ async def report(server: DnsServer, period: float) -> None:
             seen = total
 
 
-async def serve(client: Client, args: argparse.Namespace) -> None:
-    zone = ClusterZone(args.cluster_domain, args.ttl)
-    factory = SharedInformerFactory(client)
-    watch_cluster(factory, zone)
-    factory.start_all()
-    upstreams = _upstreams(args)
-    log.info("waiting for the caches of services, endpoints and pods")
-    await factory.wait_for_sync()
+def ready(zone: ClusterZone, upstreams: list[tuple[str, int]]) -> None:
     log.info("synced: %d names in %s; forwarding other names to %s", len(zone.names()),
              zone.domain, ", ".join(f"{h}:{p}" for h, p in upstreams) or "nobody")
     # What the sync built lives as long as the process: out of the collector's sight, so
@@ -110,15 +108,47 @@ async def serve(client: Client, args: argparse.Namespace) -> None:
     # then) do not walk every cached record each time.
     gc.collect()
     gc.freeze()
+
+
+async def finish_sync(factory: SharedInformerFactory, server: DnsServer,
+                      upstreams: list[tuple[str, int]]) -> None:
+    await factory.wait_for_sync()
+    server.answers.synced = True
+    ready(server.zone, upstreams)
+
+
+async def serve(client: Client, args: argparse.Namespace) -> None:
+    zone = ClusterZone(args.cluster_domain, args.ttl)
+    factory = SharedInformerFactory(client)
+    watch_cluster(factory, zone)
+    factory.start_all()
+    upstreams = _upstreams(args)
+    log.info("waiting for the caches of services, endpoints and pods (up to %.0fs)",
+             args.sync_timeout)
+    try:
+        await factory.wait_for_sync(args.sync_timeout)
+        synced = True
+    except TimeoutError:
+        # As CoreDNS: serve anyway, so that other names resolve while the apiserver is
+        # out of reach; the zone's names get SERVFAIL until the caches are complete.
+        log.warning("caches not synced after %.0fs; serving, with SERVFAIL for %s until "
+                    "they are", args.sync_timeout, zone.domain)
+        synced = False
     forwarder = Forwarder(upstreams)
     await forwarder.start()
     server = DnsServer(zone, forwarder, args.bind_address, args.port)
+    server.answers.synced = synced
     await server.start()
-    reporter = asyncio.create_task(report(server, REPORT_PERIOD))
+    background = [asyncio.create_task(report(server, REPORT_PERIOD))]
+    if synced:
+        ready(zone, upstreams)
+    else:
+        background.append(asyncio.create_task(finish_sync(factory, server, upstreams)))
     try:
         await asyncio.Event().wait()
     finally:
-        reporter.cancel()
+        for task in background:
+            task.cancel()
         await server.stop()
         forwarder.close()
         await factory.stop_all()

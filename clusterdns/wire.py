@@ -143,6 +143,9 @@ class ZoneAnswers:
         self._by_owner: dict[str, list[bytes]] = {}  # Service -> its names' cache keys
         self._unowned: list[bytes] = []
         self._version = zone.version
+        # False while the informers have not synced: the zone's names get SERVFAIL (ask
+        # again), never an NXDOMAIN that would be cached for a Service not heard of yet.
+        self.synced = True
 
     def _forget_changes(self) -> None:
         changed = self.zone.changed_since(self._version)
@@ -167,6 +170,8 @@ class ZoneAnswers:
         """The response to `query` if its name is the zone's (the full response: the
         caller truncates it for UDP), else None (to be forwarded); a Chase for an
         ExternalName's CNAME."""
+        if not self.synced:
+            return self._unsynced(query)
         if self._version != self.zone.version:
             self._forget_changes()
         cache = self._cache
@@ -185,6 +190,11 @@ class ZoneAnswers:
         if encoded.chase:
             return Chase(self._join(query, encoded), encoded.chase)
         return self._join(query, encoded)
+
+    def _unsynced(self, query: Query) -> bytes | None:
+        if not self.zone.is_authoritative(query.qname):
+            return None
+        return servfail(query)
 
     def fit(self, query: Query, response: bytes) -> bytes:
         """`response` made to fit the client's UDP limit: without its additional section

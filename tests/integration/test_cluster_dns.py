@@ -91,10 +91,11 @@ class FakeUpstream:
 
 
 class DnsProcess:
-    def __init__(self, apiserver: str, upstream: str, log_file: Path) -> None:
+    def __init__(self, apiserver: str, upstream: str, log_file: Path,
+                 extra: tuple[str, ...] = ()) -> None:
         self.port = free_ports(1)[0]
         self.argv = dns_command(server=apiserver, bind_address=LOOPBACK, port=self.port,
-                                upstreams=[upstream])
+                                upstreams=[upstream], extra=extra)
         self.log_file = log_file
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -332,3 +333,18 @@ async def test_answers_again_after_its_own_restart(dns: DnsProcess, services: Cl
     # Never a wrong answer while starting: the first answer is the right one.
     assert addresses(response) == [web.spec.cluster_ip]
     assert time.monotonic() - started < 30
+
+
+def test_without_an_apiserver_it_serves_other_names_and_servfail_for_the_cluster(
+        upstream: FakeUpstream, tmp_path: Path) -> None:
+    nobody = f"{LOOPBACK}:{free_ports(1)[0]}"  # no apiserver listens there
+    dns = DnsProcess(nobody, upstream.address, tmp_path / "skiff-dns.log",
+                     extra=("--sync-timeout", "0.5"))
+    dns.start()
+    try:
+        dns.wait_ready()
+        assert addresses(dns.ask("www.upstream.test")) == ["192.0.2.1"]
+        answer = dns.ask("web.default.svc.cluster.local")
+        assert answer.header.rcode == RCODE.SERVFAIL  # not NXDOMAIN: ask again later
+    finally:
+        dns.stop()

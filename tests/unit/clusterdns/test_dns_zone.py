@@ -254,3 +254,16 @@ def test_udp_answers_drop_the_additional_section_before_truncating(count: int,
         assert fitted.header.tc == 0 and len(fitted.rr) == count and not fitted.ar
     else:
         assert fitted.header.tc == 1 and not fitted.rr
+
+
+def test_before_the_caches_sync_the_zone_is_servfail_and_other_names_forwarded(
+        zone: ClusterZone) -> None:
+    answers = ZoneAnswers(zone)
+    answers.synced = False
+    query = parse_query(DNSRecord.question("web.default.svc.cluster.local").pack())
+    foreign = parse_query(DNSRecord.question("example.com").pack())
+    assert query is not None and foreign is not None
+    assert DNSRecord.parse(answers.answer(query)).header.rcode == RCODE.SERVFAIL  # type: ignore[arg-type]
+    assert answers.answer(foreign) is None
+    answers.synced = True
+    assert addresses(DNSRecord.parse(answers.answer(query))) == ["10.96.0.20"]  # type: ignore[arg-type]
