@@ -33,18 +33,14 @@ _CACHE_LIMIT = 100_000  # encoded answers kept before the cache starts afresh
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """What the hot path needs of a query: the cache key, where the question ends, the
-    flags to echo, and the largest response the client takes over UDP."""
+    """What the hot path needs of a query: the cache key, where the question ends, and
+    the largest response the client takes over UDP."""
 
     data: bytes
     key: bytes  # the name's wire form in lower case + type + class
     question_end: int
     edns: bool
     udp_limit: int
-
-    @property
-    def rd(self) -> int:
-        return self.data[2] & 0x01
 
     @property
     def qname(self) -> str:
@@ -68,8 +64,8 @@ class Query:
 
 def parse_query(data: bytes) -> Query | None:
     """The query in `data`, or None when it is not one we answer (a response, not a
-    standard query, not exactly one question, compressed or malformed: dropped, or
-    answered FORMERR by the caller)."""
+    standard query, not exactly one question, a compressed or malformed question): the
+    caller drops it, as CoreDNS drops what it cannot parse."""
     if type(data) is not bytes:
         data = bytes(data)  # dnslib packs into bytearrays, which cannot be keys
     if len(data) < 17 or data[2] & 0xF8 or data[4:6] != b"\x00\x01":
@@ -262,7 +258,3 @@ def _encode_sections(query: Query, answer: Answer) -> _Encoded:
     return _Encoded(flags=bytes(packed[3:12]), first_flags=packed[2] & 0xFE,
                     counts=packed[6:12], arcount=struct.unpack_from("!H", packed, 10)[0],
                     sections=bytes(packed[12 + question_length:]), chase=chase)
-
-
-def qtype_name(qtype: int) -> str:
-    return str(QTYPE.get(qtype, str(qtype)))
