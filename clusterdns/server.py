@@ -51,7 +51,7 @@ class _UdpSocket:
         answers = server.answers
         for _ in range(self.BATCH):
             try:
-                data, addr = sock.recvfrom(65535)
+                data, addr = sock.recvfrom(4096)  # EDNS_MAX: no query is larger
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as err:  # an ICMP error for an earlier answer: nothing to do

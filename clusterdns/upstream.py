@@ -45,7 +45,7 @@ def _nameservers(text: str) -> list[str]:
     for line in text.splitlines():
         words = line.split("#", 1)[0].split(";", 1)[0].split()
         if len(words) >= 2 and words[0] == "nameserver":
-            found.append(words[1].split("%", 1)[0])
+            found.append(words[1])
     return found
 
 
@@ -208,20 +208,25 @@ class Forwarder:
         self.upstreams = list(upstreams)
         self.attempt_timeout = attempt_timeout
         self.cache = ResponseCache()
-        self._socket: _UpstreamSocket | None = None
+        self._sockets: dict[bool, _UpstreamSocket] = {}  # by "is IPv6"
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def start(self) -> None:
-        family_host = "::" if any(":" in a for a, _ in self.upstreams) else "0.0.0.0"
-        if self.upstreams and all(_is_loopback(a) for a, _ in self.upstreams):
-            family_host = "127.0.0.1"  # tests: a fake upstream on loopback, nothing else
-        _, protocol = await asyncio.get_running_loop().create_datagram_endpoint(
-            _UpstreamSocket, local_addr=(family_host, 0))
-        self._socket = protocol
+        """One socket per address family the upstreams use (a resolv.conf often names an
+        IPv4 and an IPv6 resolver), bound to loopback when every upstream is there."""
+        loop = asyncio.get_running_loop()
+        for v6 in sorted({":" in host for host, _ in self.upstreams}):
+            hosts = [h for h, _ in self.upstreams if (":" in h) == v6]
+            local = ("::1" if v6 else "127.0.0.1") if all(map(_is_loopback, hosts)) else (
+                "::" if v6 else "0.0.0.0")
+            _, protocol = await loop.create_datagram_endpoint(_UpstreamSocket,
+                                                              local_addr=(local, 0))
+            self._sockets[v6] = protocol
 
     def close(self) -> None:
-        if self._socket is not None and self._socket.transport is not None:
-            self._socket.transport.close()
+        for sock in self._sockets.values():
+            if sock.transport is not None:
+                sock.transport.close()
 
     async def forward(self, query: Query, tcp: bool) -> bytes | None:
         """The upstream's response to `query` (with the query's ID), or None when no
@@ -245,7 +250,7 @@ class Forwarder:
         return None
 
     async def _ask_udp(self, data: bytes, upstream: tuple[str, int]) -> bytes:
-        sock = self._socket
+        sock = self._sockets.get(":" in upstream[0])
         assert sock is not None and sock.transport is not None, "Forwarder not started"
         while True:
             our_id = random.getrandbits(16)

@@ -18,7 +18,7 @@ def test_loopback_stubs_are_skipped(tmp_path: Path) -> None:
     conf.write_text("# a comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n"
                     "nameserver ::1\nnameserver fe80::1%eth0\nsearch example.com\n"
                     "options edns0 trust-ad\n")
-    assert read_upstreams(conf, tmp_path / "absent") == [("10.0.0.2", 53), ("fe80::1", 53)]
+    assert read_upstreams(conf, tmp_path / "absent") == [("10.0.0.2", 53), ("fe80::1%eth0", 53)]
 
 
 def test_a_systemd_resolved_stub_alone_sends_us_to_its_upstreams(tmp_path: Path) -> None:
