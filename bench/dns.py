@@ -9,10 +9,13 @@ checked (the right ID, one A record); a query not answered within 1 s counts as 
 
 Prints answered queries per second (goal 5,000/s; moonshot 10,000/s) and p50/p99 latency
 (from send to answer, client side: it includes the clients' own scheduling on a busy
-machine), and the same once more for a mix with names not in the cluster (NXDOMAIN
-answers from the zone, as a pod's search path makes many).
+machine), the same once more for a mix with names not in the cluster (NXDOMAIN
+answers from the zone, as a pod's search path makes many), and once more while CHURN
+Endpoints objects a second are written (each change makes the server forget and re-encode
+its Service's answers).
 
 Usage: python bench/dns.py [--services 1000] [--clients 3] [--window 16] [--seconds 10]
+       [--churn 50]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -40,6 +44,7 @@ from bench._cluster import cluster, percentile  # noqa: E402
 from cluster.components import dns_command  # noqa: E402
 from cluster.process import die_with_parent, free_ports  # noqa: E402
 from skiff.api.v1 import core_pb2  # noqa: E402
+from skiff.client import errors  # noqa: E402
 from skiff.client.client import Client  # noqa: E402
 
 NAMESPACE = "bench-dns"
@@ -64,6 +69,32 @@ async def create_services(address: str, count: int) -> None:
         await asyncio.gather(*(one(i) for i in range(count)))
     finally:
         await client.close()
+
+
+async def churn(address: str, services: int, per_second: float,
+                stop: threading.Event) -> None:
+    """Writes the Endpoints of random Services, `per_second` times a second."""
+    client = Client(address)
+    written = 0
+    try:
+        while not stop.is_set():
+            name = f"svc-{random.randrange(services)}"
+            ep = core_pb2.Endpoints()
+            ep.metadata.namespace, ep.metadata.name = NAMESPACE, name
+            subset = ep.subsets.add()
+            subset.addresses.add(ip=f"10.244.{random.randrange(256)}.{random.randrange(256)}")
+            subset.ports.add(name="http", port=80, protocol="TCP")
+            try:
+                await client.create(ep)
+            except errors.AlreadyExists:
+                current = await client.get(core_pb2.Endpoints, name, NAMESPACE)
+                ep.metadata.resource_version = current.metadata.resource_version
+                await client.update(ep)
+            written += 1
+            await asyncio.sleep(1 / per_second)
+    finally:
+        await client.close()
+        print(f"  ({written} Endpoints writes)")
 
 
 def wait_answering(port: int, proc: subprocess.Popen[bytes], log: Path) -> float:
@@ -157,6 +188,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--window", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--churn", type=float, default=50.0,
+                        help="Endpoints writes per second in the third phase")
     args = parser.parse_args()
     with cluster() as c:
         started = time.monotonic()
@@ -180,6 +213,18 @@ def main() -> None:
                 (f"{n}.{NAMESPACE}.svc.cluster.local", False) for n in names]
             print("half service names, half NXDOMAIN in the zone (search-path misses):")
             load(port, mixed, args.clients, args.window, args.seconds)
+            print(f"service names while up to {args.churn:.0f} Endpoints objects a second change "
+                  "(each forgets its Service's encoded answers):")
+            stop = threading.Event()
+            churner = threading.Thread(target=lambda: asyncio.run(
+                churn(c.address, args.services, args.churn, stop)))
+            churner.start()
+            try:
+                load(port, [(n, True) for n in names], args.clients, args.window,
+                     args.seconds)
+            finally:
+                stop.set()
+                churner.join()
         finally:
             proc.terminate()
             try:
