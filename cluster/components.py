@@ -26,6 +26,7 @@ __all__ = [
     "cluster_components",
     "controller_manager_command",
     "daemon_command",
+    "dns_command",
     "kubelet_cleanup_command",
     "kubelet_command",
     "ports_in_use",
@@ -139,6 +140,34 @@ def kubelet_command(
     if fake_runtime:
         flags.append("--fake-runtime")
     return daemon_command("kubelet.main", *flags, *extra)
+
+
+def dns_command(
+    *,
+    config: PathLike | None = None,
+    server: str | None = None,
+    bind_address: str | None = None,
+    port: int | None = None,
+    cluster_domain: str | None = None,
+    resolv_conf: PathLike | None = None,
+    upstreams: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """`clusterdns.main` (skiff-dns): the cluster DNS on `bind_address:port` (default
+    10.96.0.10:53), forwarding other names to `upstreams` (host:port), or else to the
+    resolvers of `resolv_conf` (default /etc/resolv.conf, loopback stubs skipped)."""
+    flags = _client_flags(config, server)
+    if bind_address is not None:
+        flags += ["--bind-address", bind_address]
+    if port is not None:
+        flags += ["--port", str(port)]
+    if cluster_domain is not None:
+        flags += ["--cluster-domain", cluster_domain]
+    if resolv_conf is not None:
+        flags += ["--resolv-conf", str(resolv_conf)]
+    for upstream in upstreams:
+        flags += ["--upstream", upstream]
+    return daemon_command("clusterdns.main", *flags, *extra)
 
 
 def kubelet_cleanup_command(*, node_name: str = "", cluster_cidr: str | None = None
