@@ -171,7 +171,7 @@ def create(name: str | None, nodes: int, *, image: str | None = None,
             _parallel(lambda n: _run_ok(n, f"{CHECKOUT}/deploy/install-agent.sh", *join,
                                         timeout=600), names[1:])
         step("waiting for every node to be Ready")
-        _wait_ready(server, names)
+        wait_nodes_ready(name, names, interval=0.2)
         step("fetching the admin config")
         config = _admin_config(server, ips[server])
         step(f"checking the apiserver's certificate covers {ips[server]}")
@@ -274,22 +274,6 @@ def _join_arguments(server: str) -> list[str]:
     if not match:
         raise ClusterError(f"skiff token create printed no join command: {printed!r}")
     return [match[1], "--token", match[2], "--ca-cert-hash", match[3]]
-
-
-def _wait_ready(server: str, names: list[str], timeout: float = 240.0) -> None:
-    deadline = time.monotonic() + timeout
-    rows: dict[str, str] = {}
-    while True:
-        listed = node_exec(server, "skiff", "get", "nodes", "--no-headers", check=False,
-                           timeout=30)
-        if listed.returncode == 0:
-            rows = {cols[0]: cols[1] for cols in
-                    (line.split() for line in listed.stdout.splitlines()) if len(cols) > 1}
-            if all(rows.get(n) == "Ready" for n in names):
-                return
-        if time.monotonic() > deadline:
-            raise ClusterError(f"nodes not Ready within {timeout:g} s: {rows}")
-        time.sleep(0.2)
 
 
 def _admin_config(server: str, ip: str) -> ClientConfig:
@@ -494,11 +478,11 @@ def start_node(name: str, node: str, *, config_path: Path | None = None,
         moving = time.time()
         moved = follow_server(name, config_path=config_path,
                               timeout=max(1.0, deadline - time.monotonic()))
-    wait_node_ready(name, container, since=started,
-                    timeout=max(1.0, deadline - time.monotonic()))
-    for agent in moved:  # back with the server at its new address
-        wait_node_ready(name, agent, since=moving,
-                        timeout=max(1.0, deadline - time.monotonic()))
+    wait_nodes_ready(name, [container], since=started,
+                     timeout=max(1.0, deadline - time.monotonic()))
+    if moved:  # back with the server at its new address
+        wait_nodes_ready(name, moved, since=moving,
+                         timeout=max(1.0, deadline - time.monotonic()))
     return container
 
 
@@ -556,38 +540,51 @@ def follow_server(name: str, *, config_path: Path | None, timeout: float = 240.0
     return moved
 
 
-def wait_node_ready(name: str, node: str, *, since: float = 0.0,
-                    timeout: float = 240.0) -> None:
-    """Waits until Node `node` of cluster `name` is Ready with a heartbeat from `since`
-    (unix time) on, asking the apiserver on node 1 (the nodes share this machine's clock)."""
-    server = cluster_nodes(name)[0]
+def wait_nodes_ready(name: str, nodes: list[str], *, since: float = 0.0,
+                     timeout: float = 240.0, interval: float = 1.0) -> None:
+    """Waits until every Node of `nodes` in cluster `name` is Ready with a heartbeat from
+    `since` (unix time) on, asking the apiserver on node 1 (the nodes share this machine's
+    clock): one `skiff get nodes` a poll, whatever the number of nodes."""
+    server = node_names(name, 1)[0]
     deadline = time.monotonic() + timeout
-    seen = "not asked yet"
+    seen: dict[str, str] = {}
     while True:
-        got = node_exec(server, "skiff", "get", "node", node, "-o", "json", check=False,
+        got = node_exec(server, "skiff", "get", "nodes", "-o", "json", check=False,
                         timeout=30)
         if got.returncode == 0:
-            ready = _ready_condition(got.stdout)
-            if ready is not None:
-                status, heartbeat = ready
-                seen = f"Ready={status}"
-                if status == "True" and heartbeat >= since - 1:
-                    return
+            ready = _ready_conditions(got.stdout)
+            seen = {n: f"Ready={ready[n][0]}" if n in ready else "not registered"
+                    for n in nodes}
+            if all(n in ready and ready[n][0] == "True" and ready[n][1] >= since - 1
+                   for n in nodes):
+                return
         else:
             said = (got.stderr or got.stdout).strip().splitlines()
-            seen = said[-1] if said else f"skiff get node exited {got.returncode}"
+            seen = {"skiff get nodes": said[-1] if said else f"exited {got.returncode}"}
         if time.monotonic() > deadline:
-            raise ClusterError(f"node {node} was not Ready again within {timeout:g} s "
-                               f"({seen})")
-        time.sleep(1.0)
+            raise ClusterError(f"nodes not Ready within {timeout:g} s: {seen}")
+        time.sleep(interval)
 
 
-def _ready_condition(text: str) -> tuple[str, float] | None:
-    """The Ready condition's status and heartbeat (unix time) in a Node's JSON."""
+def _ready_conditions(text: str) -> dict[str, tuple[str, float]]:
+    """Each Node's Ready condition, its status and heartbeat (unix time), in the JSON of a
+    list of Nodes."""
     try:
-        node = json.loads(text)
+        listed = json.loads(text)
     except ValueError:
-        return None
+        return {}
+    found = {}
+    for node in listed.get("items") or []:
+        for condition in (node.get("status") or {}).get("conditions") or []:
+            if condition.get("type") == "Ready":
+                beat = condition.get("lastHeartbeatTime") or ""
+                try:
+                    when = datetime.datetime.fromisoformat(
+                        beat.replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    when = 0.0
+                found[node["metadata"]["name"]] = (str(condition.get("status")), when)
+    return found
     for condition in (node.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
             beat = condition.get("lastHeartbeatTime") or ""

@@ -32,7 +32,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,6 +43,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fixtures.cli import ConfigCli
 from fixtures.nodes import terminal_say
 
 from cluster.dockercli import docker
@@ -53,24 +53,6 @@ from skiff.client.config import Kubeconfig
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_PIDFILE = Path("/var/run/docker.pid")
 SETUP_DOCKERD_PIDFILE = Path("/run/skiff/setup-dockerd.pid")  # deploy/setup.sh writes it
-
-
-class Skiff:
-    """The `skiff` command with the module's client config."""
-
-    def __init__(self, config: Path) -> None:
-        self.env = {**os.environ, "SKIFF_CONFIG": str(config)}
-
-    def __call__(self, *args: str, timeout: float = 60, stdin: str | None = None
-                 ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
-                              text=True, cwd=REPO, env=self.env, timeout=timeout, check=False,
-                              input=stdin)
-
-    def ok(self, *args: str, timeout: float = 60, stdin: str | None = None) -> str:
-        result = self(*args, timeout=timeout, stdin=stdin)
-        assert result.returncode == 0, result.stderr + result.stdout
-        return result.stdout
 
 
 @dataclass(frozen=True)
@@ -88,7 +70,7 @@ class Pod:
 @dataclass
 class Cluster:
     name: str
-    skiff: Skiff
+    skiff: ConfigCli
     say: Say
 
     def node(self, n: int) -> str:
@@ -207,7 +189,7 @@ def manifests(image: str) -> str:
 def cluster(node_image: str, busybox_image: str, request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     say = terminal_say(request.config)
-    skiff = Skiff(tmp_path_factory.mktemp("restarts") / "config")
+    skiff = ConfigCli(tmp_path_factory.mktemp("restarts") / "config")
     name = f"rst-{uuid.uuid4().hex[:6]}"
     try:
         created = skiff("cluster", "create", name, "--nodes", "3", timeout=900)
@@ -394,7 +376,7 @@ def test_the_server_node_back_with_another_address_is_followed(cluster: Cluster)
     skiff.ok("cluster", "start-node", cluster.name, server, timeout=300)
     done()
     # The user's context follows (the CLI's calls below go through it), and get-config.
-    context = Kubeconfig.load(Path(skiff.env["SKIFF_CONFIG"])).resolve(
+    context = Kubeconfig.load(skiff.config).resolve(
         f"skiff-{cluster.name}")
     assert context.server == f"https://{new}:6443"
     printed = yaml.safe_load(skiff.ok("cluster", "get-config", cluster.name))

@@ -7,9 +7,6 @@ already holds a context of someone else's: it must survive create and delete.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,32 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fixtures.cli import ConfigCli
 from fixtures.nodes import terminal_say
 
 from cluster.dockercli import docker
 from cluster.multinode import CLUSTER_LABEL
 from skiff.client.config import ClientConfig, Kubeconfig
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-class Skiff:
-    """The `skiff` command with the test's client config."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.env = {**os.environ, "SKIFF_CONFIG": str(config)}
-
-    def __call__(self, *args: str, timeout: float = 60, stdin: str | None = None
-                 ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True,
-                              text=True, cwd=REPO, env=self.env, timeout=timeout, check=False,
-                              input=stdin)
-
-    def ok(self, *args: str, timeout: float = 60, stdin: str | None = None) -> str:
-        result = self(*args, timeout=timeout, stdin=stdin)
-        assert result.returncode == 0, result.stderr + result.stdout
-        return result.stdout
 
 
 def new_name() -> str:
@@ -59,10 +37,10 @@ def labelled(name: str) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def skiff(tmp_path: Path, node_image: str) -> Iterator[Skiff]:
+def skiff(tmp_path: Path, node_image: str) -> Iterator[ConfigCli]:
     config = tmp_path / "config"
     Kubeconfig().add_context("elsewhere", ClientConfig(server="127.0.0.1:1")).save(config)
-    made = Skiff(config)
+    made = ConfigCli(config)
     yield made
     # Whatever a failed test left: every cluster it named (skiff-t-...) in this config.
     for context in Kubeconfig.load(config).contexts():
@@ -80,7 +58,7 @@ def rows(text: str) -> dict[str, list[str]]:
 
 
 def test_create_use_list_get_config_and_delete_a_two_node_cluster(
-        skiff: Skiff, request: pytest.FixtureRequest, busybox_image: str) -> None:
+        skiff: ConfigCli, request: pytest.FixtureRequest, busybox_image: str) -> None:
     say = terminal_say(request.config)
     name = new_name()
     try:
@@ -127,7 +105,7 @@ def test_create_use_list_get_config_and_delete_a_two_node_cluster(
 
         printed = yaml.safe_load(skiff.ok("cluster", "get-config", name))
         alone = tmp_config(skiff.config.parent / "printed", printed)
-        listed = rows(Skiff(alone).ok("get", "nodes"))
+        listed = rows(ConfigCli(alone).ok("get", "nodes"))
         assert sorted(listed) == sorted(nodes)
         assert all(labelled(name).values())
     finally:
@@ -147,7 +125,7 @@ def tmp_config(path: Path, document: dict[str, object]) -> Path:
     return path
 
 
-def test_two_clusters_at_once_do_not_collide(skiff: Skiff,
+def test_two_clusters_at_once_do_not_collide(skiff: ConfigCli,
                                              request: pytest.FixtureRequest) -> None:
     say = terminal_say(request.config)
     names = [new_name(), new_name()]
@@ -175,7 +153,7 @@ def test_two_clusters_at_once_do_not_collide(skiff: Skiff,
         assert labelled(name) == {"containers": [], "volumes": [], "networks": []}
 
 
-def test_a_failed_create_removes_what_it_made_and_names_the_step(skiff: Skiff) -> None:
+def test_a_failed_create_removes_what_it_made_and_names_the_step(skiff: ConfigCli) -> None:
     name = new_name()
     failed = skiff("cluster", "create", name, "--image", "skiff-node:no-such-tag")
     assert failed.returncode == 1
