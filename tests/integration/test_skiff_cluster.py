@@ -23,7 +23,6 @@ from cluster.multinode import CLUSTER_LABEL
 from skiff.client.config import ClientConfig, Kubeconfig
 
 
-
 def new_name() -> str:
     return f"skiff-t-{uuid.uuid4().hex[:6]}"
 
