@@ -26,6 +26,7 @@ from apiserver.namespaces import NamespaceFinalizer, ensure_built_in
 from apiserver.proxy import KubeletProxy
 from apiserver.registry import Registry
 from apiserver.server import SERVICE, ApiService, method_handlers
+from apiserver.system_services import ensure_kube_dns
 from apiserver.watchcache import WatchCache
 from skiff import daemon, pki
 from skiff.api.duration import parse_duration
@@ -76,6 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kubelet-certificate-authority",
                    help="TLS to kubelets, trusting their serving certificates by this CA")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12")
+    p.add_argument("--kube-dns-service-ip", default="", metavar="IP",
+                   help="keep the Service kube-system/kube-dns (the cluster DNS that "
+                   "skiff-dns serves on every node) at this cluster IP, the kubelets' "
+                   "--cluster-dns; created when missing at each start (default: none)")
     p.add_argument("--watch-history", type=int, default=10_000,
                    help="changes kept per kind for watches that resume from a version")
     p.add_argument("--etcd-compaction-interval", type=float, default=300.0,
@@ -109,6 +114,8 @@ async def serve(args: argparse.Namespace, started: asyncio.Event | None = None) 
         try:
             await cache.wait_ready(timeout=2.0)
             await ensure_built_in(registry)
+            if args.kube_dns_service_ip:
+                await ensure_kube_dns(registry, args.kube_dns_service_ip)
             break
         except (TimeoutError, storage.StorageError) as err:
             log.warning("waiting for etcd at %s: %s", args.etcd_servers, err or "no answer")

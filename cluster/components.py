@@ -18,6 +18,7 @@ from cluster.etcd import etcd_argv, etcd_is_healthy
 from cluster.process import child_env, port_is_free, write_atomic
 
 __all__ = [
+    "DEFAULT_CLUSTER_DNS",
     "READY_TIMEOUT_SECONDS",
     "ClusterConfig",
     "ComponentSpec",
@@ -26,6 +27,7 @@ __all__ = [
     "cluster_components",
     "controller_manager_command",
     "daemon_command",
+    "dns_cleanup_command",
     "dns_command",
     "kubelet_cleanup_command",
     "kubelet_command",
@@ -68,12 +70,16 @@ def apiserver_command(
     token_file: PathLike | None = None,
     kubelet_token_file: PathLike | None = None,
     pki: ClusterPki | None = None,
+    cluster_dns: str = "",
     log_level: str | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
     """`apiserver.main` over etcd at `etcd_servers` (host:port), serving on `port`; with
-    `pki`, over TLS with its certificates, to callers with certificates from its CA."""
+    `pki`, over TLS with its certificates, to callers with certificates from its CA; with
+    `cluster_dns`, keeping the kube-dns Service at that cluster IP."""
     flags = ["--etcd-servers", etcd_servers]
+    if cluster_dns:
+        flags += ["--kube-dns-service-ip", cluster_dns]
     if bind_address is not None:
         flags += ["--bind-address", bind_address]
     flags += ["--port", str(port)]
@@ -118,6 +124,7 @@ def kubelet_command(
     kubelet_token_file: PathLike | None = None,
     pki: ClusterPki | None = None,
     tls: tuple[PathLike, PathLike, PathLike] | None = None,
+    cluster_dns: str = "",
     fake_runtime: bool = False,
     extra: Sequence[str] = (),
 ) -> list[str]:
@@ -137,6 +144,8 @@ def kubelet_command(
         flags += ["--node-name", node_name]
     if node_ip is not None:
         flags += ["--node-ip", node_ip]
+    if cluster_dns:
+        flags += ["--cluster-dns", cluster_dns]
     if fake_runtime:
         flags.append("--fake-runtime")
     return daemon_command("kubelet.main", *flags, *extra)
@@ -168,6 +177,12 @@ def dns_command(
     for upstream in upstreams:
         flags += ["--upstream", upstream]
     return daemon_command("clusterdns.main", *flags, *extra)
+
+
+def dns_cleanup_command() -> list[str]:
+    """`clusterdns.main --cleanup`: removes the cluster DNS address skiff-dns put on this
+    host and exits; 1 when it could not."""
+    return daemon_command("clusterdns.main", "--cleanup")
 
 
 def kubelet_cleanup_command(*, node_name: str = "", cluster_cidr: str | None = None
@@ -203,6 +218,8 @@ class ComponentSpec:
 DEFAULT_PORT = 6443
 DEFAULT_ETCD_PORT = 2379
 DEFAULT_KUBELET_PORT = 10250
+# kubeadm's: the tenth address of the default service range; pods' resolv.conf names it.
+DEFAULT_CLUSTER_DNS = "10.96.0.10"
 
 
 @dataclass(frozen=True)
@@ -214,11 +231,13 @@ class ClusterConfig:
     node_name: str = ""  # default: the host name, as the kubelet's own default
     token_port: int = 0  # where hosts join with tokens; 0: no joins
     bind_address: str = "127.0.0.1"
+    cluster_dns: str = DEFAULT_CLUSTER_DNS  # "": no cluster DNS (pods get the host's)
 
     # The data directory remembers its cluster's settings (cluster.json), so that `skiff up`
     # without flags starts the same cluster again, and `skiff status`, `skiff down --purge`
     # and the detached supervisor know its ports and node.
-    _SAVED = ("port", "etcd_port", "kubelet_port", "node_name", "token_port", "bind_address")
+    _SAVED = ("port", "etcd_port", "kubelet_port", "node_name", "token_port", "bind_address",
+              "cluster_dns")
 
     @property
     def saved_file(self) -> Path:
@@ -327,7 +346,7 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
             cfg, "apiserver",
             apiserver_command(
                 etcd_servers=f"127.0.0.1:{cfg.etcd_port}", bind_address=cfg.bind_address,
-                port=cfg.port, pki=cfg.pki,
+                port=cfg.port, pki=cfg.pki, cluster_dns=cfg.cluster_dns,
                 extra=("--token-port", str(cfg.token_port)) if cfg.token_port else ()),
             ready=tcp_ready("127.0.0.1", cfg.port),
             ready_what=f"to accept connections on {cfg.server}",
@@ -342,10 +361,19 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
             cfg, "kubelet",
             kubelet_command(
                 config=cfg.component_config("kubelet"), root_dir=cfg.data_dir / "kubelet",
-                port=cfg.kubelet_port, pki=cfg.pki, node_name=cfg.node_name),
+                port=cfg.kubelet_port, pki=cfg.pki, node_name=cfg.node_name,
+                cluster_dns=cfg.cluster_dns),
             ready=tcp_ready("127.0.0.1", cfg.kubelet_port),
             ready_what=f"to accept connections on port {cfg.kubelet_port}",
         ),
+        *([python_daemon(
+            cfg, "dns",
+            # The node's identity, as on a joined host: it reads Services, Endpoints, Pods.
+            dns_command(config=cfg.component_config("kubelet"),
+                        bind_address=cfg.cluster_dns),
+            ready=tcp_ready(cfg.cluster_dns, 53),
+            ready_what=f"to answer on {cfg.cluster_dns}:53",
+        )] if cfg.cluster_dns else []),
     ]  # fmt: skip
 
 

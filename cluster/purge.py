@@ -27,7 +27,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cluster.components import ClusterConfig, kubelet_cleanup_command
+from cluster.components import ClusterConfig, dns_cleanup_command, kubelet_cleanup_command
 from cluster.errors import ClusterError
 from cluster.supervisor import Say
 
@@ -171,6 +171,7 @@ def purge(data_dir: Path, node: str, say: Say) -> None:
         _docker("network", "rm", *networks)
         say(f"removed {len(networks)} network(s) of node {node}")
     cleanup_pod_network(node, say)
+    cleanup_cluster_dns(say)
     if not data_dir.exists():
         say(f"{data_dir} does not exist; nothing else to remove")
         return
@@ -203,6 +204,17 @@ def cleanup_pod_network(node: str, say: Say) -> None:
         problem = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else (
             f"exit code {out.returncode}")
         raise ClusterError(f"cannot remove the pod network's rules and routes: {problem}")
+
+
+def cleanup_cluster_dns(say: Say) -> None:
+    """Removes the cluster DNS address skiff-dns put on this host; ClusterError when it
+    cannot."""
+    out = subprocess.run(dns_cleanup_command(), capture_output=True, text=True, timeout=60)
+    for line in out.stdout.splitlines():
+        say(line)
+    if out.returncode != 0:
+        raise ClusterError("cannot remove the cluster DNS address: "
+                           f"{out.stdout.strip() or out.stderr.strip() or out.returncode}")
 
 
 def _unmount(point: str) -> None:

@@ -17,6 +17,7 @@ import asyncio
 import gc
 import logging
 
+from clusterdns.address import LABEL, AddressError, hold_address, release_addresses
 from clusterdns.records import DEFAULT_DOMAIN, DEFAULT_TTL, ClusterZone
 from clusterdns.server import DnsServer
 from clusterdns.upstream import SYSTEMD_RESOLV_CONF, Forwarder, read_upstreams
@@ -39,6 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the address to answer on (default %(default)s, the cluster DNS "
                    "address pods' resolv.conf names)")
     p.add_argument("--port", type=int, default=53, help="UDP and TCP port (default 53)")
+    p.add_argument("--hold-address", action=argparse.BooleanOptionalAction, default=True,
+                   help="put --bind-address on this node's loopback interface (label "
+                   f"{LABEL}) when no interface holds it, so that the node's pods reach it "
+                   "(default: yes; kept when skiff-dns stops, so that queries during a "
+                   "restart are refused here rather than routed off the node)")
+    p.add_argument("--cleanup", action="store_true",
+                   help=f"remove the addresses skiff-dns put on this node ({LABEL}) and exit")
     p.add_argument("--cluster-domain", default=DEFAULT_DOMAIN,
                    help="the cluster's DNS domain (default %(default)s)")
     p.add_argument("--ttl", type=int, default=DEFAULT_TTL,
@@ -134,6 +142,8 @@ async def serve(client: Client, args: argparse.Namespace) -> None:
         log.warning("caches not synced after %.0fs; serving, with SERVFAIL for %s until "
                     "they are", args.sync_timeout, zone.domain)
         synced = False
+    if args.hold_address:
+        hold_address(args.bind_address)
     forwarder = Forwarder(upstreams)
     await forwarder.start()
     server = DnsServer(zone, forwarder, args.bind_address, args.port)
@@ -162,9 +172,28 @@ async def run(args: argparse.Namespace) -> None:
         await client.close()
 
 
+def cleanup() -> int:
+    """kube-proxy's --cleanup, for what skiff-dns adds to a node: 1 when something could
+    not be removed."""
+    try:
+        released = release_addresses()
+    except AddressError as err:
+        print(f"skiff-dns: {err}")
+        return 1
+    for address in released:
+        print(f"skiff-dns: removed {address} ({LABEL})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    daemon.run(run(args), args.log_level)
+    if args.cleanup:
+        raise SystemExit(cleanup())
+    try:
+        daemon.run(run(args), args.log_level)
+    except AddressError as err:
+        raise SystemExit(f"skiff-dns: cannot hold the address {args.bind_address}: {err}"
+                         ) from None
 
 
 if __name__ == "__main__":

@@ -156,7 +156,27 @@ RestartSec=5s
 WantedBy=multi-user.target
 EOF
 
+write_file "$SKIFF_UNIT_DIR/$SKIFF_DNS_UNIT" 644 <<EOF
+# Written by deploy/install-agent.sh (deploy/uninstall.sh removes it).
+[Unit]
+Description=Skiff DNS: the cluster DNS for this node's pods (skiff-dns)
+# It reads Services, Endpoints and Pods with the node's credentials, which the agent's
+# join leaves; until they are there it fails and is started again.
+Wants=network-online.target
+After=network-online.target $SKIFF_AGENT_UNIT
+
+[Service]
+Type=exec
+ExecStart=$SKIFF_VENV/bin/skiff-dns --config $SKIFF_AGENT_STATE/kubelet.conf
+Restart=always
+RestartSec=2s
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
 start_unit "$SKIFF_AGENT_UNIT"
+start_unit "$SKIFF_DNS_UNIT"
 
 # Up when its server for the apiserver (logs, exec) listens: it runs with its credentials
 # and registers its Node right after.

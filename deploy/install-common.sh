@@ -16,6 +16,7 @@ SKIFF_STATE=/var/lib/skiff
 SKIFF_UNIT_DIR=/etc/systemd/system
 SKIFF_SERVER_UNIT=skiff-server.service
 SKIFF_AGENT_UNIT=skiff-agent.service
+SKIFF_DNS_UNIT=skiff-dns.service
 SKIFF_SERVER_DATA="$SKIFF_STATE/server"
 SKIFF_AGENT_STATE="$SKIFF_STATE/agent"
 SKIFF_COMMAND=/usr/local/bin/skiff

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Removes what deploy/install-server.sh or deploy/install-agent.sh put on this host, and what
 # Skiff made while it ran, and nothing else:
-#   - the services skiff-server.service and skiff-agent.service (stopped, disabled, their
-#     unit files gone) and any process still left in them (KillMode=process leaves them);
+#   - the services skiff-server.service, skiff-agent.service and skiff-dns.service (stopped,
+#     disabled, their unit files gone) and any process still left in them (KillMode=process
+#     leaves them), and the cluster DNS address skiff-dns put on the loopback interface;
 #   - every Docker container of Skiff's pods (label io.skiff.node) and Skiff's Docker
 #     networks (labels io.skiff.node, io.skiff.network), and the pause image it built;
 #   - Skiff's iptables chains (SKIFF-*) and the jumps to them, in every table, IPv4 and IPv6;
@@ -24,6 +25,7 @@ SKIFF_STATE=/var/lib/skiff
 SKIFF_UNIT_DIR=/etc/systemd/system
 SKIFF_SERVER_UNIT=skiff-server.service
 SKIFF_AGENT_UNIT=skiff-agent.service
+SKIFF_DNS_UNIT=skiff-dns.service
 SKIFF_COMMAND=/usr/local/bin/skiff
 SKIFF_COMMAND_MARK="# Skiff's command, installed by deploy/install-server.sh or install-agent.sh"
 SKIFF_UNINSTALL=/usr/local/bin/skiff-uninstall.sh
@@ -37,7 +39,7 @@ die() { echo "$PROG: error: $*" >&2; exit 1; }
 POD_LABEL=io.skiff.node          # kubelet.runtime.LABEL_NODE: every container of a pod
 NETWORK_LABELS=(io.skiff.node io.skiff.network)
 PAUSE_IMAGE=skiff/pause:1        # kubelet/runtime/pause.py builds it on the node
-UNITS=("$SKIFF_AGENT_UNIT" "$SKIFF_SERVER_UNIT")
+UNITS=("$SKIFF_DNS_UNIT" "$SKIFF_AGENT_UNIT" "$SKIFF_SERVER_UNIT")
 REMOVED=()
 
 case "${1:-}" in
@@ -128,6 +130,12 @@ removed (start docker and run this again)"
         # and the service proxy's chains.
         "$SKIFF_VENV/bin/skiff-kubelet" --cleanup-pod-network | sed "s/^/$PROG: /" \
             || warn "the pod network's cleanup reported problems (above)"
+    fi
+    if [ -x "$SKIFF_VENV/bin/skiff-dns" ] \
+            && "$SKIFF_VENV/bin/skiff-dns" --help 2>/dev/null | grep -q -- --cleanup; then
+        # The cluster DNS address on lo (label lo:skiff-dns), as skiff-dns knows it.
+        "$SKIFF_VENV/bin/skiff-dns" --cleanup | sed "s/^/$PROG: /" \
+            || warn "the cluster DNS cleanup reported problems (above)"
     fi
     for label in "${NETWORK_LABELS[@]}"; do
         mapfile -t ids < <(docker network ls -q --no-trunc --filter "label=$label")

@@ -31,6 +31,8 @@ MAX_NAMESERVERS = 3
 MAX_SEARCHES = 32
 MAX_SEARCH_CHARS = 2048
 CLUSTER_OPTIONS = ("ndots:5",)
+DNS_CONFIG_FORMING = "DNSConfigForming"
+MISSING_CLUSTER_DNS = "MissingClusterDNS"
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ class ClusterDns:
 @dataclass(frozen=True)
 class PodDns:
     config: DnsConfig
-    warnings: tuple[str, ...] = ()  # for the pod's events (DNSConfigForming)
+    # Warning events for the pod: (reason, message); DNSConfigForming, MissingClusterDNS.
+    warnings: tuple[tuple[str, str], ...] = ()
     # False when it is the node's DNS, unchanged: the runtime's own resolv.conf then serves
     # (Docker's drops the node's loopback stubs, which a pod could not reach).
     custom: bool = True
@@ -130,15 +133,23 @@ def pod_dns(pod: core_pb2.Pod, cluster: ClusterDns, host: DnsConfig) -> PodDns:
             f"{o.name}:{o.value}" if o.HasField("value") and o.value else o.name
             for o in extra.options])
     warnings = []
+    if clustered and not cluster.servers:
+        # Kubernetes' words (pkg/kubelet/network/dns); the pod gets the node's DNS.
+        warnings.append((MISSING_CLUSTER_DNS, (
+            f'pod: "{pod.metadata.name}_{pod.metadata.namespace}({pod.metadata.uid})". '
+            "kubelet does not have ClusterDNS IP configured and cannot create Pod using "
+            '"ClusterFirst" policy. Falling back to "Default" policy.')))
     if len(servers) > MAX_NAMESERVERS:
         servers = servers[:MAX_NAMESERVERS]
-        warnings.append("Nameserver limits were exceeded, some nameservers have been "
-                        f"omitted, the applied nameserver line is: {' '.join(servers)}")
+        warnings.append((DNS_CONFIG_FORMING, "Nameserver limits were exceeded, some "
+                         "nameservers have been omitted, the applied nameserver line is: "
+                         f"{' '.join(servers)}"))
     limited = _fit_searches(searches)
     if limited != searches:
         searches = limited
-        warnings.append("Search Line limits were exceeded, some search paths have been "
-                        f"omitted, the applied search line is: {' '.join(searches)}")
+        warnings.append((DNS_CONFIG_FORMING, "Search Line limits were exceeded, some "
+                         "search paths have been omitted, the applied search line is: "
+                         f"{' '.join(searches)}"))
     return PodDns(DnsConfig(tuple(servers), tuple(searches), tuple(options)), tuple(warnings),
                   custom)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cli.commands.delete import parse_duration
 from cli.errors import CliError
-from cluster.components import kubelet_command
+from cluster.components import DEFAULT_CLUSTER_DNS, kubelet_command
 from cluster.errors import ClusterError
 from cluster.join import DEFAULT_STATE_DIR, AgentState, join, reissue_if_moved, renew_if_due
 
@@ -56,7 +56,8 @@ def run_agent(args: argparse.Namespace) -> int:
     argv = kubelet_command(config=state.client_config, root_dir=state.dir / "kubelet",
                            port=args.port, node_name=name,
                            node_ip=args.node_ip or state.node_ip(),
-                           tls=(state.serving_cert, state.serving_key, state.ca), extra=extra)
+                           tls=(state.serving_cert, state.serving_key, state.ca),
+                           cluster_dns=args.cluster_dns, extra=extra)
     os.execv(argv[0], argv)  # the agent is the kubelet: its supervisor sees one process
 
 
@@ -80,6 +81,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     a.add_argument("--port", type=int, default=10250, help="the agent's server (logs, exec)")
     a.add_argument("--node-ip", help="this node's address (default: skiff join's --node-ip, "
                    "else detected)")
+    a.add_argument("--cluster-dns", default=DEFAULT_CLUSTER_DNS, metavar="IP",
+                   help="the cluster DNS address for pods' resolv.conf, where this host's "
+                   "skiff-dns answers (skiff-dns.service; default %(default)s, as skiff up's "
+                   "--cluster-dns); \"\" for none")
     a.add_argument("--renew-before", type=parse_duration, default=None, metavar="DURATION",
                    help="renew the node's certificates when they expire within this "
                    "(default: when a third of their lifetime is left)")

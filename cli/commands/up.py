@@ -13,6 +13,7 @@ from pathlib import Path
 from cli.errors import CliError
 from cluster import local
 from cluster.components import (
+    DEFAULT_CLUSTER_DNS,
     DEFAULT_ETCD_PORT,
     DEFAULT_KUBELET_PORT,
     DEFAULT_PORT,
@@ -52,7 +53,8 @@ def run_up(args: argparse.Namespace) -> int:
     # A flag not given: as the last `skiff up` of this data dir had it, else the default.
     cfg = ClusterConfig.load(_data_dir(args), port=args.port, etcd_port=args.etcd_port,
                              kubelet_port=args.kubelet_port, node_name=args.node_name,
-                             token_port=args.token_port, bind_address=args.bind_address)
+                             token_port=args.token_port, bind_address=args.bind_address,
+                             cluster_dns=args.cluster_dns)
     try:
         return local.up(cfg, detach=args.detach,
                         started=lambda cfg: _print_started(cfg, detached=args.detach))
@@ -98,6 +100,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument("--bind-address",
                     help="where the apiserver listens (default 127.0.0.1; 0.0.0.0 for "
                     "other hosts to join)")
+    up.add_argument("--cluster-dns", metavar="IP",
+                    help=f"the cluster DNS address (default {DEFAULT_CLUSTER_DNS}): skiff-dns "
+                    "answers there, the kube-dns Service holds it, pods' resolv.conf names "
+                    "it; \"\" for none (pods get the host's DNS)")
     up.add_argument(
         "-d", "--detach", action="store_true",
         help="start in the background, supervised there, and return",

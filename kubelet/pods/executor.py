@@ -239,8 +239,8 @@ class Executor:
                     waiting.setdefault(c.name, ("ContainerCreating", ""))
                 return RESYNC
             planned = pod_dns(pod, self._dns, host_dns(self._dns.resolv_conf))
-            for warning in planned.warnings:
-                self._recorder.event(pod, WARNING, "DNSConfigForming", warning)
+            for reason, message in planned.warnings:
+                self._recorder.event(pod, WARNING, reason, message)
             try:
                 sandbox_id = await self._runtime.run_sandbox(sandbox_config(
                     pod, actions.sandbox_attempt, self._node_name, network=network,

@@ -15,9 +15,10 @@ names:
             SKIFF-MARK-MASQ     MARK 0x4000: SKIFF-POSTROUTING (the pod network's chain,
                                 kubelet/network/rules.py) masquerades marked packets first
     filter  INPUT, FORWARD, OUTPUT (NEW connections) -> SKIFF-SERVICES
-            SKIFF-SERVICES      a service port without endpoints: REJECT (its cluster IP,
-                                and its node port on the node's addresses); then any other
-                                address of the service range that is not local: REJECT
+            SKIFF-SERVICES      a service port without endpoints: REJECT (its cluster IP
+                                unless the node holds it, and its node port on the node's
+                                addresses); then any other address of the service range
+                                that is not local: REJECT
 
 Chain names are kube-proxy's: the first 16 characters of the base32 of a sha256 of
 `ns/name:port` + the protocol (and + `IP:PORT` for an endpoint), so a rule's chain stays
@@ -132,9 +133,11 @@ def port_rules(p: ServicePortInfo, cluster_cidr: IPv4Network) -> PortRules:
     svc = service_chain(p)
     dport = f"-m {proto} --dport {p.port}"
     if not p.endpoints:
+        # Not when this node holds the address itself: then what listens there serves it
+        # (skiff-dns on the cluster DNS address, the kube-dns Service's, on every node).
         rejects = [f"-A {SERVICES_CHAIN} -d {p.cluster_ip}/32 -p {proto} -m comment "
-                   f'--comment "{p.key} has no endpoints" {dport} -j REJECT --reject-with '
-                   "icmp-port-unreachable"]
+                   f'--comment "{p.key} has no endpoints" -m addrtype ! --dst-type LOCAL '
+                   f"{dport} -j REJECT --reject-with icmp-port-unreachable"]
         if p.node_port:
             rejects.append(
                 f"-A {SERVICES_CHAIN} -p {proto} -m comment --comment "

@@ -24,12 +24,13 @@ def test_skiff_up_runs_each_daemon_with_its_flags() -> None:
     cfg = ClusterConfig(Path("/d"), port=6443, etcd_port=2379, kubelet_port=10250,
                         node_name="n1")
     argv = {c.name: c.argv for c in cluster_components(cfg, "/bin/etcd")}
-    assert list(argv) == ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet"]
+    assert list(argv) == ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet",
+                          "dns"]
     assert argv["etcd"][:5] == ["/bin/etcd", "--name", "skiff", "--data-dir", "/d/etcd"]
     assert "http://127.0.0.1:2380" in argv["etcd"]  # the peer port is the client port + 1
     assert argv["apiserver"] == [
         *PY, "apiserver.main", "--etcd-servers", "127.0.0.1:2379",
-        "--bind-address", "127.0.0.1", "--port", "6443",
+        "--kube-dns-service-ip", "10.96.0.10", "--bind-address", "127.0.0.1", "--port", "6443",
         "--cluster-signing-cert-file", "/d/pki/ca.crt", "--cluster-signing-key-file",
         "/d/pki/ca.key", "--tls-cert-file", "/d/pki/apiserver.crt",
         "--tls-private-key-file", "/d/pki/apiserver.key",
@@ -45,12 +46,24 @@ def test_skiff_up_runs_each_daemon_with_its_flags() -> None:
                                "--root-dir", "/d/kubelet", "--port", "10250",
                                "--tls-cert-file", "/d/pki/kubelet.crt",
                                "--tls-private-key-file", "/d/pki/kubelet.key",
-                               "--client-ca-file", "/d/pki/ca.crt", "--node-name", "n1"]
+                               "--client-ca-file", "/d/pki/ca.crt", "--node-name", "n1",
+                               "--cluster-dns", "10.96.0.10"]
+    # skiff-dns on the cluster DNS address, with the node's identity.
+    assert argv["dns"] == [*PY, "clusterdns.main", "--config", "/d/kubelet.conf",
+                           "--bind-address", "10.96.0.10"]
+
+
+def test_without_cluster_dns_there_is_no_dns_and_pods_get_the_hosts() -> None:
+    cfg = ClusterConfig(Path("/d"), cluster_dns="")
+    argv = {c.name: c.argv for c in cluster_components(cfg, "/bin/etcd")}
+    assert "dns" not in argv
+    assert "--cluster-dns" not in argv["kubelet"]
+    assert "--kube-dns-service-ip" not in argv["apiserver"]
 
 
 def test_without_a_node_name_the_kubelet_uses_the_host_name() -> None:
     cfg = ClusterConfig(Path("/d"), port=1, etcd_port=2)
-    kubelet = cluster_components(cfg, "etcd")[-1].argv
+    kubelet = {c.name: c.argv for c in cluster_components(cfg, "etcd")}["kubelet"]
     assert "--node-name" not in kubelet
 
 

@@ -40,7 +40,7 @@ def test_uninstall_names_the_paths_the_installs_use() -> None:
     common, uninstall = (assignments(DEPLOY / n) for n in ("install-common.sh", "uninstall.sh"))
     shared = set(common) & set(uninstall)
     assert {"SKIFF_VENV", "SKIFF_ETC", "SKIFF_STATE", "SKIFF_UNIT_DIR", "SKIFF_SERVER_UNIT",
-            "SKIFF_AGENT_UNIT", "SKIFF_COMMAND", "SKIFF_COMMAND_MARK",
+            "SKIFF_AGENT_UNIT", "SKIFF_DNS_UNIT", "SKIFF_COMMAND", "SKIFF_COMMAND_MARK",
             "SKIFF_UNINSTALL"} <= shared
     assert {k: common[k] for k in shared} == {k: uninstall[k] for k in shared}
     mark = uninstall["SKIFF_UNINSTALL_MARK"].strip('"')

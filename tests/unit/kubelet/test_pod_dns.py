@@ -89,10 +89,18 @@ def test_limits_cut_the_lists_and_say_what_was_applied() -> None:
     assert got.config.servers == ("10.96.0.10", "203.0.113.1", "203.0.113.2")
     assert len(got.config.searches) == 32
     assert got.warnings == (
-        "Nameserver limits were exceeded, some nameservers have been omitted, the applied "
-        "nameserver line is: 10.96.0.10 203.0.113.1 203.0.113.2",
-        "Search Line limits were exceeded, some search paths have been omitted, the applied "
-        f"search line is: {' '.join(got.config.searches)}")
+        ("DNSConfigForming", "Nameserver limits were exceeded, some nameservers have been "
+         "omitted, the applied nameserver line is: 10.96.0.10 203.0.113.1 203.0.113.2"),
+        ("DNSConfigForming", "Search Line limits were exceeded, some search paths have been "
+         f"omitted, the applied search line is: {' '.join(got.config.searches)}"))
+
+
+def test_cluster_first_without_cluster_dns_falls_back_and_says_so() -> None:
+    got = pod_dns(pod(), ClusterDns(), HOST)
+    assert got.config == HOST
+    assert got.warnings == (("MissingClusterDNS", 'pod: "p_team()". kubelet does '
+                             "not have ClusterDNS IP configured and cannot create Pod using "
+                             '"ClusterFirst" policy. Falling back to "Default" policy.'),)
 
 
 def test_resolv_conf_parsing_and_the_nodes_loopback_stubs(tmp_path: Path) -> None:
