@@ -52,7 +52,7 @@ def deployment(name: str, image: str, replicas: int) -> str:
 
 def test_a_deployment_of_a_loaded_image_becomes_available_on_every_node(
         skiff_cluster: SkiffCluster, skiff_namespace: str, loaded_busybox: str) -> None:
-    assert len(skiff_cluster.nodes) == 2
+    assert len(skiff_cluster.nodes) == 3  # ini skiff_nodes
     replicas = 2 * len(skiff_cluster.nodes)
     applied = skiff_cluster.apply(deployment("web", loaded_busybox, replicas),
                                   namespace=skiff_namespace)
