@@ -199,8 +199,13 @@ def test_two_agents_join_with_the_printed_command_and_all_three_are_ready(
                                   "Delegate", "Restart") == {
             "ActiveState": "active", "KillMode": "process", "Delegate": "yes",
             "Restart": "always"}
-        verify = agent.sh("systemd-analyze verify /etc/systemd/system/skiff-agent.service")
-        assert verify.returncode == 0, verify.stderr
+        for unit in ("skiff-agent.service", "skiff-dns.service"):
+            verify = agent.sh(f"systemd-analyze verify /etc/systemd/system/{unit}")
+            assert verify.returncode == 0, verify.stderr
+        # The cluster DNS of the host's pods: skiff-dns on the address the kubelet gives them.
+        assert systemd_properties(agent, "skiff-dns.service", "ActiveState") == {
+            "ActiveState": "active"}
+        assert "10.96.0.10/32" in agent.out("ip -4 -o addr show dev lo label lo:skiff-dns")
         for secret in ("/etc/skiff/agent.env", AGENT_CONFIG, f"{STATE}/agent/pki/kubelet.key"):
             assert mode_and_owner(agent, secret) == "600 root"
         # The token is in the env file, not on a command line anyone can read.
