@@ -179,10 +179,11 @@ def dns_command(
     return daemon_command("clusterdns.main", *flags, *extra)
 
 
-def dns_cleanup_command() -> list[str]:
+def dns_cleanup_command(address: str | None = None) -> list[str]:
     """`clusterdns.main --cleanup`: removes the cluster DNS address skiff-dns put on this
-    host and exits; 1 when it could not."""
-    return daemon_command("clusterdns.main", "--cleanup")
+    host (`address`, else every one) and exits; 1 when it could not."""
+    flags = ["--cleanup"] + (["--bind-address", address] if address else [])
+    return daemon_command("clusterdns.main", *flags)
 
 
 def kubelet_cleanup_command(*, node_name: str = "", cluster_cidr: str | None = None

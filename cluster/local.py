@@ -137,7 +137,7 @@ def down(data_dir: Path, *, purge: bool = False, say: Say = say) -> None:
         say("nothing running")
     node = purging.node_name(cfg)
     if purge:
-        purging.purge(data_dir, node, say)
+        purging.purge(data_dir, node, say, cluster_dns=cfg.cluster_dns)
         return
     left = purging.leftovers(data_dir, node)
     if left.anything():

@@ -154,8 +154,9 @@ def check_removable(data_dir: Path) -> None:
             "directory? Nothing was removed")
 
 
-def purge(data_dir: Path, node: str, say: Say) -> None:
-    """Removes the (stopped) cluster's containers, networks, mounts and data directory.
+def purge(data_dir: Path, node: str, say: Say, *, cluster_dns: str = "") -> None:
+    """Removes the (stopped) cluster's containers, networks, mounts, its cluster DNS address
+    (`cluster_dns`) and data directory.
     Raises ClusterError, before the data directory is touched, when a part cannot be
     removed."""
     check_removable(data_dir)
@@ -171,7 +172,8 @@ def purge(data_dir: Path, node: str, say: Say) -> None:
         _docker("network", "rm", *networks)
         say(f"removed {len(networks)} network(s) of node {node}")
     cleanup_pod_network(node, say)
-    cleanup_cluster_dns(say)
+    if cluster_dns:
+        cleanup_cluster_dns(cluster_dns, say)
     if not data_dir.exists():
         say(f"{data_dir} does not exist; nothing else to remove")
         return
@@ -206,10 +208,11 @@ def cleanup_pod_network(node: str, say: Say) -> None:
         raise ClusterError(f"cannot remove the pod network's rules and routes: {problem}")
 
 
-def cleanup_cluster_dns(say: Say) -> None:
-    """Removes the cluster DNS address skiff-dns put on this host; ClusterError when it
-    cannot."""
-    out = subprocess.run(dns_cleanup_command(), capture_output=True, text=True, timeout=60)
+def cleanup_cluster_dns(address: str, say: Say) -> None:
+    """Removes the cluster DNS address skiff-dns put on this host (if it did); ClusterError
+    when it cannot."""
+    out = subprocess.run(dns_cleanup_command(address), capture_output=True, text=True,
+                         timeout=60)
     for line in out.stdout.splitlines():
         say(line)
     if out.returncode != 0:

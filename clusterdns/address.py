@@ -69,11 +69,12 @@ def hold_address(address: str) -> bool:
     return True
 
 
-def release_addresses() -> list[str]:
-    """Removes every address labelled LABEL: what hold_address added, and only that."""
+def release_addresses(only: str | None = None) -> list[str]:
+    """Removes the addresses labelled LABEL (what hold_address added, and only that): all
+    of them, or `only` that one."""
     released = []
     for interface, local, label in _addresses():
-        if label == LABEL:
+        if label == LABEL and only in (None, local):
             _ip("addr", "del", f"{local}/32", "dev", interface, "label", LABEL)
             released.append(local)
     return released

@@ -36,9 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="skiff-dns", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     daemon.add_client_flags(p)
-    p.add_argument("--bind-address", default=DEFAULT_BIND_ADDRESS,
-                   help="the address to answer on (default %(default)s, the cluster DNS "
-                   "address pods' resolv.conf names)")
+    p.add_argument("--bind-address",
+                   help=f"the address to answer on (default {DEFAULT_BIND_ADDRESS}, the "
+                   "cluster DNS address pods' resolv.conf names)")
     p.add_argument("--port", type=int, default=53, help="UDP and TCP port (default 53)")
     p.add_argument("--hold-address", action=argparse.BooleanOptionalAction, default=True,
                    help="put --bind-address on this node's loopback interface (label "
@@ -46,7 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default: yes; kept when skiff-dns stops, so that queries during a "
                    "restart are refused here rather than routed off the node)")
     p.add_argument("--cleanup", action="store_true",
-                   help=f"remove the addresses skiff-dns put on this node ({LABEL}) and exit")
+                   help=f"remove the addresses skiff-dns put on this node ({LABEL}): all, "
+                   "or the --bind-address given; and exit")
     p.add_argument("--cluster-domain", default=DEFAULT_DOMAIN,
                    help="the cluster's DNS domain (default %(default)s)")
     p.add_argument("--ttl", type=int, default=DEFAULT_TTL,
@@ -172,11 +173,11 @@ async def run(args: argparse.Namespace) -> None:
         await client.close()
 
 
-def cleanup() -> int:
+def cleanup(only: str | None) -> int:
     """kube-proxy's --cleanup, for what skiff-dns adds to a node: 1 when something could
     not be removed."""
     try:
-        released = release_addresses()
+        released = release_addresses(only)
     except AddressError as err:
         print(f"skiff-dns: {err}")
         return 1
@@ -188,7 +189,8 @@ def cleanup() -> int:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.cleanup:
-        raise SystemExit(cleanup())
+        raise SystemExit(cleanup(args.bind_address))
+    args.bind_address = args.bind_address or DEFAULT_BIND_ADDRESS
     try:
         daemon.run(run(args), args.log_level)
     except AddressError as err:

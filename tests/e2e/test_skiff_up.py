@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dnslib import DNSRecord
 
-from cluster.components import kubelet_cleanup_command
+from cluster.components import dns_cleanup_command, kubelet_cleanup_command
 from cluster.process import free_ports
 from skiff import pki
 
@@ -40,15 +41,23 @@ def node_name(data: Path) -> str:
     return "up-" + hashlib.sha1(str(data).encode()).hexdigest()[:8]
 
 
+def cluster_dns(data: Path) -> str:
+    """A cluster DNS address of its own, in the service range (10.96.0.0/12), so that the
+    skiff-dns of clusters running side by side each hold and answer their own."""
+    digest = hashlib.sha1(str(data).encode()).digest()
+    return f"10.{100 + digest[0] % 10}.{digest[1]}.{2 + digest[2] % 250}"
+
+
 def cluster_args(data: Path) -> tuple[str, ...]:
-    """Flags for a private cluster: free ports (etcd's peer port is its port + 1) and a
-    node name of its own."""
+    """Flags for a private cluster: free ports (etcd's peer port is its port + 1), a node
+    name and a cluster DNS address of its own."""
     while True:
         api_port, etcd_port, kubelet_port = free_ports(3)
         if etcd_port + 1 not in (api_port, kubelet_port):
             break
     return ("--data-dir", str(data), "--port", str(api_port), "--etcd-port", str(etcd_port),
-            "--kubelet-port", str(kubelet_port), "--node-name", node_name(data))
+            "--kubelet-port", str(kubelet_port), "--node-name", node_name(data),
+            "--cluster-dns", cluster_dns(data))
 
 
 def down(data: Path) -> None:
@@ -59,6 +68,8 @@ def down(data: Path) -> None:
     stopped = skiff("down", "--data-dir", str(data))
     assert stopped.returncode == 0, stopped.stderr
     remove_node_leftovers(node_name(data))
+    subprocess.run(dns_cleanup_command(cluster_dns(data)), cwd=REPO, capture_output=True,
+                   timeout=60)
 
 
 def remove_node_leftovers(node: str) -> None:
@@ -105,6 +116,27 @@ def test_up_writes_a_tls_config_with_the_admins_certificate(cluster: Path) -> No
     assert who.returncode == 0, who.stderr
     assert who.stdout.split("\n")[1:3] == ["Username    admin",
                                             "Groups      [system:masters system:authenticated]"]
+
+
+def test_its_dns_answers_on_the_cluster_dns_address_which_kube_dns_holds(
+        cluster: Path) -> None:
+    address = cluster_dns(cluster.parent)
+    held = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo", "label",
+                           "lo:skiff-dns"], capture_output=True, text=True).stdout
+    assert f"{address}/32" in held
+    svc = skiff("get", "svc", "kube-dns", "-n", "kube-system", config=cluster)
+    assert svc.returncode == 0, svc.stderr
+    assert svc.stdout.split("\n")[1].split()[:4] == ["kube-dns", "ClusterIP", address,
+                                                     "<none>"]
+    query = DNSRecord.question("kube-dns.kube-system.svc.cluster.local", "A")
+    answer = None
+    for _ in range(50):  # skiff-dns opens its sockets once its caches synced
+        try:
+            answer = DNSRecord.parse(query.send(address, 53, timeout=1.0))
+            break
+        except OSError:
+            time.sleep(0.2)
+    assert answer is not None and [str(r.rdata) for r in answer.rr] == [address]
 
 
 @pytest.mark.parametrize(("component", "user", "groups"), [
@@ -314,12 +346,12 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
             time.sleep(0.2)
         else:
             pytest.fail("skiff up did not come up")
-        # skiff up itself, etcd, apiserver, scheduler, controller manager, kubelet (the
-        # last start after the apiserver answers)
-        while len(list(pid_files.glob("*.pid"))) < 6 and time.monotonic() < deadline:
+        # skiff up itself, etcd, apiserver, scheduler, controller manager, kubelet, dns
+        # (the last starts after the apiserver answers)
+        while len(list(pid_files.glob("*.pid"))) < 7 and time.monotonic() < deadline:
             time.sleep(0.2)
         pids = [int(p.read_text()) for p in pid_files.glob("*.pid")]
-        assert len(pids) == 6, sorted(p.name for p in pid_files.glob("*.pid"))
+        assert len(pids) == 7, sorted(p.name for p in pid_files.glob("*.pid"))
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0
         for pid in pids:

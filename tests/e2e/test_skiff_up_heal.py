@@ -22,7 +22,7 @@ import yaml
 from fixtures.cli import until
 from test_skiff_up import cluster_args, node_name, skiff
 
-DAEMONS = ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet"]
+DAEMONS = ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet", "dns"]
 REPLICAS = 3
 
 

@@ -230,3 +230,39 @@ def test_after_scaling_to_one_no_request_fails(app: App) -> None:
     assert answered[-10:] == [left] * 10, answered
     app.cluster.run("scale", "deployment/web", "--replicas=3", "-n", app.ns)
     app.wait_ready_endpoints(3)
+
+
+def test_a_named_target_port_with_a_different_number_per_pod(app: App) -> None:
+    pods = []
+    for i, port in enumerate((8081, 9091)):
+        serve = SERVE.replace("8080", str(port))
+        node = app.cluster.nodes[i + 1]
+        pods.append(textwrap.dedent(f"""\
+            apiVersion: v1
+            kind: Pod
+            metadata: {{name: multi-{port}, labels: {{app: multi}}}}
+            spec:
+              nodeName: {node}
+              terminationGracePeriodSeconds: 0
+              containers:
+              - name: web
+                image: {app.image}
+                imagePullPolicy: IfNotPresent
+                command: ["sh", "-c", "{serve}"]
+                ports: [{{name: http, containerPort: {port}}}]
+                readinessProbe: {{tcpSocket: {{port: http}}, periodSeconds: 1}}
+            """))
+    app.cluster.apply("---\n".join([*pods, textwrap.dedent("""\
+        apiVersion: v1
+        kind: Service
+        metadata: {name: multi}
+        spec:
+          selector: {app: multi}
+          ports: [{port: 80, targetPort: http}]
+        """)]), namespace=app.ns)
+    endpoints = app.cluster.wait_for(
+        "Endpoints", "multi", lambda e: len(addresses(e)) == 2, namespace=app.ns, timeout=90)
+    assert sorted(p["port"] for s in endpoints["subsets"] for p in s["ports"]) == [8081, 9091]
+    answered = app.requests("multi", 30)
+    assert "FAILED" not in answered, answered
+    assert set(answered) == {"multi-8081", "multi-9091"}, answered
