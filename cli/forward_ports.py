@@ -39,6 +39,8 @@ class ListenAddress:
 def split_port(port: str) -> tuple[str, str]:
     """`8080:80` -> ("8080", "80"); `80` -> ("80", "80"); `:80` -> ("", "80")."""
     parts = port.split(":")
+    if len(parts) > 2:  # checked before names are looked up, not after (as kubectl)
+        raise CliError(f"invalid port format '{port}'")
     if len(parts) == 2:
         return parts[0], parts[1]
     return parts[0], parts[0]
