@@ -192,6 +192,19 @@ async def test_pod_and_service_forwarding(kubelet: KubeletProcess, client: Clien
     assert get(ports[8080]) == PAGE
     assert exchange(local, b"abc") == b"3\n"
 
+    # A deployment's pod (its selector's; no controller runs here, the pod is there).
+    await client.create_manifest({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "pf-deploy", "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": "pf-web"}}, "template": {
+            "metadata": {"labels": {"app": "pf-web"}},
+            "spec": {"containers": [{"name": "web", "image": busybox_image}]}}}})
+    deploy = Forwarding(cli, "-n", ns, "deployment/pf-deploy", ":http", "--address",
+                        "127.0.0.1")
+    forwardings.append(deploy)
+    assert get(deploy.ports(1)[8080]) == PAGE
+    assert deploy.stop() == 0
+
     # The pod going away ends the command, as kubectl's "lost connection to pod".
     await client.delete(core_pb2.Pod, "pf-web", ns)
     assert svc.proc.wait(60) == 1
@@ -246,4 +259,25 @@ async def test_port_forward_errors(kubelet: KubeletProcess, client: Client,  # n
     assert "connection refused" in line
     assert fwd.proc.poll() is None
     assert get(ports[8080]) == PAGE
+    assert fwd.stop() == 0
+
+
+async def test_host_network_pod(kubelet: KubeletProcess, client: Client,  # noqa: F811
+                                ns: str, busybox_image: str, cli: Cli,
+                                forwardings: list[Forwarding]) -> None:
+    """A hostNetwork pod's port is the node's own loopback (here: this host's)."""
+    port = free_ports(1)[0]
+    await client.create_manifest({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pf-host", "namespace": ns},
+        "spec": {"nodeName": kubelet.node_name, "hostNetwork": True,
+                 "terminationGracePeriodSeconds": GRACE, "containers": [
+                     {"name": "web", "image": busybox_image, "imagePullPolicy": "Never",
+                      "command": ["sh", "-c", f"mkdir -p /tmp/www && echo \"{PAGE}\" > "
+                                  f"/tmp/www/index.html && exec httpd -f -p 127.0.0.1:{port} "
+                                  "-h /tmp/www"]}]}})
+    await wait_pod(client, ns, "pf-host", running_and_ready, "Running", timeout=60)
+    fwd = Forwarding(cli, "-n", ns, "pod/pf-host", f":{port}")
+    forwardings.append(fwd)
+    assert get(fwd.ports(1)[port]) == PAGE
     assert fwd.stop() == 0
