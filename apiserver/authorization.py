@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class Attributes:
     """What a request does, in Kubernetes' terms: verb is get, list, watch, create,
-    update, delete; subresource is "" or status, binding, log, exec."""
+    update, delete; subresource is "" or status, binding, log, exec, portforward."""
 
     verb: str
     kind: kinds.Kind

@@ -2,8 +2,8 @@
 
 Two pools, as `--max-requests-inflight` (400) and `--max-mutating-requests-inflight` (200):
 reads (Get, List, Version) and writes (Create, Update, UpdateStatus, Delete, Bind).
-Long-running calls (Watch, Logs, Exec) hold a connection for minutes and are not counted,
-as in Kubernetes. Past its pool's bound a request is refused with RESOURCE_EXHAUSTED,
+Long-running calls (Watch, Logs, Exec, PortForward) hold a connection for minutes and are
+not counted, as in Kubernetes. Past its pool's bound a request is refused with RESOURCE_EXHAUSTED,
 reason TooManyRequests and retryAfterSeconds 1, before the registry sees it, so a refused
 request was never processed and the client may retry a write as safely as a read
 (skiff.client.client does). A bound of 0 means none.
@@ -33,7 +33,7 @@ DEFAULT_MAX_MUTATING_REQUESTS = 200
 RETRY_AFTER_SECONDS = 1  # what Kubernetes says
 
 MUTATING = frozenset({"Create", "Update", "UpdateStatus", "Delete", "Bind", "Join"})
-LONG_RUNNING = frozenset({"Watch", "Logs", "Exec"})
+LONG_RUNNING = frozenset({"Watch", "Logs", "Exec", "PortForward"})
 
 if TYPE_CHECKING:
     _Interceptor = object  # grpc ships no type information

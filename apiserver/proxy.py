@@ -1,4 +1,5 @@
-"""Logs and Exec: the apiserver finds the pod's node and proxies the stream to its kubelet.
+"""Logs, Exec and PortForward: the apiserver finds the pod's node and proxies the stream to
+its kubelet.
 
 As in Kubernetes, the user only ever talks to the apiserver: it looks the pod up, checks the
 container name against the pod's spec (so the messages are the same whatever the node), and
@@ -9,7 +10,9 @@ a kubelet that cannot be reached is UNAVAILABLE `error dialing backend: ...`, ku
 words. One channel per kubelet address is kept and reused, opened with the apiserver's
 kubelet client credentials (skiff.client.transport).
 
-The caller must be allowed `get pods/log` (Logs) or `create pods/exec` (Exec).
+The caller must be allowed `get pods/log` (Logs), `create pods/exec` (Exec) or `create
+pods/portforward` (PortForward: one stream per TCP connection; a caller that names the pod's
+uid is refused a newer pod of the same name, as the CLI pins the pod it chose).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ DEFAULT_KUBELET_PORT = 10250
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 _LOGS = "/skiff.api.v1.Kubelet/Logs"
 _EXEC = "/skiff.api.v1.Kubelet/Exec"
+_PORT_FORWARD = "/skiff.api.v1.Kubelet/PortForward"
 # A restarted kubelet is reachable again within a second, not after gRPC's long backoff.
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
                     *RECONNECT_OPTIONS]
@@ -76,7 +80,7 @@ def kubelet_address(node: core_pb2.Node) -> str:
 
 
 class KubeletProxy:
-    """The apiserver's Logs and Exec handlers."""
+    """The apiserver's Logs, Exec and PortForward handlers."""
 
     def __init__(self, registry: Registry, credentials: ClientCredentials = INSECURE, *,
                  authorizer: Authorizer | None = None, dial_timeout: float = 10.0) -> None:
@@ -239,4 +243,63 @@ class KubeletProxy:
         start.pod_uid = pod.metadata.uid
         log.info("exec %s/%s container %s on %s: %s", start.namespace, start.pod,
                  start.container, address, list(start.command))
+        return first, address, await self._dial(address)
+
+    # ---- PortForward ----
+
+    async def PortForward(self, requests: AsyncIterator[kapi.PortForwardRequest],
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[kapi.PortForwardResponse]:
+        try:
+            first, address, channel = await self._start_port_forward(requests)
+        except errors.ApiError as err:
+            await errors.abort(context, err)
+            return
+
+        async def upstream() -> AsyncIterator[kapi.PortForwardRequest]:
+            # Ends when the caller half-closes: so does this call, towards the kubelet.
+            yield first
+            async for request in requests:
+                yield request
+
+        call = channel.stream_stream(
+            _PORT_FORWARD, request_serializer=kapi.PortForwardRequest.SerializeToString,
+            response_deserializer=kapi.PortForwardResponse.FromString)(
+                upstream(), metadata=self._metadata)
+        streamed = False
+        try:
+            async for response in call:
+                streamed = True
+                yield response
+        except grpc.aio.AioRpcError as err:
+            failure = self._upstream_error(err, address, channel, streamed)
+            await errors.abort(context, failure)
+        finally:
+            call.cancel()
+
+    async def _start_port_forward(self, requests: AsyncIterator[kapi.PortForwardRequest]
+                                  ) -> tuple[kapi.PortForwardRequest, str, grpc.aio.Channel]:
+        try:
+            first = await anext(aiter(requests))
+        except StopAsyncIteration:
+            raise errors.bad_request(
+                "the port-forward stream ended before its start message") from None
+        if first.WhichOneof("message") != "start":
+            raise errors.bad_request(
+                "the first message of a port-forward stream must be its start")
+        start = first.start
+        if not 0 < start.port < 65536:
+            raise errors.bad_request(f"invalid port {start.port}: must be 1-65535")
+        self._authorize("create", "portforward", start.namespace, start.pod)
+        pod, address = await self._pod_and_address(start.namespace, start.pod)
+        if start.pod_uid and start.pod_uid != pod.metadata.uid:
+            # The pod the caller chose is gone; one of the same name replaced it.
+            raise errors.ApiError(grpc.StatusCode.NOT_FOUND,
+                                  f'pods "{start.pod}" not found (uid {start.pod_uid}: the '
+                                  "pod was deleted or replaced)", reason=StatusReason.NOT_FOUND)
+        if pod.status.phase != "Running":
+            raise errors.failed_precondition(
+                "unable to forward port because pod is not running. Current status="
+                f"{pod.status.phase or 'Pending'}", reason=StatusReason.BAD_REQUEST)
+        start.pod_uid = pod.metadata.uid
         return first, address, await self._dial(address)

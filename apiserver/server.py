@@ -133,7 +133,7 @@ class ApiService:
         # The most a unary request may take, whatever deadline its caller sent.
         self.request_timeout = request_timeout
         self.authorizer: Authorizer = authorizer or AlwaysAllow()
-        # Logs and Exec: streams proxied to the kubelet of the pod's node.
+        # Logs, Exec and PortForward: streams proxied to the kubelet of the pod's node.
         self.proxy = proxy or KubeletProxy(registry, authorizer=self.authorizer)
 
     def _authorize(self, attributes: Attributes) -> None:
@@ -297,4 +297,8 @@ def method_handlers(service: ApiService) -> dict[str, grpc.RpcMethodHandler]:
         "Exec": grpc.stream_stream_rpc_method_handler(
             service.proxy.Exec, request_deserializer=kapi.ExecRequest.FromString,
             response_serializer=kapi.ExecResponse.SerializeToString),
+        "PortForward": grpc.stream_stream_rpc_method_handler(
+            service.proxy.PortForward,
+            request_deserializer=kapi.PortForwardRequest.FromString,
+            response_serializer=kapi.PortForwardResponse.SerializeToString),
     }

@@ -1,4 +1,5 @@
-"""The kubelet's own gRPC server: logs of this node's containers and commands run in them.
+"""The kubelet's own gRPC server: logs of this node's containers, commands run in them, and
+TCP connections to its pods' ports (port-forward).
 
 Only the apiserver calls it (`skiff logs` and `skiff exec` go CLI -> apiserver -> here): the
 apiserver has already checked the pod and the container name against the pod's spec and
@@ -9,6 +10,11 @@ namespace and name labels of its containers.
 Which container: the named one, else the pod's only app container; `previous` means the
 attempt before the newest, which the kubelet keeps (exited) until the next restart for this
 purpose. Messages follow the kubelet's and kubectl's wording.
+
+Port-forward: one PortForward stream is one TCP connection, made by the runtime inside the
+pod's sandbox's network namespace to localhost:PORT. The caller half-closing its stream
+shuts down the write side of the connection (the pod's server reads end of file, as with
+kubectl); the pod's side closing ends the stream.
 
 When a token is configured, every call must carry `authorization: Bearer <token>` (the
 apiserver's --kubelet-token-file): exec is a root shell on the node.
@@ -33,6 +39,7 @@ from kubelet.runtime import (
     ContainerRuntime,
     ExecSession,
     NotFound,
+    PortForwardError,
     RuntimeError_,
     RuntimeUnavailable,
     State,
@@ -55,6 +62,7 @@ log = logging.getLogger(__name__)
 _add_kubelet_servicer: Any = kubelet_pb2_grpc.add_KubeletServicer_to_server
 
 DEFAULT_PORT = 10250
+_READ_SIZE = 32 * 1024  # bytes of a port-forward connection read (and sent) at once
 # gRPC refuses messages over 4 MiB by default: a runtime handing over a bigger chunk (a
 # fake runtime's whole log, say) is sent in pieces.
 _MAX_CHUNK = 1024 * 1024
@@ -72,7 +80,7 @@ class KubeletError(Exception):
 def _runtime_error(err: RuntimeError_) -> KubeletError:
     if isinstance(err, NotFound):
         return KubeletError(grpc.StatusCode.NOT_FOUND, err.message)
-    if isinstance(err, RuntimeUnavailable):
+    if isinstance(err, RuntimeUnavailable | PortForwardError):
         return KubeletError(grpc.StatusCode.UNAVAILABLE, err.message)
     # The engine refused, e.g. "container ... is not running".
     return KubeletError(grpc.StatusCode.FAILED_PRECONDITION, err.message)
@@ -216,6 +224,94 @@ class KubeletService:
         except RuntimeError_ as err:
             raise _runtime_error(err) from None
         return session, start
+
+
+    # ---- PortForward ----
+
+    async def PortForward(self, requests: AsyncIterator[kapi.PortForwardRequest],
+                          context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[kapi.PortForwardResponse]:
+        try:
+            start = await self._start_port_forward(requests)
+            sandbox = await self.find_sandbox(start.namespace, start.pod, start.pod_uid)
+            try:
+                sock = await self.runtime.port_forward_socket(sandbox.id, start.port)
+            except RuntimeError_ as err:
+                failure = _runtime_error(err)
+                raise KubeletError(failure.code,
+                                   f"error forwarding port {start.port} to pod {start.pod}, "
+                                   f"uid {sandbox.pod_uid}: {failure.message}") from None
+        except KubeletError as err:
+            await context.abort(err.code, err.message)
+            return
+        log.debug("port-forward to %s/%s port %d", start.namespace, start.pod, start.port)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=_READ_SIZE)
+        pump = asyncio.create_task(_pump_to_pod(requests, writer),
+                                   name=f"port-forward-{start.namespace}/{start.pod}")
+        try:
+            while data := await reader.read(_READ_SIZE):
+                yield kapi.PortForwardResponse(data=data)
+        except OSError as err:  # reset by the pod's side: the stream just ends
+            log.debug("port-forward to %s/%s: %s", start.namespace, start.pod, err)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pump
+            writer.close()
+
+    @staticmethod
+    async def _start_port_forward(requests: AsyncIterator[kapi.PortForwardRequest]
+                                  ) -> kapi.PortForwardStart:
+        try:
+            first = await anext(aiter(requests))
+        except StopAsyncIteration:
+            raise KubeletError(grpc.StatusCode.INVALID_ARGUMENT, "the port-forward stream "
+                               "ended before its start message") from None
+        if first.WhichOneof("message") != "start":
+            raise KubeletError(grpc.StatusCode.INVALID_ARGUMENT,
+                               "the first message of a port-forward stream must be its start")
+        if not 0 < first.start.port < 65536:
+            raise KubeletError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"invalid port {first.start.port}: must be 1-65535")
+        return first.start
+
+    async def find_sandbox(self, namespace: str, pod: str, pod_uid: str) -> ContainerInfo:
+        """The pod's running sandbox (the newest, should an old one linger), or KubeletError."""
+        try:
+            infos = await self.runtime.list_containers()
+        except RuntimeError_ as err:
+            raise _runtime_error(err) from None
+
+        def of_pod(info: ContainerInfo) -> bool:
+            if pod_uid:
+                return info.pod_uid == pod_uid
+            return (info.labels.get(LABEL_POD_NAMESPACE) == namespace
+                    and info.labels.get(LABEL_POD_NAME) == pod)
+
+        sandboxes = sorted((i for i in infos if i.is_sandbox and of_pod(i)),
+                           key=lambda i: (i.attempt, i.created_at))
+        if not sandboxes:
+            raise KubeletError(grpc.StatusCode.NOT_FOUND,
+                               f'pod "{pod}" has no sandbox on this node')
+        if sandboxes[-1].state != State.RUNNING:
+            raise KubeletError(grpc.StatusCode.FAILED_PRECONDITION,
+                               f'the sandbox of pod "{pod}" is not running')
+        return sandboxes[-1]
+
+
+async def _pump_to_pod(requests: AsyncIterator[kapi.PortForwardRequest],
+                       writer: asyncio.StreamWriter) -> None:
+    """The caller's bytes into the connection; the caller's end of stream is end of file
+    for the pod's side (its write is shut down, the connection stays open for its answer)."""
+    try:
+        async for request in requests:
+            if request.WhichOneof("message") == "data" and request.data:
+                writer.write(request.data)
+                await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+    except OSError as err:  # the pod's side is gone; the reading side ends the stream
+        log.debug("port-forward input stopped: %s", err)
 
 
 async def _pump_input(requests: AsyncIterator[kapi.ExecRequest], session: ExecSession,

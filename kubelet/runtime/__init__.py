@@ -17,6 +17,7 @@ runtime's, made with `create_network` and joined by sandboxes whose config names
 from __future__ import annotations
 
 import enum
+import socket
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -76,6 +77,13 @@ class StartContainerError(RuntimeError_):
 
 class NotFound(RuntimeError_):
     reason = "NotFound"
+
+
+class PortForwardError(RuntimeError_):
+    """Nothing in the pod accepted a port-forward connection (or its network namespace
+    could not be entered); the message says why, in the kubelet's words."""
+
+    reason = "PortForwardError"
 
 
 @dataclass(frozen=True)
@@ -307,3 +315,10 @@ class ContainerRuntime(Protocol):
     async def exec_stream(self, container_id: str, command: Sequence[str], *, tty: bool,
                           stdin: bool) -> ExecSession:
         """Starts `command` in the container with its streams attached."""
+
+    # ---- port-forward ----
+    async def port_forward_socket(self, sandbox_id: str, port: int) -> socket.socket:
+        """A TCP connection to localhost:port inside the sandbox's network namespace (the
+        node's own for a hostNetwork sandbox), connected and non-blocking, for asyncio.
+        PortForwardError when nothing accepts it; NotFound or RuntimeError_ when the
+        sandbox is gone or not running."""

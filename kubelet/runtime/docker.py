@@ -30,6 +30,7 @@ import math
 import os
 import re
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
@@ -60,6 +61,7 @@ from kubelet.runtime import (
     NetworkConfig,
     NetworkInfo,
     NotFound,
+    PortForwardError,
     RuntimeError_,
     RuntimeUnavailable,
     SandboxConfig,
@@ -67,6 +69,7 @@ from kubelet.runtime import (
     State,
 )
 from kubelet.runtime.docker_exec import docker_exec_stream
+from kubelet.runtime.netns import ConnectFailed, connect_in_network_namespace
 from kubelet.runtime.pause import PAUSE_IMAGE, ensure_pause_image
 
 # The image as the user wrote it: the engine reports a sha256 instead once the tag moves.
@@ -833,6 +836,28 @@ class DockerRuntime:
         kubelet/runtime/docker_exec.py's."""
         api = await self._run(lambda api: api)  # made here, so a dead engine is reported
         return await docker_exec_stream(api, container_id, command, tty=tty, stdin=stdin)
+
+    # ---- port-forward ----
+
+    async def port_forward_socket(self, sandbox_id: str, port: int) -> socket.socket:
+        netns = await self._run(self._sandbox_netns, sandbox_id)
+        try:
+            return await connect_in_network_namespace(netns, port, namespace_id=sandbox_id)
+        except ConnectFailed as err:
+            raise PortForwardError(str(err)) from None
+
+    @staticmethod
+    def _sandbox_netns(api: Any, sandbox_id: str) -> str | None:
+        """/proc/PID/ns/net of the sandbox's process (the engine and the kubelet share the
+        node's pid namespace); None when the sandbox has the node's network."""
+        data = api.inspect_container(sandbox_id)
+        if (data.get("HostConfig") or {}).get("NetworkMode") == "host":
+            return None
+        state = data.get("State") or {}
+        pid = int(state.get("Pid") or 0)
+        if not state.get("Running") or pid <= 0:
+            raise RuntimeError_(f"container {sandbox_id} is not running")
+        return f"/proc/{pid}/ns/net"
 
 
 class _Feed(Generic[_T]):

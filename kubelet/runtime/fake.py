@@ -25,6 +25,8 @@ Knobs (plain attributes, changeable at any time):
   networks      name -> NetworkInfo of the networks made with `create_network` (sandboxes
                 naming one get an address of its subnet, others one of `pod_cidr`)
   calls         (method, arguments...) of every call, newest last (a bounded deque)
+  port_forwards pod port -> the port on this host's loopback that a port-forward to it
+                reaches (default: the same number; a sandbox has no namespace of its own)
 A "key" is tried as "<pod name>/<container name>", then the container name, then the image.
 """
 
@@ -35,6 +37,7 @@ import hashlib
 import inspect
 import ipaddress
 import itertools
+import socket
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -59,12 +62,14 @@ from kubelet.runtime import (
     NetworkConfig,
     NetworkInfo,
     NotFound,
+    PortForwardError,
     RuntimeError_,
     RuntimeUnavailable,
     SandboxConfig,
     StartContainerError,
     State,
 )
+from kubelet.runtime.netns import ConnectFailed, connect_in_network_namespace
 from kubelet.runtime.pause import PAUSE_IMAGE
 
 EXEC_TIMEOUT_EXIT_CODE = 124  # as DockerRuntime: what GNU timeout(1) exits with
@@ -174,6 +179,7 @@ class FakeRuntime:
         self.default_script: Callable[[ContainerConfig], Script] = lambda config: Script()
         self.exec_results: dict[str, ExecHook] = {}
         self.unavailable = False
+        self.port_forwards: dict[int, int] = {}
         self.calls: deque[tuple[Any, ...]] = deque(maxlen=max_calls)
         self.containers: dict[str, FakeContainer] = {}
         self._ids = itertools.count(1)
@@ -489,6 +495,18 @@ class FakeRuntime:
         self._enter("exec_stream", container_id, tuple(command))
         result = await self._exec_result(self._get(container_id), command, None)
         return FakeExecSession(result)
+
+    async def port_forward_socket(self, sandbox_id: str, port: int) -> socket.socket:
+        self._enter("port_forward_socket", sandbox_id, port)
+        c = self._get(sandbox_id)
+        self._refresh(c)
+        if not c.is_sandbox or c.state is not State.RUNNING:
+            raise RuntimeError_(f"container {sandbox_id} is not running")
+        try:
+            return await connect_in_network_namespace(
+                None, self.port_forwards.get(port, port), namespace_id=sandbox_id)
+        except ConnectFailed as err:
+            raise PortForwardError(str(err)) from None
 
     async def logs(self, container_id: str, *, follow: bool = False, tail: int | None = None,
                    timestamps: bool = False) -> AsyncGenerator[bytes, None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import json
 import math
 import random
@@ -347,6 +348,61 @@ class Client:
             namespace=namespace, pod=name, container=container, command=command, tty=tty,
             stdin=stdin)))
         return session
+
+    async def port_forward(self, name: str, port: int, namespace: str = "", *,
+                           pod_uid: str = "") -> PortForwardStream:
+        """One TCP connection to `port` on the pod's loopback, through the apiserver and
+        the kubelet of its node. With `pod_uid`, only that pod (not a newer one of the same
+        name). Errors (no such pod, nothing listening) are raised by the first read."""
+        call = self._stub.PortForward(metadata=self._metadata)
+        stream = PortForwardStream(call)
+        await stream._send(kapi.PortForwardRequest(start=kapi.PortForwardStart(
+            namespace=namespace, pod=name, port=port, pod_uid=pod_uid)))
+        return stream
+
+
+class PortForwardStream:
+    """A connection to a pod's port (`Client.port_forward`): write bytes, read bytes,
+    half-close. One writer at a time (gRPC takes one write at a time). Writes after the
+    connection ended are dropped silently: `read` says how it ended."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    async def _send(self, request: kapi.PortForwardRequest) -> None:
+        try:
+            await self._call.write(request)
+        except asyncio.InvalidStateError:
+            pass  # the call is over: read() reports its end
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.CANCELLED:
+                raise errors.from_rpc_error(err) from None
+
+    async def write(self, data: bytes) -> None:
+        if data:
+            await self._send(kapi.PortForwardRequest(data=data))
+
+    async def done_writing(self) -> None:
+        """End of file for the pod's side; its answer still comes."""
+        with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
+            await self._call.done_writing()
+
+    async def read(self) -> bytes:
+        """The next bytes from the pod's side; b"" once it closed the connection. Raises
+        the API's errors (e.g. Unavailable: nothing listens on the port in the pod)."""
+        while True:
+            try:
+                response = await self._call.read()
+            except grpc.aio.AioRpcError as err:
+                raise errors.from_rpc_error(err) from None
+            if response is grpc.aio.EOF:
+                return b""
+            if response.data:
+                return bytes(response.data)
+
+    def close(self) -> None:
+        """Ends the call (both directions) if it has not ended."""
+        self._call.cancel()
 
 
 class ExecStream:

@@ -44,6 +44,11 @@ class KubeletStub:
                 request_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecRequest.SerializeToString,
                 response_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/skiff.api.v1.Kubelet/PortForward',
+                request_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.PortForwardRequest.SerializeToString,
+                response_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.PortForwardResponse.FromString,
+                _registered_method=True)
 
 
 class KubeletServicer:
@@ -61,6 +66,12 @@ class KubeletServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KubeletServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +84,11 @@ def add_KubeletServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecRequest.FromString,
                     response_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecResponse.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.PortForwardRequest.FromString,
+                    response_serializer=skiff_dot_api_dot_v1_dot_kubelet__pb2.PortForwardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +145,33 @@ class Kubelet:
             '/skiff.api.v1.Kubelet/Exec',
             skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecRequest.SerializeToString,
             skiff_dot_api_dot_v1_dot_kubelet__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/skiff.api.v1.Kubelet/PortForward',
+            skiff_dot_api_dot_v1_dot_kubelet__pb2.PortForwardRequest.SerializeToString,
+            skiff_dot_api_dot_v1_dot_kubelet__pb2.PortForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,
