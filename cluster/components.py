@@ -22,6 +22,7 @@ __all__ = [
     "READY_TIMEOUT_SECONDS",
     "ClusterConfig",
     "ComponentSpec",
+    "ListenSocket",
     "ReadinessCheck",
     "apiserver_command",
     "cluster_components",
@@ -214,6 +215,16 @@ class ComponentSpec:
     ready_what: str = "to keep running"
     ready_timeout: float = READY_TIMEOUT_SECONDS
     env: dict[str, str] = field(default_factory=child_env)
+    # Sockets the supervisor binds once and hands to every run of the component (socket
+    # activation's protocol, skiff.daemon.activation), so that they outlive its restarts.
+    listen: tuple[ListenSocket, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListenSocket:
+    protocol: str  # "udp" or "tcp"
+    host: str
+    port: int
 
 
 DEFAULT_PORT = 6443
@@ -318,6 +329,7 @@ def python_daemon(
     *,
     ready: ReadinessCheck | None = None,
     ready_what: str = "to keep running",
+    listen: tuple[ListenSocket, ...] = (),
 ) -> ComponentSpec:
     """A Skiff daemon (its `daemon_command`) as a component logging to logs/<name>.log."""
     # Unbuffered, so that what a daemon printed just before it died is in its log.
@@ -329,6 +341,7 @@ def python_daemon(
         ready=ready,
         ready_what=ready_what,
         env=env,
+        listen=listen,
     )
 
 
@@ -374,6 +387,8 @@ def cluster_components(cfg: ClusterConfig, etcd_binary: str) -> list[ComponentSp
                         bind_address=cfg.cluster_dns),
             ready=tcp_ready(cfg.cluster_dns, 53),
             ready_what=f"to answer on {cfg.cluster_dns}:53",
+            listen=(ListenSocket("udp", cfg.cluster_dns, 53),
+                    ListenSocket("tcp", cfg.cluster_dns, 53)),
         )] if cfg.cluster_dns else []),
     ]  # fmt: skip
 

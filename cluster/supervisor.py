@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cluster import listening
 from cluster.components import ComponentSpec
 from cluster.errors import ClusterError
 from cluster.process import log_tail
@@ -138,6 +140,7 @@ class Supervisor:
         self.clock: Clock = clock or RealClock()
         self.backoff = Backoff(RESTART_INITIAL_SECONDS, RESTART_MAX_SECONDS, clock=self.clock)
         self.running: list[Running] = []
+        self.sockets: dict[str, list[socket.socket]] = {}  # held for components (listen)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -149,12 +152,16 @@ class Supervisor:
             log.write(f"--- skiff up: starting {spec.name} at {time.ctime()}\n".encode())
             log.flush()
             offset = log.tell()
+            sockets = self._sockets_of(spec)
+            extra_env, move_sockets = listening.handing_over(sockets)
             proc = subprocess.Popen(
                 spec.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=spec.env,
+                env={**spec.env, **extra_env},
+                preexec_fn=move_sockets,
+                pass_fds=listening.kept_fds(sockets),
                 # Its own session: a Ctrl-C reaches only `skiff up`, which then stops the
                 # components in reverse order; and they outlive a supervisor that was killed,
                 # for the next `skiff up` to keep.
@@ -162,6 +169,20 @@ class Supervisor:
             )
         record = ProcessRecord.of(spec.name, proc.pid, spec.argv, order, spec.log_file, **past)
         return self._put(Running(spec, record, proc, offset))
+
+    def _sockets_of(self, spec: ComponentSpec) -> list[socket.socket]:
+        """The sockets held for `spec`, bound at its first start; none (it binds its own)
+        when they cannot be bound, as when an earlier `skiff up`'s component holds them."""
+        if not spec.listen:
+            return []
+        if spec.name not in self.sockets:
+            try:
+                self.sockets[spec.name] = listening.bind(spec.listen)
+            except OSError as err:
+                self.say(f"{spec.name}: cannot hold its sockets across restarts ({err}); "
+                         "it binds its own", err=True)
+                return []
+        return self.sockets[spec.name]
 
     def adopt(self, spec: ComponentSpec, record: ProcessRecord) -> Running:
         """Supervises a component an earlier `skiff up` started and that still runs."""
@@ -258,6 +279,8 @@ class Supervisor:
                     proc.kill()
                     proc.wait()
             self.run_dir.forget(running.spec.name)
+            for sock in self.sockets.pop(running.spec.name, []):
+                sock.close()
             self.say(f"stopped {running.spec.name}")
 
 

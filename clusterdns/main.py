@@ -3,9 +3,11 @@
 Answers `SVC.NS.svc.ZONE` (the ClusterIP, or a headless Service's ready addresses),
 `HOSTNAME.SVC.NS.svc.ZONE`, SRV records for named ports, ExternalName Services as
 CNAMEs, and forwards every other name to the node's resolvers. It watches Services,
-Endpoints and Pods through informers and opens its sockets only once they have synced,
-so that it never answers NXDOMAIN for a Service it has not heard of yet: a client that
-asks while it restarts gets no answer (or a refusal) and its retry gets the right one.
+Endpoints and Pods through informers and reads its sockets only once they have synced,
+so that it never answers NXDOMAIN for a Service it has not heard of yet. Its sockets can
+be handed to it (systemd's skiff-dns.socket, skiff up's supervisor) and outlive it: a
+query that comes while it restarts waits in them and gets its answer once it is back;
+bound by itself, a query in that time is refused and the resolver's retry is answered.
 If the apiserver cannot be reached within --sync-timeout, it serves anyway (other names
 resolve) and answers SERVFAIL for the cluster's names until its caches are complete.
 """
@@ -25,6 +27,7 @@ from skiff import daemon
 from skiff.api.v1 import core_pb2
 from skiff.client.client import Client
 from skiff.client.informer import SharedInformerFactory
+from skiff.daemon import activation
 
 log = logging.getLogger("clusterdns")
 
@@ -127,6 +130,9 @@ async def finish_sync(factory: SharedInformerFactory, server: DnsServer,
 
 
 async def serve(client: Client, args: argparse.Namespace) -> None:
+    # Sockets systemd (skiff-dns.socket) or skiff up holds across our restarts: queries
+    # that come while we start wait in them, and are answered once the caches are synced.
+    handed = activation.listen_sockets()
     zone = ClusterZone(args.cluster_domain, args.ttl)
     factory = SharedInformerFactory(client)
     watch_cluster(factory, zone)
@@ -149,7 +155,7 @@ async def serve(client: Client, args: argparse.Namespace) -> None:
     await forwarder.start()
     server = DnsServer(zone, forwarder, args.bind_address, args.port)
     server.answers.synced = synced
-    await server.start()
+    await server.start(handed)
     background = [asyncio.create_task(report(server, REPORT_PERIOD))]
     if synced:
         ready(zone, upstreams)

@@ -103,24 +103,32 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
+    async def start(self, handed: list[socket.socket] | None = None) -> None:
+        """Serves on the UDP and TCP sockets of `handed` (bound and listening already:
+        socket activation), binding the ones missing there on host:port."""
         loop = asyncio.get_running_loop()
-        family, _, _, _, address = (await loop.getaddrinfo(
-            self.host, self.port, type=socket.SOCK_DGRAM))[0]
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
-            sock.bind(address)
-        except OSError:
-            sock.close()
-            raise
-        self._udp = _UdpSocket(self, sock)
-        loop.add_reader(sock.fileno(), self._udp.on_readable)
-        if self.port == 0:  # tests: TCP on the port UDP got
-            self.port = sock.getsockname()[1]
-        self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
-        log.info("serving DNS for %s on %s:%d (udp, tcp)", self.zone.domain, self.host,
-                 self.port)
+        udp = next((s for s in handed or [] if s.type == socket.SOCK_DGRAM), None)
+        tcp = next((s for s in handed or [] if s.type == socket.SOCK_STREAM), None)
+        if udp is None:
+            family, _, _, _, address = (await loop.getaddrinfo(
+                self.host, self.port, type=socket.SOCK_DGRAM))[0]
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                udp.bind(address)
+            except OSError:
+                udp.close()
+                raise
+            if self.port == 0:  # tests: TCP on the port UDP got
+                self.port = udp.getsockname()[1]
+        udp.setblocking(False)
+        self._udp = _UdpSocket(self, udp)
+        loop.add_reader(udp.fileno(), self._udp.on_readable)
+        if tcp is None:
+            self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port)
+        else:
+            self._tcp = await asyncio.start_server(self._serve_tcp, sock=tcp)
+        log.info("serving DNS for %s on %s:%d (udp, tcp%s)", self.zone.domain, self.host,
+                 self.port, "; sockets handed over" if handed else "")
 
     async def stop(self) -> None:
         if self._udp is not None:

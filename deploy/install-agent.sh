@@ -137,7 +137,7 @@ EnvironmentFile=$SKIFF_ETC/agent.env
 # (skiff join does nothing otherwise); SKIFF_JOIN_TOKEN comes from the env file.
 ExecStartPre=$SKIFF_VENV/bin/skiff join \${SKIFF_SERVER} --ca-cert-hash \${SKIFF_CA_CERT_HASH} \
 --node-name \${SKIFF_NODE_NAME} --state-dir $SKIFF_AGENT_STATE \$SKIFF_JOIN_ARGS
-ExecStart=$SKIFF_VENV/bin/skiff agent --state-dir $SKIFF_AGENT_STATE
+ExecStart=$SKIFF_VENV/bin/skiff agent --state-dir $SKIFF_AGENT_STATE --cluster-dns $SKIFF_CLUSTER_DNS
 # Stopping or restarting the agent (an upgrade) signals the agent alone: whatever it
 # started keeps running, and the pods run in Docker anyway (k3s#4599).
 KillMode=process
@@ -156,26 +156,48 @@ RestartSec=5s
 WantedBy=multi-user.target
 EOF
 
+# The cluster DNS: skiff-dns answers this host's pods on the cluster DNS address (which it
+# puts on lo); systemd holds its sockets, so that queries during its restarts wait for it
+# rather than fail (FreeBind: the address comes when skiff-dns puts it there).
+write_file "$SKIFF_UNIT_DIR/$SKIFF_DNS_SOCKET" 644 <<EOF
+# Written by deploy/install-agent.sh (deploy/uninstall.sh removes it).
+[Unit]
+Description=Skiff DNS sockets: the cluster DNS address, held across skiff-dns's restarts
+
+[Socket]
+ListenDatagram=$SKIFF_CLUSTER_DNS:53
+ListenStream=$SKIFF_CLUSTER_DNS:53
+FreeBind=yes
+ReuseAddress=yes
+Backlog=1024
+
+[Install]
+WantedBy=sockets.target
+EOF
+
 write_file "$SKIFF_UNIT_DIR/$SKIFF_DNS_UNIT" 644 <<EOF
 # Written by deploy/install-agent.sh (deploy/uninstall.sh removes it).
 [Unit]
 Description=Skiff DNS: the cluster DNS for this node's pods (skiff-dns)
 # It reads Services, Endpoints and Pods with the node's credentials, which the agent's
 # join leaves; until they are there it fails and is started again.
+Requires=$SKIFF_DNS_SOCKET
 Wants=network-online.target
-After=network-online.target $SKIFF_AGENT_UNIT
+After=network-online.target $SKIFF_DNS_SOCKET $SKIFF_AGENT_UNIT
 
 [Service]
 Type=exec
-ExecStart=$SKIFF_VENV/bin/skiff-dns --config $SKIFF_AGENT_STATE/kubelet.conf
+ExecStart=$SKIFF_VENV/bin/skiff-dns --config $SKIFF_AGENT_STATE/kubelet.conf \
+--bind-address $SKIFF_CLUSTER_DNS
 Restart=always
-RestartSec=2s
+RestartSec=1s
 
 [Install]
 WantedBy=multi-user.target
 EOF
 
 start_unit "$SKIFF_AGENT_UNIT"
+start_unit "$SKIFF_DNS_SOCKET"
 start_unit "$SKIFF_DNS_UNIT"
 
 # Up when its server for the apiserver (logs, exec) listens: it runs with its credentials

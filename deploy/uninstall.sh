@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Removes what deploy/install-server.sh or deploy/install-agent.sh put on this host, and what
 # Skiff made while it ran, and nothing else:
-#   - the services skiff-server.service, skiff-agent.service and skiff-dns.service (stopped,
-#     disabled, their unit files gone) and any process still left in them (KillMode=process
+#   - the services skiff-server.service, skiff-agent.service and skiff-dns.service, and
+#     skiff-dns.socket (stopped, disabled, their unit files gone) and any process still left in them (KillMode=process
 #     leaves them), and the cluster DNS address skiff-dns put on the loopback interface;
 #   - every Docker container of Skiff's pods (label io.skiff.node) and Skiff's Docker
 #     networks (labels io.skiff.node, io.skiff.network), and the pause image it built;
@@ -26,6 +26,7 @@ SKIFF_UNIT_DIR=/etc/systemd/system
 SKIFF_SERVER_UNIT=skiff-server.service
 SKIFF_AGENT_UNIT=skiff-agent.service
 SKIFF_DNS_UNIT=skiff-dns.service
+SKIFF_DNS_SOCKET=skiff-dns.socket
 SKIFF_COMMAND=/usr/local/bin/skiff
 SKIFF_COMMAND_MARK="# Skiff's command, installed by deploy/install-server.sh or install-agent.sh"
 SKIFF_UNINSTALL=/usr/local/bin/skiff-uninstall.sh
@@ -39,7 +40,7 @@ die() { echo "$PROG: error: $*" >&2; exit 1; }
 POD_LABEL=io.skiff.node          # kubelet.runtime.LABEL_NODE: every container of a pod
 NETWORK_LABELS=(io.skiff.node io.skiff.network)
 PAUSE_IMAGE=skiff/pause:1        # kubelet/runtime/pause.py builds it on the node
-UNITS=("$SKIFF_DNS_UNIT" "$SKIFF_AGENT_UNIT" "$SKIFF_SERVER_UNIT")
+UNITS=("$SKIFF_DNS_SOCKET" "$SKIFF_DNS_UNIT" "$SKIFF_AGENT_UNIT" "$SKIFF_SERVER_UNIT")
 REMOVED=()
 
 case "${1:-}" in

@@ -10,7 +10,10 @@ alias; a client pod on an agent node (not the server's) asks by cluster IP and b
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 import time
 import uuid
@@ -20,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from cluster import multinode
 from pytest_skiff.session import SkiffCluster
 
 # Each pod answers with its own name on the port its container calls "http", and is ready
@@ -119,21 +123,25 @@ def app(skiff_cluster: SkiffCluster, busybox_image: str) -> Iterator[App]:
         spec:
           type: ExternalName
           externalName: web.{ns}.svc.{DOMAIN}
-        ---
-        apiVersion: v1
-        kind: Pod
-        metadata: {{name: client}}
-        spec:
-          nodeName: {agent}
-          terminationGracePeriodSeconds: 0
-          containers:
-          - name: client
-            image: {busybox_image}
-            imagePullPolicy: IfNotPresent
-            command: ["sleep", "3600"]
         """), namespace=ns)
+    # The client on an agent node; another on the server's node.
+    for client, node in (("client", agent), ("client-on-server", skiff_cluster.nodes[0])):
+        skiff_cluster.apply(textwrap.dedent(f"""\
+            apiVersion: v1
+            kind: Pod
+            metadata: {{name: {client}}}
+            spec:
+              nodeName: {node}
+              terminationGracePeriodSeconds: 0
+              containers:
+              - name: client
+                image: {busybox_image}
+                imagePullPolicy: IfNotPresent
+                command: ["sleep", "3600"]
+            """), namespace=ns)
     skiff_cluster.wait_for("Deployment", "web", "Available", namespace=ns, timeout=120)
-    skiff_cluster.wait_for("Pod", "client", "Ready", namespace=ns, timeout=120)
+    for client in ("client", "client-on-server"):
+        skiff_cluster.wait_for("Pod", client, "Ready", namespace=ns, timeout=120)
     made = App(skiff_cluster, ns, busybox_image)
     made.wait_ready_endpoints(3)
     yield made
@@ -266,3 +274,39 @@ def test_a_named_target_port_with_a_different_number_per_pod(app: App) -> None:
     answered = app.requests("multi", 30)
     assert "FAILED" not in answered, answered
     assert set(answered) == {"multi-8081", "multi-9091"}, answered
+
+
+@pytest.mark.parametrize("node_index", [0, 1], ids=["server-node", "agent-node"])
+def test_lookups_do_not_fail_while_a_nodes_dns_restarts(app: App, node_index: int) -> None:
+    """The node's skiff-dns restarts (the server node's killed, its supervisor starting it
+    again after a second; an agent's restarted by systemd) while a pod there asks by name:
+    its sockets are held across the restart (skiff up's supervisor, skiff-dns.socket), so
+    the queries wait for the new process and none fails."""
+    node = app.cluster.nodes[node_index]
+    pod = "client-on-server" if node_index == 0 else "client"
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "exec", pod, "-n", app.ns, "--", "sh", "-c",
+         "for i in $(seq 50); do timeout 10 wget -qO- http://web/ >/dev/null && echo ok "
+         "|| echo FAILED; sleep 0.1; done"],
+        env={**os.environ, "SKIFF_CONFIG": str(app.cluster.kubeconfig),
+             "PYTHONPATH": str(multinode.REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)
+        restart = ("kill $(cat /var/lib/skiff/server/run/dns.pid)" if node_index == 0
+                   else "systemctl restart skiff-dns.service")
+        done = subprocess.run(["docker", "exec", node, "sh", "-c", restart],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        out, err = loop.communicate(timeout=240)
+    finally:
+        if loop.poll() is None:
+            loop.kill()
+    answers = out.split()
+    assert answers == ["ok"] * 50, (answers, err)
+    # It did restart: a new process answers, and it was handed the held sockets.
+    log = ("tail -n 50 /var/lib/skiff/server/logs/dns.log" if node_index == 0
+           else "journalctl -u skiff-dns.service -n 50 --no-pager")
+    shown = subprocess.run(["docker", "exec", node, "sh", "-c", log], capture_output=True,
+                           text=True, timeout=60).stdout
+    assert shown.count("(udp, tcp; sockets handed over)") >= 2, shown

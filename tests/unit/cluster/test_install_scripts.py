@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from cluster.components import DEFAULT_CLUSTER_DNS
+
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY = REPO / "deploy"
 SCRIPTS = ("install-common.sh", "install-server.sh", "install-agent.sh", "uninstall.sh")
@@ -40,11 +42,16 @@ def test_uninstall_names_the_paths_the_installs_use() -> None:
     common, uninstall = (assignments(DEPLOY / n) for n in ("install-common.sh", "uninstall.sh"))
     shared = set(common) & set(uninstall)
     assert {"SKIFF_VENV", "SKIFF_ETC", "SKIFF_STATE", "SKIFF_UNIT_DIR", "SKIFF_SERVER_UNIT",
-            "SKIFF_AGENT_UNIT", "SKIFF_DNS_UNIT", "SKIFF_COMMAND", "SKIFF_COMMAND_MARK",
-            "SKIFF_UNINSTALL"} <= shared
+            "SKIFF_AGENT_UNIT", "SKIFF_DNS_UNIT", "SKIFF_DNS_SOCKET", "SKIFF_COMMAND",
+            "SKIFF_COMMAND_MARK", "SKIFF_UNINSTALL"} <= shared
     assert {k: common[k] for k in shared} == {k: uninstall[k] for k in shared}
     mark = uninstall["SKIFF_UNINSTALL_MARK"].strip('"')
     assert mark in (DEPLOY / "uninstall.sh").read_text().splitlines()[1]
+
+
+def test_agents_use_skiff_ups_cluster_dns_address() -> None:
+    common = assignments(DEPLOY / "install-common.sh")
+    assert common["SKIFF_CLUSTER_DNS"].split()[0] == DEFAULT_CLUSTER_DNS
 
 
 def test_write_file_changes_only_what_differs(tmp_path: Path) -> None:
