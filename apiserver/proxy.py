@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
 from apiserver import errors, storage
 from apiserver.authorization import AlwaysAllow, Attributes, Authorizer, check
@@ -42,6 +44,13 @@ DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 _LOGS = "/skiff.api.v1.Kubelet/Logs"
 _EXEC = "/skiff.api.v1.Kubelet/Exec"
 _PORT_FORWARD = "/skiff.api.v1.Kubelet/PortForward"
+
+Req = TypeVar("Req", kapi.ExecRequest, kapi.PortForwardRequest)
+Resp = TypeVar("Resp", kapi.ExecResponse, kapi.PortForwardResponse)
+
+
+def _serialize(message: Message) -> bytes:
+    return message.SerializeToString()
 # A restarted kubelet is reachable again within a second, not after gRPC's long backoff.
 _CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 16 * 1024 * 1024),
                     *RECONNECT_OPTIONS]
@@ -192,25 +201,23 @@ class KubeletProxy:
         finally:
             call.cancel()  # the user went away: so does the kubelet's stream
 
-    # ---- Exec ----
+    # ---- streams both ways: Exec, PortForward ----
 
-    async def Exec(self, requests: AsyncIterator[kapi.ExecRequest],
-                   context: grpc.aio.ServicerContext) -> AsyncIterator[kapi.ExecResponse]:
-        try:
-            first, address, channel = await self._start_exec(requests)
-        except errors.ApiError as err:
-            await errors.abort(context, err)
-            return
+    async def _relay(self, method: str, response_type: type[Resp], first: Req,
+                     requests: AsyncIterator[Req], address: str, channel: grpc.aio.Channel,
+                     context: grpc.aio.ServicerContext) -> AsyncIterator[Resp]:
+        """The caller's stream (its `first` message already read) to the kubelet at
+        `address` and the kubelet's back. It ends when the caller half-closes, so the
+        call towards the kubelet does too (port-forward's half-close)."""
 
-        async def upstream() -> AsyncIterator[kapi.ExecRequest]:
+        async def upstream() -> AsyncIterator[Req]:
             yield first
             async for request in requests:
                 yield request
 
         call = channel.stream_stream(
-            _EXEC, request_serializer=kapi.ExecRequest.SerializeToString,
-            response_deserializer=kapi.ExecResponse.FromString)(upstream(),
-                                                                metadata=self._metadata)
+            method, request_serializer=_serialize,
+            response_deserializer=response_type.FromString)(upstream(), metadata=self._metadata)
         streamed = False
         try:
             async for response in call:
@@ -221,6 +228,20 @@ class KubeletProxy:
             await errors.abort(context, failure)
         finally:
             call.cancel()
+
+    # ---- Exec ----
+
+    async def Exec(self, requests: AsyncIterator[kapi.ExecRequest],
+                   context: grpc.aio.ServicerContext) -> AsyncIterator[kapi.ExecResponse]:
+        try:
+            first, address, channel = await self._start_exec(requests)
+        except errors.ApiError as err:
+            await errors.abort(context, err)
+            return
+
+        async for response in self._relay(_EXEC, kapi.ExecResponse, first, requests,
+                                          address, channel, context):
+            yield response
 
     async def _start_exec(self, requests: AsyncIterator[kapi.ExecRequest]
                           ) -> tuple[kapi.ExecRequest, str, grpc.aio.Channel]:
@@ -256,26 +277,9 @@ class KubeletProxy:
             await errors.abort(context, err)
             return
 
-        async def upstream() -> AsyncIterator[kapi.PortForwardRequest]:
-            # Ends when the caller half-closes: so does this call, towards the kubelet.
-            yield first
-            async for request in requests:
-                yield request
-
-        call = channel.stream_stream(
-            _PORT_FORWARD, request_serializer=kapi.PortForwardRequest.SerializeToString,
-            response_deserializer=kapi.PortForwardResponse.FromString)(
-                upstream(), metadata=self._metadata)
-        streamed = False
-        try:
-            async for response in call:
-                streamed = True
-                yield response
-        except grpc.aio.AioRpcError as err:
-            failure = self._upstream_error(err, address, channel, streamed)
-            await errors.abort(context, failure)
-        finally:
-            call.cancel()
+        async for response in self._relay(_PORT_FORWARD, kapi.PortForwardResponse, first,
+                                          requests, address, channel, context):
+            yield response
 
     async def _start_port_forward(self, requests: AsyncIterator[kapi.PortForwardRequest]
                                   ) -> tuple[kapi.PortForwardRequest, str, grpc.aio.Channel]:

@@ -15,8 +15,8 @@ os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 # so that the plugin's tests run from a checkout too (loaded once either way: the entry
 # point has the module's name).
 pytest_plugins = ["fixtures.etcd", "fixtures.apiserver", "fixtures.docker", "fixtures.registry",
-                  "fixtures.kubelet", "fixtures.simcluster", "fixtures.cli", "fixtures.nodes",
-                  "pytest_skiff.plugin"]
+                  "fixtures.kubelet", "fixtures.fake_node", "fixtures.simcluster", "fixtures.cli",
+                  "fixtures.nodes", "pytest_skiff.plugin"]
 
 
 def pytest_collection_modifyitems(config: object, items: list[object]) -> None:

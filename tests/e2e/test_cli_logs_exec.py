@@ -12,7 +12,6 @@ import pty
 import struct
 import sys
 import termios
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,14 @@ from fixtures.fake_node import FakeNode
 
 from kubelet.runtime import LABEL_POD_UID
 from skiff.api.v1 import core_pb2
-from skiff.client.client import Client
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "SKIFF_CONFIG": "/nonexistent/skiff-config"}
 
 
 @pytest.fixture
-async def node(client: Client) -> AsyncIterator[FakeNode]:
-    n = await FakeNode(client).start()
-    try:
-        yield n
-    finally:
-        await n.delete()
+def node(fake_node: FakeNode) -> FakeNode:
+    return fake_node
 
 
 class Result:

@@ -26,12 +26,8 @@ from skiff.client.transport import ClientCredentials, open_channel
 
 
 @pytest.fixture
-async def node(client: Client) -> AsyncIterator[FakeNode]:
-    n = await FakeNode(client).start()
-    try:
-        yield n
-    finally:
-        await n.delete()
+def node(fake_node: FakeNode) -> FakeNode:
+    return fake_node
 
 
 async def read_logs(client: Client, pod: str, ns: str, **kwargs: object) -> bytes:

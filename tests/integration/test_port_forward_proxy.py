@@ -18,12 +18,8 @@ from skiff.client.client import Client, PortForwardStream
 
 
 @pytest.fixture
-async def node(client: Client) -> AsyncIterator[FakeNode]:
-    n = await FakeNode(client).start()
-    try:
-        yield n
-    finally:
-        await n.delete()
+def node(fake_node: FakeNode) -> FakeNode:
+    return fake_node
 
 
 @pytest.fixture
