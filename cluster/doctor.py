@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from dnslib import QTYPE, RCODE, DNSError, DNSRecord
+
 from skiff import pki
 from skiff.api.v1 import core_pb2
 from skiff.client import errors
@@ -108,6 +110,8 @@ async def _cluster_checks(config: ClientConfig, node_name: str | None) -> list[C
                 "tokens need clocks within 5 minutes"))
             nodes, _ = await client.list(core_pb2.Node)
             checks += _node_checks(nodes, node_name, version.version)
+            if node_name:
+                checks.append(await _cluster_dns_check(client))
     except errors.ApiError as err:
         checks.append(Check("apiserver", False, f"{config.server}: {err.message}",
                             "check the client config (server, certificate-authority-data, "
@@ -140,6 +144,34 @@ def _node_checks(nodes: list[core_pb2.Node], node_name: str | None,
         checks.append(routes_check(mine[0], others))
         checks.append(pod_network_check(mine[0], others))
     return checks
+
+
+async def _cluster_dns_check(client: Client) -> Check:
+    try:
+        service = await client.get(core_pb2.Service, "kube-dns", "kube-system")
+    except errors.NotFound:
+        return Check("cluster DNS", True, "none (no kube-system/kube-dns Service): pods get "
+                     "the host's DNS")
+    return await asyncio.to_thread(dns_check, service.spec.cluster_ip)
+
+
+def dns_check(address: str, *, port: int = 53, domain: str = "cluster.local",
+              timeout: float = 2.0) -> Check:
+    """This node's skiff-dns answers on the cluster DNS address what pods ask it."""
+    name = f"kube-dns.kube-system.svc.{domain}"
+    fix = ("skiff-dns answers there on every node: see `systemctl status skiff-dns` on an "
+           "agent, `skiff status` on the server")
+    try:
+        reply = DNSRecord.parse(DNSRecord.question(name, "A").send(address, port,
+                                                                    timeout=timeout))
+    except (OSError, DNSError) as err:
+        return Check("cluster DNS", False, f"no answer from {address}:{port} for {name}: "
+                     f"{err or 'timed out'}", fix)
+    got = sorted(str(r.rdata) for r in reply.rr if r.rtype == QTYPE.A)
+    if got != [address]:
+        return Check("cluster DNS", False, f"{address}:{port} answered {name} with "
+                     f"{got or RCODE.get(reply.header.rcode)}, not {address}", fix)
+    return Check("cluster DNS", True, f"{address}:{port} answers on this node")
 
 
 def pod_network_check(node: core_pb2.Node, others: list[core_pb2.Node]) -> Check:

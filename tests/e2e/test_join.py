@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_skiff_up import REPO, cluster_args, down, remove_node_leftovers, skiff
+from test_skiff_up import REPO, cluster_args, cluster_dns, down, remove_node_leftovers, skiff
 
 from cluster.multinode import JOIN_COMMAND
 from cluster.process import free_ports
@@ -257,7 +257,8 @@ def test_doctor_checks_the_host_and_says_how_to_fix_what_fails(server: Server,
     node = yaml.safe_load((server.data / "cluster.json").read_text())["node_name"]
     for expected in ("[ok] docker: dockerd answers", "[ok] apiserver: https://127.0.0.1:",
                      "[ok] clock: ", f"[ok] node {node}: podCIDR: 10.244.",
-                     f"[ok] node {node}: version: agent v0.1.0-skiff, apiserver 0.1.0"):
+                     f"[ok] node {node}: version: agent v0.1.0-skiff, apiserver 0.1.0",
+                     f"[ok] cluster DNS: {cluster_dns(server.data)}:53 answers on this node"):
         assert any(line.startswith(expected) for line in lines), out.stdout
     # An apiserver that does not answer: one failure, how to fix it, exit 1.
     gone = tmp_path / "gone"

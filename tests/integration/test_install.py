@@ -372,6 +372,7 @@ def test_the_agents_probe_each_others_pod_networks_and_doctor_says_so(
     doctor = a.run("skiff", "doctor", "--state-dir", f"{STATE}/agent")
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     assert "[ok] pod network: reaches the pod networks of 2 node(s)" in doctor.stdout
+    assert "[ok] cluster DNS: 10.96.0.10:53 answers on this node" in doctor.stdout
     # A firewall on b that drops what comes to its pods' side: a's probes see it.
     rule = "INPUT -p tcp --dport 10262 -j DROP"
     b.out(f"iptables -I {rule}")
