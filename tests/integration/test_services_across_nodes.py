@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -310,3 +312,31 @@ def test_lookups_do_not_fail_while_a_nodes_dns_restarts(app: App, node_index: in
     shown = subprocess.run(["docker", "exec", node, "sh", "-c", log], capture_output=True,
                            text=True, timeout=60).stdout
     assert shown.count("(udp, tcp; sockets handed over)") >= 2, shown
+
+
+def test_port_forward_from_this_machine_to_a_service_in_the_cluster(app: App) -> None:
+    """`skiff port-forward svc/web` on the admin's machine (this one): through the
+    apiserver on the server node to the kubelet of the pod's node, which connects inside
+    the pod's network namespace (its dockerd's pids, inside the node)."""
+    forward = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "port-forward", "-n", app.ns, "svc/web", ":80"],
+        env={**os.environ, "SKIFF_CONFIG": str(app.cluster.kubeconfig),
+             "PYTHONPATH": str(multinode.REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert forward.stdout is not None and forward.stderr is not None
+        line = forward.stdout.readline().strip()  # the first: 127.0.0.1 (then [::1])
+        found = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080", line)
+        assert found, (line, forward.stderr.read() if forward.poll() is not None else "")
+        pages = set()
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{found.group(1)}/",
+                                        timeout=20) as response:
+                pages.add(response.read().decode().strip())
+        assert len(pages) == 1 and pages <= set(app.pods()), pages  # one pod, as kubectl
+        forward.send_signal(signal.SIGTERM)
+        assert forward.wait(15) == 0
+    finally:
+        if forward.poll() is None:
+            forward.kill()
+            forward.wait()
