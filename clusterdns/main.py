@@ -67,7 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="serve after this long even if the caches have not synced (the "
                    "cluster's names get SERVFAIL until they have; default %(default)s)")
     p.add_argument("--log-level", default="INFO")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.cleanup_only = args.bind_address  # --cleanup: that address alone, when given
+    args.bind_address = args.bind_address or DEFAULT_BIND_ADDRESS
+    return args
 
 
 def _upstreams(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -195,8 +198,7 @@ def cleanup(only: str | None) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.cleanup:
-        raise SystemExit(cleanup(args.bind_address))
-    args.bind_address = args.bind_address or DEFAULT_BIND_ADDRESS
+        raise SystemExit(cleanup(args.cleanup_only))
     try:
         daemon.run(run(args), args.log_level)
     except AddressError as err:

@@ -23,3 +23,9 @@ def test_production_defaults() -> None:
     args = parse_args([])
     assert (args.bind_address, args.port, args.cluster_domain, args.resolv_conf) == (
         "10.96.0.10", 53, "cluster.local", "/etc/resolv.conf")
+
+
+def test_cleanup_removes_the_address_given_or_every_one_of_skiff_dns() -> None:
+    assert parse_args(["--cleanup"]).cleanup_only is None
+    assert parse_args(["--cleanup", "--bind-address", "10.100.1.2"]).cleanup_only == \
+        "10.100.1.2"
