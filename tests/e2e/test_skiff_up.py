@@ -362,4 +362,6 @@ def test_foreground_up_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-            down(tmp_path)  # the supervisor is gone: stop what it started
+        # What a stopped cluster leaves (pods, their network, its DNS address) goes too;
+        # after a kill, also what the supervisor started.
+        down(tmp_path)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fixtures.cli import until
-from test_skiff_up import cluster_args, node_name, skiff
+from test_skiff_up import cluster_args, cluster_dns, node_name, skiff
 
 DAEMONS = ["etcd", "apiserver", "scheduler", "controller-manager", "kubelet", "dns"]
 REPLICAS = 3
@@ -203,6 +203,9 @@ def test_purge_removes_this_clusters_containers_mounts_and_data_and_nothing_else
         assert purged.returncode == 0, purged.stderr
         assert containers(node) == []
         assert mounts_under(data) == []
+        lo = subprocess.run(["ip", "-4", "-o", "addr", "show", "dev", "lo"],
+                            capture_output=True, text=True, check=True).stdout
+        assert f" {cluster_dns(data)}/32 " not in lo  # its DNS address, skiff-dns's label
         assert not data.exists()
         assert subprocess.run(["docker", "network", "ls", "-q", "--filter",
                                f"label=io.skiff.node={node}"], capture_output=True, text=True,
