@@ -194,30 +194,31 @@ def cleanup_pod_network(node: str, say: Say) -> None:
     """Removes the pod network's iptables chains and routes (and the node's pods bridge,
     if the label did not find it) with the kubelet's own cleanup; ClusterError when it
     cannot."""
-    try:
-        out = subprocess.run(kubelet_cleanup_command(node_name=node), capture_output=True,
-                             text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise ClusterError("the pod network's cleanup did not finish within 120 s") from None
-    for line in out.stdout.splitlines():
-        if line.strip() and not line.startswith("nothing of the pod network's"):
-            say(line)
-    if out.returncode != 0:
-        problem = out.stderr.strip().splitlines()[-1] if out.stderr.strip() else (
-            f"exit code {out.returncode}")
-        raise ClusterError(f"cannot remove the pod network's rules and routes: {problem}")
+    _run_cleanup(kubelet_cleanup_command(node_name=node), "the pod network's rules and routes",
+                 say, timeout=120, quiet="nothing of the pod network's")
 
 
 def cleanup_cluster_dns(address: str, say: Say) -> None:
     """Removes the cluster DNS address skiff-dns put on this host (if it did); ClusterError
     when it cannot."""
-    out = subprocess.run(dns_cleanup_command(address), capture_output=True, text=True,
-                         timeout=60)
+    _run_cleanup(dns_cleanup_command(address), "the cluster DNS address", say, timeout=60)
+
+
+def _run_cleanup(argv: list[str], what: str, say: Say, *, timeout: float,
+                 quiet: str = "") -> None:
+    """A daemon's own --cleanup (kube-proxy's way): what it removed is said (but its lines
+    starting with `quiet`); ClusterError when it could not remove something."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ClusterError(f"removing {what} did not finish within {timeout:.0f} s") from None
     for line in out.stdout.splitlines():
-        say(line)
+        if line.strip() and not (quiet and line.startswith(quiet)):
+            say(line)
     if out.returncode != 0:
-        raise ClusterError("cannot remove the cluster DNS address: "
-                           f"{out.stdout.strip() or out.stderr.strip() or out.returncode}")
+        lines = (out.stderr.strip() or out.stdout.strip()).splitlines()
+        raise ClusterError(f"cannot remove {what}: "
+                           f"{lines[-1] if lines else f'exit code {out.returncode}'}")
 
 
 def _unmount(point: str) -> None:

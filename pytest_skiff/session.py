@@ -239,15 +239,29 @@ class SkiffCluster:
         """The `skiff` CLI with this cluster's config: `run("get", "pods", "-o", "wide")`.
         With `check`, a failure raises CalledProcessError (its stderr in the message)."""
         __tracebackhide__ = True  # failures point at the test's line
-        # The CLI of this very installation (or checkout), with the cluster's config.
-        path = os.pathsep.join(p for p in (str(multinode.REPO), os.environ.get("PYTHONPATH"))
-                               if p)
-        env = {**os.environ, "SKIFF_CONFIG": str(self.kubeconfig), "PYTHONPATH": path}
-        result = subprocess.run([sys.executable, "-m", "cli.main", *args], env=env, text=True,
+        result = subprocess.run(self._cli(args), env=self._cli_env(), text=True,
                                 capture_output=True, timeout=timeout, input=input, check=False)
         if check and result.returncode != 0:
             raise CliFailed(result)
         return result
+
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """The `skiff` CLI with this cluster's config, started and left running (say,
+        `popen("port-forward", "svc/web", ":80")`), its stdout and stderr as pipes of
+        text; the caller stops it."""
+        return subprocess.Popen(self._cli(args), env=self._cli_env(), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    @staticmethod
+    def _cli(args: tuple[str, ...]) -> builtins.list[str]:
+        return [sys.executable, "-m", "cli.main", *args]
+
+    def _cli_env(self) -> dict[str, str]:
+        # The CLI of this very installation (or checkout), with the cluster's config.
+        path = os.pathsep.join(p for p in (str(multinode.REPO), os.environ.get("PYTHONPATH"))
+                               if p)
+        return {**os.environ, "SKIFF_CONFIG": str(self.kubeconfig), "PYTHONPATH": path}
 
 
 class CliFailed(subprocess.CalledProcessError):

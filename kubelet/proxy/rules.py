@@ -262,15 +262,8 @@ def plan_full(desired: Ruleset, saves: Mapping[str, str], *, force: bool = False
                  if force or c not in state.chains or state.rules.get(c, []) != rules]
         stale = sorted(c for c in state.chains if is_owned(table, c) and c not in chains)
         jumps = _fix_jumps(table, state.rules)
-        if not (write or stale or jumps):
-            continue
-        out.append(f"*{table}")
-        out += [f":{c} - [0:0]" for c in [*write, *stale]]
-        for c in write:
-            out += chains[c]
-        out += [f"-X {c}" for c in stale]
-        out += jumps
-        out.append("COMMIT")
+        if write or stale or jumps:
+            out += _table_block(table, chains, write, stale, jumps)
     return "\n".join(out) + "\n" if out else None
 
 
@@ -281,15 +274,22 @@ def plan_changes(desired: Ruleset, written: Ruleset) -> str | None:
         want, have = desired.tables[table], written.tables[table]
         changed = [c for c, rules in want.items() if have.get(c) != rules]
         gone = [c for c in have if c not in want]
-        if not changed and not gone:
-            continue
-        out.append(f"*{table}")
-        out += [f":{c} - [0:0]" for c in [*changed, *gone]]
-        for c in changed:
-            out += want[c]
-        out += [f"-X {c}" for c in gone]
-        out.append("COMMIT")
+        if changed or gone:
+            out += _table_block(table, want, changed, gone)
     return "\n".join(out) + "\n" if out else None
+
+
+def _table_block(table: str, chains: Chains, write: list[str], delete: list[str],
+                 jumps: list[str] | None = None) -> list[str]:
+    """One table's part of an iptables-restore --noflush input: the chains of `write`
+    declared (emptied) and filled from `chains`, those of `delete` emptied and deleted,
+    then `jumps`."""
+    return [f"*{table}",
+            *(f":{c} - [0:0]" for c in [*write, *delete]),
+            *(rule for c in write for rule in chains[c]),
+            *(f"-X {c}" for c in delete),
+            *(jumps or []),
+            "COMMIT"]
 
 
 def plan_cleanup(saves: Mapping[str, str]) -> str | None:

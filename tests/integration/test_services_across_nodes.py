@@ -10,11 +10,9 @@ alias; a client pod on an agent node (not the server's) asks by cluster IP and b
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 import urllib.request
@@ -25,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from cluster import multinode
 from pytest_skiff.session import SkiffCluster
 
 # Each pod answers with its own name on the port its container calls "http", and is ready
@@ -52,6 +49,10 @@ class App:
         out = self.client(f"for i in $(seq {count}); do timeout 3 wget -qO- http://{target}/"
                           f" || echo FAILED; sleep {pause}; done")
         return out.split()
+
+    def cluster_ip(self) -> str:
+        """The cluster IP of the Service `web`."""
+        return str(self.cluster.get("Service", "web", self.ns)["spec"]["clusterIP"])
 
     def pods(self) -> dict[str, dict[str, Any]]:
         return {p["metadata"]["name"]: p for p in
@@ -161,7 +162,7 @@ def test_pods_use_the_cluster_dns(app: App) -> None:
 
 def test_every_nodes_dns_answers_its_pods(app: App) -> None:
     """skiff-dns runs on the server node (skiff up) and on the agents (skiff-dns.service)."""
-    cluster_ip = app.cluster.get("Service", "web", app.ns)["spec"]["clusterIP"]
+    cluster_ip = app.cluster_ip()
     by_node = {p["spec"]["nodeName"]: name for name, p in app.pods().items()}
     assert set(by_node) == set(app.cluster.nodes)
     for node, pod in by_node.items():
@@ -176,7 +177,7 @@ def test_a_client_on_one_node_reaches_pods_on_the_others_by_cluster_ip_and_by_na
     nodes = {p["spec"]["nodeName"] for p in pods.values()}
     client_node = app.cluster.nodes[1]
     assert nodes == set(app.cluster.nodes)  # one on each node, the client's too
-    cluster_ip = app.cluster.get("Service", "web", app.ns)["spec"]["clusterIP"]
+    cluster_ip = app.cluster_ip()
 
     by_ip = app.requests(cluster_ip, 30)
     by_name = app.requests("web", 60)  # the search path: web.NS.svc.cluster.local
@@ -206,7 +207,7 @@ def test_srv_records_for_a_named_port(app: App) -> None:
 def test_an_external_name_resolves_through_a_cname(app: App) -> None:
     out = app.nslookup(f"alias.{app.ns}.svc.{DOMAIN}")
     assert f"canonical name = web.{app.ns}.svc.{DOMAIN}" in out, out
-    cluster_ip = app.cluster.get("Service", "web", app.ns)["spec"]["clusterIP"]
+    cluster_ip = app.cluster_ip()
     assert cluster_ip in looked_up(out)
 
 
@@ -286,13 +287,10 @@ def test_lookups_do_not_fail_while_a_nodes_dns_restarts(app: App, node_index: in
     the queries wait for the new process and none fails."""
     node = app.cluster.nodes[node_index]
     pod = "client-on-server" if node_index == 0 else "client"
-    loop = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "exec", pod, "-n", app.ns, "--", "sh", "-c",
-         "for i in $(seq 50); do timeout 10 wget -qO- http://web/ >/dev/null && echo ok "
-         "|| echo FAILED; sleep 0.1; done"],
-        env={**os.environ, "SKIFF_CONFIG": str(app.cluster.kubeconfig),
-             "PYTHONPATH": str(multinode.REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    loop = app.cluster.popen(
+        "exec", pod, "-n", app.ns, "--", "sh", "-c",
+        "for i in $(seq 50); do timeout 10 wget -qO- http://web/ >/dev/null && echo ok "
+        "|| echo FAILED; sleep 0.1; done")
     try:
         time.sleep(1.5)
         restart = ("kill $(cat /var/lib/skiff/server/run/dns.pid)" if node_index == 0
@@ -318,11 +316,7 @@ def test_port_forward_from_this_machine_to_a_service_in_the_cluster(app: App) ->
     """`skiff port-forward svc/web` on the admin's machine (this one): through the
     apiserver on the server node to the kubelet of the pod's node, which connects inside
     the pod's network namespace (its dockerd's pids, inside the node)."""
-    forward = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "port-forward", "-n", app.ns, "svc/web", ":80"],
-        env={**os.environ, "SKIFF_CONFIG": str(app.cluster.kubeconfig),
-             "PYTHONPATH": str(multinode.REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    forward = app.cluster.popen("port-forward", "-n", app.ns, "svc/web", ":80")
     try:
         assert forward.stdout is not None and forward.stderr is not None
         line = forward.stdout.readline().strip()  # the first: 127.0.0.1 (then [::1])
